@@ -1,0 +1,28 @@
+"""binrec: fast, safe binary records and persistence for Python.
+
+The record codec (:class:`Struct`) decodes fixed-size binary records described
+by a :mod:`struct` format into numpy arrays and encodes them back, byte for
+byte as struct does.  ``binrec.backend`` says which kernels run:
+``"compiled"`` (the Cython extension) or ``"python"`` (the numpy fallback).
+"""
+
+from __future__ import annotations
+
+from ._backend import backend
+from ._errors import Error
+from .records import Struct, calcsize, dtype, pack, pack_into, unpack, unpack_columns
+
+__all__ = [
+    "Error",
+    "Struct",
+    "backend",
+    "calcsize",
+    "dtype",
+    "pack",
+    "pack_into",
+    "unpack",
+    "unpack_columns",
+    "__version__",
+]
+
+__version__ = "0.1.0"

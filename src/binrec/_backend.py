@@ -1,0 +1,47 @@
+"""Choose the kernel backend once, at import.
+
+The compiled ``binrec._codec`` is used when it imports; otherwise the numpy
+kernels in ``_kernels_py``.  ``BINREC_PUREPYTHON=1`` (set before import)
+forces the Python kernels.  A build that silently fell back to Python is the
+trap msgpack-python users fell into, so a missing extension warns once
+(unless Python was asked for) and ``binrec.backend`` always says which
+backend runs.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from types import ModuleType
+
+from . import _kernels_py
+
+__all__ = ["kernels", "backend", "python_kernels", "compiled_kernels"]
+
+python_kernels: ModuleType = _kernels_py
+compiled_kernels: ModuleType | None
+_import_error: BaseException | None = None
+
+try:
+    from . import _codec as compiled_kernels  # type: ignore[attr-defined,no-redef]
+except ImportError as exc:  # no compiled wheel for this platform, or a pure install
+    compiled_kernels = None
+    _import_error = exc
+
+_forced_python = os.environ.get("BINREC_PUREPYTHON", "").strip() not in ("", "0")
+
+if compiled_kernels is not None and not _forced_python:
+    kernels: ModuleType = compiled_kernels
+else:
+    kernels = python_kernels
+    if compiled_kernels is None and not _forced_python:
+        warnings.warn(
+            "binrec: the compiled extension binrec._codec is not available "
+            "(no wheel for this platform, or installed without a compiler); "
+            "using the slower pure-Python backend. "
+            "Set BINREC_PUREPYTHON=1 to silence this warning.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+backend: str = kernels.NAME

@@ -1,0 +1,256 @@
+"""Turn user values into the layout's native dtype, with struct's checks.
+
+struct refuses what it cannot represent (an integer out of range, a float
+where an integer belongs, a float too large for ``f``/``e``, a str for
+``s``); numpy casts wrap or round silently.  Everything here is vectorised
+where the input is already a numeric numpy array, and falls back to a
+per-object loop (exactly struct's rules) for lists of Python objects, which
+also gives the precise row of the first bad value.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+
+from ._errors import Error
+from ._layout import Field, Layout, int_range
+
+__all__ = ["coerce_column", "field_error"]
+
+
+def field_error(f: Field, row: int | None, message: str) -> Error:
+    where = f"field {f.name!r} (format {_code(f)!r}"
+    where += f", row {row})" if row is not None else ")"
+    return Error(f"{where}: {message}")
+
+
+def _code(f: Field) -> str:
+    return f"{f.count}{f.code}" if f.code in "sp" else f.code
+
+
+def _range_message(f: Field) -> str:
+    lo, hi = int_range(f.code, f.size)
+    return f"'{f.code}' format requires {lo} <= number <= {hi}"
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _as_array(values: Any) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):
+        arr = None
+    if arr is None or arr.ndim != 1:
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = list(values)
+    return arr
+
+
+_FAST_KINDS = {
+    "int": "biu",
+    "float": "biuf",
+    "complex": "biufc",
+    "bool": "biufc",
+    "char": "S",
+    "bytes": "S",
+    "pascal": "",
+}
+
+
+def coerce_column(f: Field, values: Any, base_row: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return ``(column, pascal_lengths)``: ``column`` in ``f.native`` dtype,
+    checked as struct checks; ``pascal_lengths`` only for ``p`` fields fed
+    with Python bytes (whose length may include trailing NUL bytes that a
+    numpy ``S`` array cannot remember)."""
+    if f.code == "p" and not isinstance(values, np.ndarray):
+        # keep each bytes object's own length (trailing NULs count for 'p')
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = list(values)
+    else:
+        arr = _as_array(values)
+        if not isinstance(values, np.ndarray) and arr.dtype.kind not in _FAST_KINDS[f.kind]:
+            # numpy guessed a type struct would not (floats for big ints,
+            # str for mixed rows): judge each Python object as struct does.
+            arr = np.empty(len(values), dtype=object)
+            arr[:] = list(values)
+    if arr.ndim != 1:
+        raise Error(f"field {f.name!r}: expected a 1-D column, got an array of shape {arr.shape}")
+    kind = f.kind
+    if kind == "int":
+        return _coerce_int(f, arr, base_row), None
+    if kind == "float":
+        return _coerce_float(f, arr, base_row), None
+    if kind == "complex":
+        return _coerce_complex(f, arr, base_row), None
+    if kind == "bool":
+        return _coerce_bool(f, arr), None
+    if kind == "char":
+        return _coerce_char(f, arr, base_row), None
+    return _coerce_bytes(f, arr, base_row)
+
+
+# -- integers -----------------------------------------------------------------
+
+
+def _coerce_int(f: Field, arr: np.ndarray, base: int) -> np.ndarray:
+    lo, hi = int_range(f.code, f.size)
+    if arr.dtype.kind == "b":
+        return arr.astype(f.native)
+    if arr.dtype.kind in "iu":
+        info = np.iinfo(arr.dtype)
+        if len(arr) and (info.min < lo or info.max > hi):
+            bad = np.zeros(len(arr), dtype=bool)
+            if info.min < lo:
+                bad |= arr < arr.dtype.type(lo)
+            if info.max > hi:
+                bad |= arr > arr.dtype.type(hi)
+            if bad.any():
+                raise field_error(f, base + _first(bad), _range_message(f))
+        if f.code == "P" and arr.dtype.kind == "i":
+            return arr.astype(np.int64).view(np.uint64).astype(f.native)
+        return arr.astype(f.native)
+    if arr.dtype.kind == "O":
+        return _coerce_int_objects(f, arr, base, lo, hi)
+    raise field_error(f, base, "required argument is not an integer")
+
+
+def _coerce_int_objects(f: Field, arr: np.ndarray, base: int, lo: int, hi: int) -> np.ndarray:
+    out = np.empty(len(arr), dtype=np.uint64 if f.code == "P" else f.native)
+    for i, v in enumerate(arr):
+        if isinstance(v, (np.bool_,)):
+            raise field_error(f, base + i, "required argument is not an integer")
+        try:
+            n = operator.index(v)
+        except TypeError:
+            raise field_error(f, base + i, "required argument is not an integer") from None
+        if not lo <= n <= hi:
+            raise field_error(f, base + i, _range_message(f))
+        out[i] = n & 0xFFFFFFFFFFFFFFFF if f.code == "P" else n
+    return out.astype(f.native, copy=False)
+
+
+# -- floats -------------------------------------------------------------------
+
+
+def _check_overflow(f: Field, src: np.ndarray, narrow: np.ndarray, base: int) -> None:
+    """struct: standard-size ``f`` and every ``e`` refuse a finite value that
+    rounds to infinity; native ``@f`` stores the infinity."""
+    if f.native.itemsize == 8 or (f.code == "f" and f.native_mode):
+        return
+    bad = np.isinf(narrow) & np.isfinite(src)
+    if bad.any():
+        raise field_error(f, base + _first(bad), f"float too large to pack with {f.code} format")
+
+
+def _float_objects(f: Field, arr: np.ndarray, base: int) -> np.ndarray:
+    out = np.empty(len(arr), dtype=np.float64)
+    for i, v in enumerate(arr):
+        if isinstance(v, (str, bytes, bytearray, complex, np.complexfloating)):
+            raise field_error(f, base + i, "required argument is not a float")
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError, OverflowError):
+            raise field_error(f, base + i, "required argument is not a float") from None
+    return out
+
+
+def _coerce_float(f: Field, arr: np.ndarray, base: int) -> np.ndarray:
+    if arr.dtype.kind in "biuf":
+        src = arr if arr.dtype.kind == "f" and arr.dtype.itemsize >= f.native.itemsize else arr.astype(np.float64)
+        if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
+            src = arr.astype(np.float64)  # long double: struct goes through double too
+    elif arr.dtype.kind == "O":
+        src = _float_objects(f, arr, base)
+    else:
+        raise field_error(f, base, "required argument is not a float")
+    if src.dtype == f.native:
+        return src
+    with np.errstate(over="ignore", invalid="ignore"):
+        narrow = src.astype(f.native)
+    _check_overflow(f, src, narrow, base)
+    return narrow
+
+
+def _coerce_complex(f: Field, arr: np.ndarray, base: int) -> np.ndarray:
+    if arr.dtype.kind in "biufc":
+        src = arr.astype(np.complex128)
+    elif arr.dtype.kind == "O":
+        src = np.empty(len(arr), dtype=np.complex128)
+        for i, v in enumerate(arr):
+            if isinstance(v, (str, bytes, bytearray)):
+                raise field_error(f, base + i, "required argument is not a complex")
+            try:
+                src[i] = complex(v)
+            except (TypeError, ValueError, OverflowError):
+                raise field_error(f, base + i, "required argument is not a complex") from None
+    else:
+        raise field_error(f, base, "required argument is not a complex")
+    if f.native == np.complex128:
+        return src
+    with np.errstate(over="ignore", invalid="ignore"):
+        narrow = src.astype(f.native)
+    if not f.native_mode:
+        bad = (np.isinf(narrow.real) & np.isfinite(src.real)) | (np.isinf(narrow.imag) & np.isfinite(src.imag))
+        if bad.any():
+            raise field_error(f, base + _first(bad), "float too large to pack with F format")
+    return narrow
+
+
+# -- bool, char, bytes ----------------------------------------------------------
+
+
+def _coerce_bool(f: Field, arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind == "b":
+        return arr.view(np.uint8) != 0  # normalise raw bytes other than 0/1
+    if arr.dtype.kind in "iufc":
+        return arr != 0  # NaN is truthy in Python and here
+    out = np.empty(len(arr), dtype=bool)
+    for i, v in enumerate(arr.tolist() if arr.dtype.kind != "O" else arr):
+        out[i] = bool(v)
+    return out
+
+
+def _coerce_char(f: Field, arr: np.ndarray, base: int) -> np.ndarray:
+    if arr.dtype.kind == "S":
+        if arr.dtype.itemsize == 1:
+            return arr  # the stored byte itself (NUL included)
+        lengths = np.strings.str_len(arr)
+        bad = lengths != 1
+        if bad.any():
+            raise field_error(f, base + _first(bad), "char format requires a bytes object of length 1")
+        return arr.astype("S1")
+    if arr.dtype.kind != "O":
+        raise field_error(f, base, "char format requires a bytes object of length 1")
+    out = np.empty(len(arr), dtype="S1")
+    for i, v in enumerate(arr):
+        if not isinstance(v, bytes) or len(v) != 1:
+            raise field_error(f, base + i, "char format requires a bytes object of length 1")
+        out[i] = v
+    return out
+
+
+def _coerce_bytes(f: Field, arr: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray | None]:
+    if arr.dtype.kind == "S":
+        return arr.astype(f.native), None  # truncates or pads, as struct does
+    if arr.dtype.kind != "O":
+        raise field_error(f, base, f"argument for '{f.code}' must be a bytes object")
+    out = np.zeros(len(arr), dtype=f.native)
+    lengths = np.empty(len(arr), dtype=np.int64) if f.code == "p" else None
+    width = f.native.itemsize
+    view = out.view(np.uint8).reshape(len(arr), width) if width else None
+    for i, v in enumerate(arr):
+        if not isinstance(v, (bytes, bytearray)):
+            raise field_error(f, base + i, f"argument for '{f.code}' must be a bytes object")
+        if view is not None:
+            b = bytes(v[:width])
+            view[i, : len(b)] = np.frombuffer(b, dtype=np.uint8)
+        if lengths is not None:
+            lengths[i] = len(v)
+    return out, lengths

@@ -1,0 +1,147 @@
+"""The record kernels in plain numpy: the fallback backend.
+
+Same interface as the compiled ``_codec`` module.  Callers (``records.py``)
+have already checked every length, offset and count and coerced values to the
+layout's native dtype, so these functions only move bytes.
+
+Interface (both backends):
+
+``unpack_rows(layout, buf, offset, count, out, threads)``
+    decode ``count`` records of ``buf`` (a 1-D uint8 buffer) starting at byte
+    ``offset`` into ``out`` (C-contiguous, ``layout.dtype``, shape (count,)).
+``unpack_columns(layout, buf, offset, count, fields, outs, threads)``
+    decode the selected fields into the 1-D arrays ``outs`` (same order).
+``pack_rows(layout, arr, plens, target, threads)``
+    encode ``arr`` (C-contiguous, ``layout.dtype``) into ``target`` (a
+    writable 1-D uint8 buffer of ``len(arr) * layout.size`` bytes).  ``plens``
+    maps a Pascal field name to explicit string lengths (or is empty).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ._layout import Field, Layout
+
+__all__ = ["unpack_rows", "unpack_columns", "pack_rows", "NAME"]
+
+NAME = "python"
+
+
+def _raw_rows(layout: Layout, buf, offset: int, count: int) -> np.ndarray:
+    return np.frombuffer(buf, dtype=layout.wire_dtype, count=count, offset=offset)
+
+
+def _bytes2d(buf, offset: int, count: int, size: int) -> np.ndarray:
+    return np.frombuffer(buf, dtype=np.uint8, count=count * size, offset=offset).reshape(count, size)
+
+
+def _pascal_mask(lengths: np.ndarray, width: int) -> np.ndarray:
+    """(count, width) bool: which data bytes of each Pascal string are kept."""
+    return np.arange(width, dtype=np.int64)[None, :] < lengths[:, None]
+
+
+def unpack_rows(layout: Layout, buf, offset: int, count: int, out: np.ndarray, threads: int = 1) -> np.ndarray:
+    raw = _raw_rows(layout, buf, offset, count)
+    out_bytes = out.view(np.uint8).reshape(count, layout.size)
+    if count and len(layout.fields) != len(layout.dtype.names or ()):  # pragma: no cover - defensive
+        raise AssertionError("layout and dtype disagree")
+    # Padding bytes in the output are zeroed, so out.tobytes() is deterministic.
+    out_bytes[...] = 0
+    # Structured assignment copies field by field, by position, converting
+    # byte order; '?' comes from u1 so any nonzero byte becomes True.
+    out[...] = raw
+    if count:
+        src = _bytes2d(buf, offset, count, layout.size)
+        for f in layout.fields:
+            if f.code == "p" and f.count > 1:
+                width = f.count - 1
+                lengths = src[:, f.offset]
+                data = out_bytes[:, f.offset : f.offset + width]
+                data[~_pascal_mask(lengths, width)] = 0
+                out_bytes[:, f.offset + width] = 0  # the byte the length used
+            elif f.code == "p" and f.count == 1:
+                out_bytes[:, f.offset] = 0
+    return out
+
+
+def _field_view(f: Field, buf, offset: int, count: int, size: int) -> np.ndarray:
+    """Strided, zero-copy view of one field's wire bytes in every record."""
+    start = offset + f.offset + (1 if f.code == "p" and f.count else 0)
+    whole = np.frombuffer(buf, dtype=np.uint8, count=count * size, offset=offset) if count else None
+    if whole is None:
+        return np.empty(0, dtype=f.wire)
+    return np.ndarray(
+        shape=(count,),
+        dtype=f.wire,
+        buffer=whole,
+        offset=start - offset,
+        strides=(size,),
+    )
+
+
+def unpack_columns(
+    layout: Layout,
+    buf,
+    offset: int,
+    count: int,
+    fields: Sequence[Field],
+    outs: Sequence[np.ndarray],
+    threads: int = 1,
+) -> list[np.ndarray]:
+    size = layout.size
+    for f, out in zip(fields, outs):
+        view = _field_view(f, buf, offset, count, size)
+        if f.code == "?":
+            np.not_equal(view, 0, out=out)
+        elif f.code == "p":
+            if f.count > 1 and count:
+                src = _bytes2d(buf, offset, count, size)
+                lengths = src[:, f.offset]
+                data = src[:, f.offset + 1 : f.offset + f.count].copy()
+                data[~_pascal_mask(lengths, f.count - 1)] = 0
+                out.view(np.uint8).reshape(count, f.count - 1)[...] = data
+            elif count:
+                out[...] = b""
+        else:
+            out[...] = view
+    return list(outs)
+
+
+def pack_rows(
+    layout: Layout,
+    arr: np.ndarray,
+    plens: Mapping[str, np.ndarray],
+    target,
+    threads: int = 1,
+) -> None:
+    n = len(arr)
+    if n == 0:
+        return
+    size = layout.size
+    tmp = np.zeros(n, dtype=layout.wire_dtype)
+    tmp_bytes = tmp.view(np.uint8).reshape(n, size)
+    bool_fields = [f for f in layout.fields if f.code == "?"]
+    if bool_fields:
+        # numpy's bool casts may copy a raw byte other than 0/1; struct packs
+        # truthiness, so normalise from the bytes.
+        src_bytes = arr.view(np.uint8).reshape(n, size)
+    tmp[...] = arr
+    for f in bool_fields:
+        tmp_bytes[:, f.offset] = src_bytes[:, f.offset] != 0
+    for f in layout.fields:
+        if f.code != "p" or f.count == 0:
+            continue
+        width = f.count - 1
+        if f.name in plens:
+            lengths = np.minimum(plens[f.name], width)
+        else:
+            lengths = np.strings.str_len(arr[f.name]) if width else np.zeros(n, np.int64)
+        tmp_bytes[:, f.offset] = np.minimum(lengths, 255).astype(np.uint8)
+        if width and f.name in plens:
+            # explicit lengths may keep trailing NUL bytes; data beyond is zero
+            data = tmp_bytes[:, f.offset + 1 : f.offset + f.count]
+            data[~_pascal_mask(np.asarray(lengths), width)] = 0
+    np.frombuffer(target, dtype=np.uint8, count=n * size)[...] = tmp_bytes.reshape(-1)

@@ -1,0 +1,598 @@
+"""``Struct``: a compiled record layout that decodes and encodes many records.
+
+This module validates every argument (buffer, offset, count, values) and
+then hands plain, already-checked work to the chosen kernels, so both
+backends share one set of checks and one set of error messages.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import os
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from . import _backend
+from ._coerce import coerce_column
+from ._errors import Error
+from ._layout import Field, Layout, build_layout
+
+__all__ = [
+    "Struct",
+    "unpack",
+    "unpack_columns",
+    "pack",
+    "pack_into",
+    "calcsize",
+    "dtype",
+    "Error",
+]
+
+_DEFAULT_STRIP = b"\x00 "
+#: Below this many bytes a second thread costs more than it saves.
+_MIN_BYTES_PER_THREAD = 1 << 20
+
+
+def _byte_view(buffer: Any, *, writable: bool = False, what: str = "buffer") -> memoryview:
+    """A flat, C-contiguous uint8 memoryview over ``buffer``'s bytes."""
+    try:
+        mv = memoryview(buffer)
+    except TypeError:
+        raise TypeError(f"{what} must support the buffer protocol (bytes, bytearray, memoryview, mmap, ndarray), not {type(buffer).__name__}") from None
+    if not mv.c_contiguous:
+        raise Error(f"{what} must be C-contiguous")
+    if writable and mv.readonly:
+        raise Error(f"{what} is read-only")
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B")
+    return mv
+
+
+def _index(value: Any, name: str) -> int:
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
+
+
+def _resolve_threads(threads: int | None, nbytes: int) -> int:
+    if threads is None:
+        return 1
+    t = _index(threads, "threads")
+    if t == 0:  # 0 means "as many as useful"
+        t = os.cpu_count() or 1
+    if t < 0:
+        raise Error(f"threads must be >= 0, got {t}")
+    return max(1, min(t, nbytes // _MIN_BYTES_PER_THREAD or 1))
+
+
+class Struct:
+    """A compiled record layout, like :class:`struct.Struct` for many records.
+
+    Parameters
+    ----------
+    format : str
+        A :mod:`struct` format string, e.g. ``'>I10sf'``.  All of struct's
+        codes and byte orders are supported, plus ``F``/``D`` (complex).
+    names : str or sequence of str, optional
+        One name per value that ``struct.unpack`` returns (pad bytes ``x``
+        get none).  A sequence, or one string separated by commas or spaces.
+        Default ``f0, f1, ...``.
+
+    Attributes
+    ----------
+    format : str
+    size : int
+        Bytes per record, equal to ``struct.calcsize(format)``.
+    names : tuple of str
+    dtype : numpy.dtype
+        Structured dtype in native byte order, with struct's field offsets
+        and ``itemsize == size``.
+
+    Examples
+    --------
+    >>> import struct
+    >>> s = Struct(">I10sf", names="id name temp")
+    >>> s.size
+    18
+    >>> raw = struct.pack(">I10sf", 7, b"probe", 21.5) * 2
+    >>> recs = s.unpack(raw)
+    >>> recs["id"].tolist(), recs["temp"].tolist()
+    ([7, 7], [21.5, 21.5])
+    >>> s.pack(recs) == raw
+    True
+    """
+
+    __slots__ = ("_layout", "__weakref__")
+
+    def __init__(self, format: str, names: str | Sequence[str] | None = None) -> None:
+        self._layout: Layout = build_layout(format, names)
+
+    # -- description ---------------------------------------------------------
+
+    @property
+    def format(self) -> str:
+        return self._layout.format
+
+    @property
+    def size(self) -> int:
+        return self._layout.size
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self._layout.names
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._layout.dtype
+
+    @property
+    def layout(self) -> Layout:
+        """The parsed layout (fields with codes, offsets and dtypes)."""
+        return self._layout
+
+    def __repr__(self) -> str:
+        return f"binrec.Struct({self.format!r}, names={self.names!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Struct):
+            return NotImplemented
+        return self.format == other.format and self.names == other.names
+
+    def __hash__(self) -> int:
+        return hash((self.format, self.names))
+
+    def __reduce__(self):
+        return (Struct, (self.format, self.names))
+
+    # -- checks shared by unpack and unpack_columns ----------------------------
+
+    def _span(self, buf: memoryview, count: Any, offset: Any) -> tuple[int, int]:
+        """Validate ``offset``/``count`` against the buffer: (offset, count)."""
+        size = self.size
+        offset = _index(offset, "offset")
+        total = len(buf)
+        if offset < 0:
+            raise Error(f"offset must be >= 0, got {offset}")
+        if offset > total:
+            raise Error(f"offset {offset} is past the end of the buffer ({total} bytes)")
+        available = total - offset
+        if count is None:
+            if available % size:
+                raise Error(
+                    f"unpack requires a buffer of a multiple of {size} bytes after offset {offset}; "
+                    f"got {available} bytes ({available // size} whole records and {available % size} trailing bytes "
+                    f"at byte offset {offset + available - available % size})"
+                )
+            return offset, available // size
+        count = _index(count, "count")
+        if count < 0:
+            raise Error(f"count must be >= 0, got {count}")
+        if count > available // size:
+            raise Error(
+                f"unpack requires a buffer of {count * size} bytes after offset {offset} "
+                f"for {count} records of {size} bytes; got {available}"
+            )
+        return offset, count
+
+    def _select(self, fields: str | Iterable[str] | None) -> list[Field]:
+        if fields is None:
+            return list(self._layout.fields)
+        if isinstance(fields, str):
+            fields = [fields]
+        chosen = []
+        for name in fields:
+            f = self._layout.field(name)
+            if f in chosen:
+                raise Error(f"field {name!r} selected twice")
+            chosen.append(f)
+        return chosen
+
+    def _text_fields(self, text: str | Iterable[str] | None, among: Sequence[Field]) -> set[str]:
+        if text is None:
+            return set()
+        names = {text} if isinstance(text, str) else set(text)
+        present = {f.name for f in among}
+        for name in names:
+            f = self._layout.field(name)
+            if not f.is_string:
+                raise Error(f"field {name!r} (format {f.code!r}) is not a string field; text= applies to c, s and p fields")
+            if name not in present:
+                raise Error(f"text field {name!r} is not among the selected fields")
+        return names
+
+    # -- decoding -----------------------------------------------------------
+
+    def unpack(
+        self,
+        buffer: Any,
+        *,
+        count: int | None = None,
+        offset: int = 0,
+        out: np.ndarray | None = None,
+        threads: int | None = None,
+        text: str | Iterable[str] | None = None,
+        encoding: str = "ascii",
+        strip: bytes = _DEFAULT_STRIP,
+    ) -> np.ndarray:
+        """Decode records into a structured array.
+
+        Parameters
+        ----------
+        buffer : bytes-like
+            Anything with the buffer protocol (bytes, bytearray, memoryview,
+            mmap, a C-contiguous ndarray).
+        count : int, optional
+            Records to decode.  Default: all bytes after ``offset``, which
+            must then be a whole number of records.
+        offset : int
+            Byte offset of the first record.
+        out : ndarray, optional
+            C-contiguous array of ``self.dtype`` and shape ``(count,)`` to
+            decode into (reused memory for pipelines).
+        threads : int, optional
+            Split a large buffer over this many threads (0: one per core).
+            Only the compiled backend runs them in parallel.
+        text : str or sequence of str, optional
+            String fields to return as ``str`` (numpy ``U``) instead of
+            bytes: trailing bytes in ``strip`` are removed and the rest is
+            decoded with ``encoding``.  The result then has a new, packed
+            dtype.
+        encoding : str
+            Codec for ``text`` fields (default ASCII).
+        strip : bytes
+            Trailing bytes removed from ``text`` fields (default NUL and space).
+
+        Returns
+        -------
+        ndarray
+            Shape ``(count,)``, dtype ``self.dtype``, owning its memory.
+
+        Raises
+        ------
+        binrec.Error
+            Bad offset/count, or a length that is not a whole number of records.
+
+        Notes
+        -----
+        Like numpy's ``S`` dtype, byte-string values drop trailing NUL bytes
+        when read back as Python ``bytes`` (struct keeps them): ``b"ab\\x00"``
+        in a ``3s`` field reads as ``b"ab"``.  The stored bytes are intact.
+
+        Examples
+        --------
+        >>> import struct
+        >>> s = Struct("<hd")
+        >>> s.unpack(struct.pack("<hd", -2, 0.5)).tolist()
+        [(-2, 0.5)]
+        """
+        buf = _byte_view(buffer)
+        offset, count = self._span(buf, count, offset)
+        text_names = self._text_fields(text, self._layout.fields)
+        if out is None:
+            result = np.empty(count, dtype=self.dtype)
+        else:
+            result = self._check_out(out, count, self.dtype, "out")
+        nthreads = _resolve_threads(threads, count * self.size)
+        _backend.kernels.unpack_rows(self._layout, buf, offset, count, result, nthreads)
+        if text_names:
+            result = self._with_text(result, text_names, encoding, strip)
+        return result
+
+    def unpack_columns(
+        self,
+        buffer: Any,
+        *,
+        count: int | None = None,
+        offset: int = 0,
+        fields: str | Iterable[str] | None = None,
+        out: Mapping[str, np.ndarray] | None = None,
+        threads: int | None = None,
+        text: str | Iterable[str] | None = None,
+        encoding: str = "ascii",
+        strip: bytes = _DEFAULT_STRIP,
+    ) -> dict[str, np.ndarray]:
+        """Decode records into one contiguous array per field.
+
+        Parameters
+        ----------
+        buffer, count, offset, threads, text, encoding, strip
+            As for :meth:`unpack`.
+        fields : str or sequence of str, optional
+            Only these fields are decoded (default: all), in this order.
+        out : mapping of name to ndarray, optional
+            Preallocated 1-D arrays (native dtype of the field, shape
+            ``(count,)``) for some or all of the selected fields.
+
+        Returns
+        -------
+        dict
+            Field name -> contiguous 1-D ndarray in native byte order.
+
+        Examples
+        --------
+        >>> import struct
+        >>> s = Struct(">I10sf", names="id name temp")
+        >>> raw = struct.pack(">I10sf", 1, b"north ", 3.5)
+        >>> cols = s.unpack_columns(raw, fields=["name", "temp"], text="name")
+        >>> cols["name"].tolist(), cols["temp"].tolist()
+        (['north'], [3.5])
+        """
+        buf = _byte_view(buffer)
+        offset, count = self._span(buf, count, offset)
+        chosen = self._select(fields)
+        text_names = self._text_fields(text, chosen)
+        out = dict(out or {})
+        for name in out:
+            if name not in {f.name for f in chosen}:
+                raise Error(f"out has an array for {name!r}, which is not a selected field")
+        outs = []
+        for f in chosen:
+            if f.name in out:
+                outs.append(self._check_out(out[f.name], count, f.native, f"out[{f.name!r}]"))
+            else:
+                outs.append(np.empty(count, dtype=f.native))
+        nthreads = _resolve_threads(threads, count * self.size)
+        arrays = _backend.kernels.unpack_columns(self._layout, buf, offset, count, chosen, outs, nthreads)
+        result = {}
+        for f, arr in zip(chosen, arrays):
+            result[f.name] = self._decode_text(f, arr, encoding, strip) if f.name in text_names else arr
+        return result
+
+    @staticmethod
+    def _check_out(out: Any, count: int, dtype: np.dtype, what: str) -> np.ndarray:
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"{what} must be a numpy array, not {type(out).__name__}")
+        if out.dtype != dtype:
+            raise Error(f"{what} has dtype {out.dtype}, expected {dtype}")
+        if out.shape != (count,):
+            raise Error(f"{what} has shape {out.shape}, expected ({count},)")
+        if not out.flags.c_contiguous or not out.flags.writeable:
+            raise Error(f"{what} must be C-contiguous and writeable")
+        return out
+
+    def _decode_text(self, f: Field, arr: np.ndarray, encoding: str, strip: bytes) -> np.ndarray:
+        stripped = np.strings.rstrip(arr, strip) if strip else arr
+        try:
+            return np.strings.decode(stripped, encoding)
+        except UnicodeDecodeError:
+            for i, value in enumerate(stripped.tolist()):
+                try:
+                    value.decode(encoding)
+                except UnicodeDecodeError as exc:
+                    raise Error(f"field {f.name!r} (row {i}): cannot decode {value!r} as {encoding}: {exc.reason}") from None
+            raise  # pragma: no cover - numpy and Python disagree
+
+    def _with_text(self, rows: np.ndarray, text_names: set[str], encoding: str, strip: bytes) -> np.ndarray:
+        columns = {}
+        formats = []
+        for f in self._layout.fields:
+            col = rows[f.name]
+            if f.name in text_names:
+                col = self._decode_text(f, col, encoding, strip)
+            columns[f.name] = col
+            formats.append(col.dtype if f.name in text_names else f.native)
+        result = np.empty(len(rows), dtype=np.dtype({"names": list(self.names), "formats": formats}))
+        for name, col in columns.items():
+            result[name] = col
+        return result
+
+    # -- encoding -----------------------------------------------------------
+
+    def _native_rows(self, values: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Validate ``values`` and return them as a C-contiguous array of
+        ``self.dtype`` plus explicit Pascal-string lengths."""
+        layout = self._layout
+        if isinstance(values, np.ndarray) and values.dtype.names is not None:
+            if values.ndim != 1:
+                raise Error(f"expected a 1-D structured array, got shape {values.shape}")
+            if values.dtype == self.dtype:
+                return np.ascontiguousarray(values), {}
+            missing = [n for n in self.names if n not in values.dtype.names]
+            extra = [n for n in values.dtype.names if n not in self.names]
+            if missing or extra:
+                raise Error(
+                    f"structured array fields do not match the format's names {self.names}: "
+                    f"missing {missing}, unknown {extra}"
+                )
+            columns = {n: values[n] for n in self.names}
+            n = len(values)
+        elif isinstance(values, Mapping):
+            missing = [n for n in self.names if n not in values]
+            extra = [k for k in values if k not in self.names]
+            if missing or extra:
+                raise Error(f"columns do not match the format's names {self.names}: missing {missing}, unknown {extra}")
+            columns = {}
+            n = None
+            for name in self.names:
+                col = values[name]
+                try:
+                    length = len(col)
+                except TypeError:
+                    raise Error(f"column {name!r} must be a sequence or array, not {type(col).__name__}") from None
+                if n is None:
+                    n = length
+                elif length != n:
+                    raise Error(f"column {name!r} has {length} values, column {self.names[0]!r} has {n}")
+                columns[name] = col
+            n = n or 0
+        elif isinstance(values, np.ndarray) and values.ndim == 2:
+            if values.shape[1] != len(self.names):
+                raise Error(f"pack expected {len(self.names)} items per row, got an array of shape {values.shape}")
+            columns = {name: values[:, i] for i, name in enumerate(self.names)}
+            n = values.shape[0]
+        else:
+            columns, n = self._columns_from_rows(values)
+        arr = np.empty(n, dtype=self.dtype)
+        plens: dict[str, np.ndarray] = {}
+        for f in layout.fields:
+            col, lengths = coerce_column(f, columns[f.name])
+            arr[f.name] = col
+            if lengths is not None:
+                plens[f.name] = lengths
+        return arr, plens
+
+    def _columns_from_rows(self, rows: Any) -> tuple[dict[str, Any], int]:
+        if isinstance(rows, (str, bytes, bytearray)) or not isinstance(rows, Iterable):
+            raise TypeError(
+                "values must be a structured array, a mapping of name -> column, "
+                f"or a sequence of tuples, not {type(rows).__name__}"
+            )
+        rows = rows if isinstance(rows, Sequence) else list(rows)
+        width = len(self.names)
+        for i, row in enumerate(rows):
+            try:
+                length = len(row)
+            except TypeError:
+                raise Error(f"row {i}: expected a tuple of {width} values, got {type(row).__name__}") from None
+            if length != width or isinstance(row, (str, bytes, bytearray)):
+                raise Error(f"row {i}: pack expected {width} items for packing (got {length})")
+        if not rows:
+            return {name: [] for name in self.names}, 0
+        cols = list(zip(*rows))
+        return dict(zip(self.names, cols)), len(rows)
+
+    def pack(self, values: Any, *, threads: int | None = None) -> bytes:
+        """Encode records; the result equals ``struct.pack`` row by row.
+
+        Parameters
+        ----------
+        values : structured ndarray, mapping or sequence of tuples
+            A structured array (fields matched by name, any byte order), a
+            mapping name -> column (array-like), or a sequence of tuples.
+
+        Returns
+        -------
+        bytes
+            ``b"".join(struct.pack(format, *row) for row in rows)``.
+
+        Raises
+        ------
+        binrec.Error
+            A value struct would refuse (out of range, wrong type, float too
+            large); the message names the field and row.  Nothing is written.
+
+        Examples
+        --------
+        >>> s = Struct("<Bh")
+        >>> s.pack([(1, -1), (2, 300)])
+        b'\\x01\\xff\\xff\\x02,\\x01'
+        >>> s.pack([(256, 0)])
+        Traceback (most recent call last):
+        ...
+        binrec._errors.Error: field 'f0' (format 'B', row 0): 'B' format requires 0 <= number <= 255
+        """
+        arr, plens = self._native_rows(values)
+        out = bytearray(len(arr) * self.size)
+        nthreads = _resolve_threads(threads, len(out))
+        _backend.kernels.pack_rows(self._layout, arr, plens, memoryview(out), nthreads)
+        return bytes(out)
+
+    def pack_into(self, buffer: Any, offset: int, values: Any, *, threads: int | None = None) -> int:
+        """Encode records into ``buffer`` at byte ``offset``.
+
+        Every value is checked before the first byte is written: on error
+        the buffer is left untouched.
+
+        Returns
+        -------
+        int
+            Number of bytes written.
+
+        Examples
+        --------
+        >>> buf = bytearray(6)
+        >>> Struct(">H").pack_into(buf, 2, [(1,), (2,)])
+        4
+        >>> bytes(buf)
+        b'\\x00\\x00\\x00\\x01\\x00\\x02'
+        """
+        target = _byte_view(buffer, writable=True)
+        offset = _index(offset, "offset")
+        arr, plens = self._native_rows(values)
+        nbytes = len(arr) * self.size
+        if offset < 0:
+            raise Error(f"offset must be >= 0, got {offset}")
+        if offset + nbytes > len(target):
+            raise Error(
+                f"pack_into requires a buffer of at least {offset + nbytes} bytes for packing {nbytes} bytes "
+                f"at offset {offset} (actual buffer size is {len(target)})"
+            )
+        nthreads = _resolve_threads(threads, nbytes)
+        _backend.kernels.pack_rows(self._layout, arr, plens, target[offset : offset + nbytes], nthreads)
+        return nbytes
+
+
+# -- module-level shortcuts, with a small cache of compiled formats -----------
+
+
+@functools.lru_cache(maxsize=128)
+def _cached(format: str, names: tuple[str, ...] | str | None) -> Struct:
+    return Struct(format, names)
+
+
+def _struct_for(format: str | Struct, names: Any = None) -> Struct:
+    if isinstance(format, Struct):
+        return format
+    key = names if (names is None or isinstance(names, str)) else tuple(names)
+    try:
+        return _cached(format, key)
+    except TypeError:  # unhashable format: let Struct report it
+        return Struct(format, names)
+
+
+def calcsize(format: str) -> int:
+    """Size in bytes of one record, as :func:`struct.calcsize`.
+
+    >>> calcsize(">I10sf")
+    18
+    """
+    return _struct_for(format).size
+
+
+def dtype(format: str, names: str | Sequence[str] | None = None) -> np.dtype:
+    """The native structured dtype of ``format``.
+
+    >>> dtype("<hd", names="a b").names
+    ('a', 'b')
+    """
+    return _struct_for(format, names).dtype
+
+
+def unpack(format: str, buffer: Any, *, names: Any = None, **kw: Any) -> np.ndarray:
+    """``Struct(format, names).unpack(buffer, **kw)``.
+
+    >>> unpack("<i", b"\\x01\\x00\\x00\\x00").tolist()
+    [(1,)]
+    """
+    return _struct_for(format, names).unpack(buffer, **kw)
+
+
+def unpack_columns(format: str, buffer: Any, *, names: Any = None, **kw: Any) -> dict[str, np.ndarray]:
+    """``Struct(format, names).unpack_columns(buffer, **kw)``.
+
+    >>> unpack_columns("<hh", b"\\x01\\x00\\x02\\x00")["f1"].tolist()
+    [2]
+    """
+    return _struct_for(format, names).unpack_columns(buffer, **kw)
+
+
+def pack(format: str, values: Any, *, names: Any = None, **kw: Any) -> bytes:
+    """``Struct(format, names).pack(values)``.
+
+    >>> pack(">H", [(1,), (2,)])
+    b'\\x00\\x01\\x00\\x02'
+    """
+    return _struct_for(format, names).pack(values, **kw)
+
+
+def pack_into(format: str, buffer: Any, offset: int, values: Any, *, names: Any = None, **kw: Any) -> int:
+    """``Struct(format, names).pack_into(buffer, offset, values)``.
+
+    >>> buf = bytearray(2)
+    >>> pack_into("<H", buf, 0, [(258,)])
+    2
+    """
+    return _struct_for(format, names).pack_into(buffer, offset, values, **kw)

@@ -1,0 +1,526 @@
+"""The record codec against its oracle, the struct module.
+
+Every test here runs once per backend (the ``backend`` fixture).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+import sys
+
+import numpy as np
+import pytest
+
+import binrec
+from binrec import Error, Struct
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+FORMATS = [
+    ">I10sf", "I10sf", "@ci", "@ic0i", "@ic", "=ic", "<hbq", ">?c3s", "!HHL", "@lL", "<lL", "@nNP", "@e?d",
+    "<e", ">d", "@bq", "@ib0q", "3c", "x3x2sx", "@c 2h  i", "<5p", "@1p", "<3s0s", ">300p", "@?f",
+    "@qcq", "=Q", "@P", "20x?",
+]  # fmt: skip
+
+
+def struct_offsets(fmt: str) -> list[int]:
+    """Offsets of each value as struct computes them: the size of the format
+    up to and including the value, minus the value's own size."""
+    order = fmt[0] if fmt[:1] in "@=<>!" else ""
+    body = fmt[len(order) :]
+    offsets = []
+    prefix = ""
+    for count, code in re.findall(r"(\d*)([a-zA-Z?])", body):
+        n = int(count) if count else 1
+        if code in "sp":
+            offsets.append(struct.calcsize(order + prefix + f"{n}{code}") - n)
+            prefix += f"{n}{code}"
+        elif code == "x":
+            prefix += f"{n}x"
+        else:
+            for _ in range(n):
+                size = struct.calcsize(order + code)
+                offsets.append(struct.calcsize(order + prefix + code) - size)
+                prefix += code
+            if n == 0:
+                prefix += f"0{code}"
+    return offsets
+
+
+def values_equal(ours, theirs, code):
+    if code in "efd":
+        return (math.isnan(ours) and math.isnan(theirs)) or ours == theirs
+    if code in "sp":
+        return ours == theirs.rstrip(b"\x00")  # numpy S drops trailing NULs
+    if code == "c":
+        return ours == theirs.rstrip(b"\x00")
+    return ours == theirs
+
+
+def codes_of(s: Struct) -> list[str]:
+    return [f.code for f in s.layout.fields]
+
+
+# -- layout -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_size_and_offsets_match_struct(fmt):
+    s = Struct(fmt)
+    assert s.size == struct.calcsize(fmt)
+    assert s.dtype.itemsize == s.size
+    assert [s.dtype.fields[n][1] for n in s.names] == struct_offsets(fmt)
+    assert len(s.names) == len(struct.unpack(fmt, bytes(s.size)))
+    assert s.dtype.isnative or all(s.dtype.fields[n][0].isnative for n in s.names)
+
+
+@pytest.mark.parametrize(
+    "fmt,size",
+    [("@ci", 8), ("@ic0i", 8), ("I10sf", 20), (">I10sf", 18), ("@ic", 5), ("<l", 4), ("@l", struct.calcsize("@l"))],
+)
+def test_known_sizes(fmt, size):
+    assert binrec.calcsize(fmt) == size == struct.calcsize(fmt)
+
+
+def test_zero_length_pascal_string_is_an_empty_value():
+    # struct.unpack('0p') raises SystemError before Python 3.13; pack gives b''
+    s = Struct("@i0p")
+    assert s.size == struct.calcsize("@i0p") == 4
+    raw = struct.pack("@i0p", 5, b"abc")
+    assert s.unpack(raw).tolist() == [(5, b"")]
+    assert s.pack([(5, b"abc")]) == raw
+
+
+def test_repeat_counts_c_versus_s():
+    assert Struct("3c").names == ("f0", "f1", "f2")
+    assert Struct("3s").names == ("f0",)
+    assert Struct("i0s").dtype["f1"].itemsize == 0
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    ["", "<", "i<", "z", "3", "i 3", "<n", ">P", "!N", "0s", "xx", "1000000000000q", "i\x00"],
+)
+def test_bad_formats_raise_error(fmt):
+    with pytest.raises(Error):
+        Struct(fmt)
+
+
+def test_error_is_a_struct_error():
+    assert issubclass(Error, struct.error)
+    with pytest.raises(struct.error):
+        Struct("i<")
+
+
+def test_bad_format_message_names_the_position():
+    with pytest.raises(Error, match=r"position 1"):
+        Struct("i<")
+    with pytest.raises(Error, match=r"unknown format code 'z'"):
+        Struct(">iz")
+
+
+def test_absurd_repeat_count_fails_fast_without_allocating():
+    with pytest.raises(Error, match="at most"):
+        Struct("1000000000000q")
+    with pytest.raises(Error, match="larger than"):
+        Struct("99999999999s")
+
+
+def test_names_string_and_sequence():
+    assert Struct(">I10sf", "id, name temp").names == ("id", "name", "temp")
+    assert Struct(">I10sf", ["id", "name", "temp"]).dtype.names == ("id", "name", "temp")
+    assert Struct("2x3h").names == ("f0", "f1", "f2")
+
+
+@pytest.mark.parametrize("names", ["a b", "a b c d", "a a b", "a 1b c", ["a", "b", 3]])
+def test_bad_names(names):
+    with pytest.raises(Error):
+        Struct(">I10sf", names)
+
+
+def test_dtype_is_native_with_struct_offsets():
+    dt = binrec.dtype(">I10sf", names="id name temp")
+    assert dt["id"] == np.dtype("=u4") and dt["temp"] == np.dtype("=f4")
+    assert [dt.fields[n][1] for n in dt.names] == [0, 4, 14]
+
+
+def test_struct_repr_pickle_and_equality():
+    import pickle
+
+    s = Struct("<hd", "a b")
+    assert pickle.loads(pickle.dumps(s)) == s
+    assert "hd" in repr(s)
+
+
+# -- unpack against struct ----------------------------------------------------
+
+
+def random_bytes(n: int, seed: int = 1) -> bytes:
+    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("n", [0, 1, 37])
+def test_unpack_random_bytes_matches_struct(fmt, n):
+    s = Struct(fmt)
+    raw = random_bytes(n * s.size, seed=n)
+    ours = s.unpack(raw)
+    assert ours.dtype == s.dtype and ours.shape == (n,)
+    assert ours.flags.owndata
+    theirs = list(struct.iter_unpack(fmt, raw)) if s.size else []
+    codes = codes_of(s)
+    for row_o, row_t in zip(ours.tolist(), theirs):
+        for a, b, code in zip(row_o, row_t, codes):
+            assert values_equal(a, b, code), (fmt, code, a, b)
+    cols = s.unpack_columns(raw)
+    for i, name in enumerate(s.names):
+        # numpy has no standalone S0 arrays: a 0s column comes back as S1
+        assert cols[name].flags.c_contiguous and cols[name].dtype == np.empty(0, s.dtype[name]).dtype
+        for a, row_t in zip(cols[name].tolist(), theirs):
+            assert values_equal(a, row_t[i], codes[i])
+
+
+def test_bool_is_true_for_any_nonzero_byte():
+    raw = bytes([0, 1, 2, 255])
+    assert Struct("?").unpack(raw)["f0"].tolist() == [False, True, True, True]
+    assert Struct("?").unpack_columns(raw)["f0"].tolist() == [False, True, True, True]
+    assert Struct("?").unpack(raw)["f0"].view(np.uint8).tolist() == [0, 1, 1, 1]
+
+
+def test_pascal_strings_unpack_like_struct():
+    raw = b"\x05ab" + b"\x01xy" + b"\x00zz" + b"\xffqq"
+    assert [r[0] for r in struct.iter_unpack("3p", raw)] == [b"ab", b"x", b"", b"qq"]
+    assert Struct("3p").unpack(raw)["f0"].tolist() == [b"ab", b"x", b"", b"qq"]
+    assert Struct("3p").unpack_columns(raw)["f0"].tolist() == [b"ab", b"x", b"", b"qq"]
+    one = Struct("1p").unpack(b"\x05\x07")
+    assert one["f0"].tolist() == [b"", b""] == [r[0] for r in struct.iter_unpack("1p", b"\x05\x07")]
+
+
+def test_long_pascal_string_caps_at_255():
+    data = bytes(range(256)) * 2
+    raw = bytes([255]) + data[:299]
+    assert Struct("300p").unpack(raw)["f0"][0] == struct.unpack("300p", raw)[0]
+
+
+def test_unpack_returns_owned_memory_for_every_buffer_type(tmp_path):
+    import mmap
+
+    raw = struct.pack("<hi", 1, 2) * 3
+    path = tmp_path / "r.bin"
+    path.write_bytes(raw)
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        from_mmap = Struct("<hi").unpack(mm)
+        assert from_mmap.flags.owndata
+    for buf in [raw, bytearray(raw), memoryview(raw), np.frombuffer(raw, np.uint8)]:
+        assert Struct("<hi").unpack(buf).tolist() == [(1, 2)] * 3
+    assert from_mmap.tolist() == [(1, 2)] * 3
+
+
+def test_unpack_from_non_byte_ndarray_uses_its_bytes():
+    arr = np.arange(4, dtype="<u2")
+    assert Struct("<H").unpack(arr)["f0"].tolist() == [0, 1, 2, 3]
+
+
+def test_count_and_offset():
+    raw = b"HDR" + struct.pack("<5h", 1, 2, 3, 4, 5)
+    s = Struct("<h")
+    assert s.unpack(raw, offset=3)["f0"].tolist() == [1, 2, 3, 4, 5]
+    assert s.unpack(raw, offset=5, count=2)["f0"].tolist() == [2, 3]
+    assert s.unpack(raw, offset=13, count=0).shape == (0,)
+    assert s.unpack_columns(raw, offset=7, count=3, fields="f0")["f0"].tolist() == [3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({}, r"multiple of 2 bytes"),
+        ({"offset": -1}, "offset must be >= 0"),
+        ({"offset": 100}, "past the end"),
+        ({"offset": 3, "count": 6}, r"requires a buffer of 12 bytes"),
+        ({"offset": 3, "count": -1}, "count must be >= 0"),
+        ({"offset": 3, "count": 10**18}, "requires a buffer"),
+    ],
+)
+def test_bad_offset_and_count(kw, match):
+    raw = b"HDR" + struct.pack("<5h", 1, 2, 3, 4, 5)
+    with pytest.raises(Error, match=match):
+        Struct("<h").unpack(raw, **kw)
+    with pytest.raises(Error, match=match):
+        Struct("<h").unpack_columns(raw, **kw)
+
+
+def test_trailing_partial_record_names_its_offset():
+    with pytest.raises(Error, match=r"1 trailing bytes at byte offset 36"):
+        Struct(">I10sf").unpack(bytes(37))
+
+
+def test_non_buffer_is_a_type_error():
+    with pytest.raises(TypeError, match="buffer protocol"):
+        Struct("<h").unpack([1, 2])
+
+
+def test_non_contiguous_buffer_is_refused():
+    arr = np.arange(10, dtype=np.uint8)[::2]
+    with pytest.raises(Error, match="contiguous"):
+        Struct("B").unpack(arr)
+
+
+def test_unpack_columns_selects_only_requested_fields():
+    s = Struct(">I10sf", "id name temp")
+    raw = struct.pack(">I10sf", 1, b"a", 2.0)
+    cols = s.unpack_columns(raw, fields=["temp", "id"])
+    assert list(cols) == ["temp", "id"]
+    with pytest.raises(Error, match="no field named 'nope'"):
+        s.unpack_columns(raw, fields=["nope"])
+
+
+def test_text_option_strips_and_decodes():
+    s = Struct(">I10sf", "id name temp")
+    raw = struct.pack(">I10sf", 1, b"north \x00\x00", 2.0) + struct.pack(">I10sf", 2, b"  roof", 3.0)
+    cols = s.unpack_columns(raw, text="name")
+    assert cols["name"].tolist() == ["north", "  roof"]
+    rows = s.unpack(raw, text=["name"])
+    assert rows["name"].tolist() == ["north", "  roof"] and rows["id"].tolist() == [1, 2]
+    with pytest.raises(Error, match="not a string field"):
+        s.unpack(raw, text="temp")
+    bad = struct.pack(">I10sf", 1, b"caf\xe9", 2.0)
+    with pytest.raises(Error, match=r"field 'name' \(row 0\): cannot decode"):
+        s.unpack_columns(bad, text="name")
+    assert s.unpack_columns(bad, text="name", encoding="latin-1")["name"].tolist() == ["caf\xe9"]
+
+
+def test_unpack_into_out_array():
+    s = Struct("<hd")
+    raw = struct.pack("<hd", 1, 2.0) * 4
+    out = np.empty(4, s.dtype)
+    res = s.unpack(raw, out=out)
+    assert res is out and out.tolist() == [(1, 2.0)] * 4
+    col = np.empty(4, np.float64)
+    cols = s.unpack_columns(raw, fields="f1", out={"f1": col})
+    assert cols["f1"] is col and col.tolist() == [2.0] * 4
+    with pytest.raises(Error, match="shape"):
+        s.unpack(raw, out=np.empty(3, s.dtype))
+    with pytest.raises(Error, match="dtype"):
+        s.unpack(raw, out=np.empty(4, np.float64))
+
+
+def test_complex_codes_match_numpy():
+    vals = np.array([1 + 2j, -0.5 + 3.25j, complex("nan+infj")], dtype=np.complex128)
+    raw = vals.astype(">c16").tobytes()
+    assert Struct(">D").unpack(raw)["f0"].tobytes() == vals.tobytes()
+    s = Struct("<F")
+    assert s.pack([(v,) for v in vals.tolist()]) == vals.astype("<c8").tobytes()
+    assert Struct(">F").unpack(vals.astype(">c8").tobytes())["f0"].tobytes() == vals.astype("c8").tobytes()
+    with pytest.raises(Error, match="too large"):
+        Struct("<F").pack([(1e300 + 0j,)])
+    assert Struct("@bD").size == 16 + struct.calcsize("@bd") - 8
+    if sys.version_info >= (3, 14):  # struct itself knows F and D
+        assert Struct("@bF").size == struct.calcsize("@bF")
+
+
+# -- pack against struct -----------------------------------------------------
+
+SAMPLE_ROWS = {
+    ">I10sf": [(0, b"north", 1.5), (4294967295, b"0123456789abc", -0.0), (7, b"", float("inf"))],
+    "@ci": [(b"a", -1), (b"\x00", 2**31 - 1)],
+    "<hbq": [(-32768, -128, -(2**63)), (32767, 127, 2**63 - 1)],
+    "@nNP": [(-(2**63), 2**64 - 1, 0), (5, 6, 2**64 - 1)],
+    "<5p": [(b"",), (b"abcd",), (b"abcdefgh",), (b"a\x00",)],
+    ">300p": [(bytes(range(200)) * 2,), (b"x",)],
+    "@1p": [(b"abc",)],
+    "@e?d": [(0.5, True, 1e300), (65504.0, 0, -1e-300), (-0.0, 3, float("nan"))],
+    "x3x2sx": [(b"ab",), (b"a",)],
+    "3c": [(b"a", b"b", b"\x00")],
+    "<3s0s": [(b"abc", b""), (b"ab\x00", b"ignored")],
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(SAMPLE_ROWS))
+def test_pack_matches_struct_bytes(fmt):
+    rows = SAMPLE_ROWS[fmt]
+    expected = b"".join(struct.pack(fmt, *row) for row in rows)
+    assert Struct(fmt).pack(rows) == expected
+    assert binrec.pack(fmt, rows) == expected
+
+
+@pytest.mark.parametrize("fmt", sorted(SAMPLE_ROWS))
+def test_pack_structured_array_and_columns(fmt):
+    s = Struct(fmt)
+    rows = SAMPLE_ROWS[fmt]
+    arr = s.unpack(s.pack(rows))
+    # the oracle: struct.pack on the same values as Python objects
+    expected = b"".join(struct.pack(fmt, *row) for row in arr.tolist()) if "c" not in fmt else None
+    if expected is not None:
+        assert s.pack(arr) == expected
+        assert s.pack({n: arr[n] for n in s.names}) == expected
+        swapped = arr.astype(arr.dtype.newbyteorder(">" if sys.byteorder == "little" else "<"))
+        assert s.pack(swapped) == expected
+
+
+def test_pack_zero_rows():
+    assert Struct(">I10sf").pack([]) == b""
+    assert Struct(">I10sf").pack(np.empty(0, Struct(">I10sf").dtype)) == b""
+
+
+def test_pack_2d_numeric_array():
+    a = np.array([[1, 2], [3, 4]], dtype=np.int64)
+    assert Struct(">hq").pack(a) == struct.pack(">hq", 1, 2) + struct.pack(">hq", 3, 4)
+
+
+INT_CODES = [("b", 1), ("B", 1), ("h", 2), ("H", 2), ("i", 4), ("I", 4), ("l", 4), ("L", 4), ("q", 8), ("Q", 8)]
+
+
+@pytest.mark.parametrize(
+    "order,code", [(o, c) for o in "<>@" for c, _ in INT_CODES] + [("@", "n"), ("@", "N")]
+)
+def test_integer_range_checks_match_struct(order, code):
+    size = struct.calcsize(order + code)
+    if code.islower():
+        lo, hi = -(1 << (8 * size - 1)), (1 << (8 * size - 1)) - 1
+    else:
+        lo, hi = 0, (1 << (8 * size)) - 1
+    fmt = order + code
+    s = Struct(fmt)
+    assert s.pack([(lo,), (hi,)]) == struct.pack(fmt, lo) + struct.pack(fmt, hi)
+    for bad in (lo - 1, hi + 1):
+        with pytest.raises(struct.error):
+            struct.pack(fmt, bad)
+        with pytest.raises(Error, match=rf"field 'f0' \(format '{code}', row 1\): '{code}' format requires {lo} <= number <= {hi}"):
+            s.pack([(0,), (bad,)])
+    # numpy columns of a wider type: checked, never wrapped
+    wide = np.array([0, hi], dtype=np.uint64 if lo == 0 else np.int64)
+    if hi < np.iinfo(wide.dtype).max:
+        wide = np.array([0, hi + 1], dtype=wide.dtype)
+        with pytest.raises(Error, match=r"row 1"):
+            s.pack({"f0": wide})
+
+
+def test_pointer_code_accepts_negative_as_struct():
+    assert Struct("@P").pack([(-1,)]) == struct.pack("@P", -1)
+    with pytest.raises(Error):
+        Struct("@P").pack([(2**64,)])
+
+
+def test_integers_accept_index_objects_and_reject_floats():
+    class Idx:
+        def __index__(self):
+            return 7
+
+    s = Struct("<i")
+    assert s.pack([(np.int16(5),), (Idx(),), (True,)]) == struct.pack("<3i", 5, 7, 1)
+    for bad in (1.0, "1", None, np.float64(1.0), b"1"):
+        with pytest.raises(struct.error):
+            struct.pack("<i", bad)
+        with pytest.raises(Error, match=r"row 1\): required argument is not an integer"):
+            s.pack([(1,), (bad,)])
+    with pytest.raises(Error, match="not an integer"):
+        s.pack({"f0": np.array([1.0, 2.0])})
+
+
+def test_float_overflow_standard_raises_native_packs_inf():
+    assert Struct("@f").pack([(1e300,)]) == struct.pack("@f", 1e300)
+    assert Struct("@f").unpack(Struct("@f").pack([(1e300,)]))["f0"][0] == np.inf
+    for fmt in ("<f", ">f", "=f", "<e", "@e"):
+        with pytest.raises((OverflowError, struct.error)):
+            struct.pack(fmt, 1e300)
+        with pytest.raises(Error, match=r"row 1\): float too large to pack with"):
+            Struct(fmt).pack([(0.0,), (1e300,)])
+    # infinity itself is fine everywhere
+    assert Struct("<e").pack([(float("-inf"),)]) == struct.pack("<e", float("-inf"))
+
+
+def test_half_float_rounds_half_to_even_like_struct():
+    values = [2049.0, 2051.0, 65519.99, 1e-8, 5.960464477539063e-08, 2.980232238769531e-08, -0.0, 0.1, 1 / 3]
+    expected = b"".join(struct.pack("<e", v) for v in values)
+    assert Struct("<e").pack([(v,) for v in values]) == expected
+    with pytest.raises(Error):
+        Struct("<e").pack([(65520.0,)])
+
+
+def test_float_fields_accept_ints_and_reject_strings():
+    s = Struct(">d")
+    assert s.pack([(1,), (10**20,), (np.int8(3),)]) == struct.pack(">3d", 1, 10**20, 3)
+    for bad in ("1.0", b"x", None, 1j, 10**400):
+        with pytest.raises(struct.error):
+            struct.pack(">d", bad)
+        with pytest.raises(Error, match="not a float"):
+            s.pack([(bad,)])
+
+
+def test_bool_packs_truthiness():
+    rows = [(0,), (2,), ([],), ([1],), (float("nan"),), ("",), ("x",)]
+    assert Struct("?").pack(rows) == b"".join(struct.pack("?", *r) for r in rows)
+    raw_bools = np.frombuffer(bytes([0, 1, 7]), dtype=bool)
+    assert Struct("?").pack({"f0": raw_bools}) == b"\x00\x01\x01"
+
+
+def test_char_and_string_type_checks():
+    with pytest.raises(Error, match="char format requires a bytes object of length 1"):
+        Struct("c").pack([(b"ab",)])
+    with pytest.raises(Error, match="char format"):
+        Struct("c").pack([("a",)])
+    with pytest.raises(Error, match=r"argument for 's' must be a bytes object"):
+        Struct("3s").pack([("abc",)])
+    with pytest.raises(Error, match=r"argument for 'p' must be a bytes object"):
+        Struct("3p").pack([(b"a",), ("abc",)])
+    assert Struct("3s").pack([(bytearray(b"abcd"),)]) == struct.pack("3s", bytearray(b"abcd"))
+
+
+def test_wrong_row_width_and_missing_columns():
+    s = Struct("<hh", "a b")
+    with pytest.raises(Error, match=r"row 1: pack expected 2 items for packing \(got 3\)"):
+        s.pack([(1, 2), (1, 2, 3)])
+    with pytest.raises(Error, match=r"missing \['b'\]"):
+        s.pack({"a": [1]})
+    with pytest.raises(Error, match=r"unknown \['c'\]"):
+        s.pack({"a": [1], "b": [2], "c": [3]})
+    with pytest.raises(Error, match="has 2 values"):
+        s.pack({"a": [1], "b": [2, 3]})
+    with pytest.raises(TypeError):
+        s.pack(5)
+
+
+def test_pack_into_writes_nothing_on_error():
+    s = Struct(">Hb")
+    buf = bytearray(b"\xaa" * 12)
+    with pytest.raises(Error, match="row 2"):
+        s.pack_into(buf, 0, [(1, 1), (2, 2), (3, 300)])
+    assert buf == bytearray(b"\xaa" * 12)
+    with pytest.raises(Error, match="requires a buffer of at least 15 bytes"):
+        s.pack_into(buf, 6, [(1, 1), (2, 2), (3, 3)])
+    assert buf == bytearray(b"\xaa" * 12)
+    assert s.pack_into(buf, 3, [(1, 1), (2, 2), (3, 3)]) == 9
+    assert bytes(buf) == b"\xaa" * 3 + struct.pack(">HbHbHb", 1, 1, 2, 2, 3, 3)
+
+
+def test_pack_into_zeroes_pad_bytes_like_struct():
+    buf = bytearray(b"\xff" * 8)
+    Struct("@ci").pack_into(buf, 0, [(b"a", 1)])
+    expected = bytearray(b"\xff" * 8)
+    struct.pack_into("@ci", expected, 0, b"a", 1)
+    assert buf == expected
+
+
+def test_pack_into_read_only_buffer():
+    with pytest.raises(Error, match="read-only"):
+        Struct("B").pack_into(b"\x00", 0, [(1,)])
+
+
+def test_module_level_cache_returns_same_struct():
+    from binrec.records import _struct_for
+
+    assert _struct_for(">I10sf", ["a", "b", "c"]) is _struct_for(">I10sf", ("a", "b", "c"))
+    assert binrec.unpack("<h", b"\x01\x00", names="x")["x"].tolist() == [1]
+    buf = bytearray(4)
+    assert binrec.pack_into(">h", buf, 2, [(258,)]) == 2 and bytes(buf) == b"\x00\x00\x01\x02"
+    assert binrec.unpack_columns("<hh", b"\x01\x00\x02\x00")["f1"].tolist() == [2]
+
+
+def test_string_fields_round_trip_bytes_but_drop_trailing_nuls_on_read():
+    raw = struct.pack("4s", b"ab\x00\x00")
+    arr = Struct("4s").unpack(raw)
+    assert arr["f0"][0] == b"ab"  # numpy S semantics (documented)
+    assert arr.tobytes() == raw  # the stored bytes are intact
+    assert Struct("4s").pack(arr) == raw
