@@ -60,7 +60,7 @@ def extensions():
     )
     if not os.path.exists(ext.sources[0]):
         return []
-    exts = cythonize([ext], language_level=3, compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True})
+    exts = cythonize([ext], language_level=3, compiler_directives={"cdivision": True})
     for e in exts:  # cythonize() drops optional=True: set it again
         e.optional = not REQUIRE_EXT
     return exts

@@ -13,41 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from binrec import Error, Struct
+from tests_support import formats
 
 pytestmark = pytest.mark.usefixtures("backend")
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-STANDARD = "xcbB?hHiIlLqQefdsp"
-NATIVE = STANDARD + "nNP"
-
-
-@st.composite
-def formats(draw):
-    order = draw(st.sampled_from(["", "@", "=", "<", ">", "!"]))
-    codes = NATIVE if order in ("", "@") else STANDARD
-    items = draw(
-        st.lists(
-            st.tuples(st.sampled_from(codes), st.integers(0, 4), st.booleans()),
-            min_size=1,
-            max_size=8,
-        )
-    )
-    parts = []
-    for code, count, spaced in items:
-        if code in "sp":
-            count = draw(st.integers(0, 12))
-        text = (str(count) if count != 1 or draw(st.booleans()) else "") + code
-        parts.append((" " if spaced else "") + text)
-    fmt = order + "".join(parts)
-    try:
-        s = Struct(fmt)
-    except Error:
-        from hypothesis import assume
-
-        assume(False)
-    return fmt, s
-
 
 def value_strategy(code: str, size: int, count: int):
     if code in "bhilqn":
