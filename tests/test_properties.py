@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from binrec import Error, Struct
@@ -48,9 +48,11 @@ def format_and_rows(draw):
     return fmt, s, rows
 
 
-def struct_can_unpack(s):
-    """struct.unpack('0p') raises SystemError before Python 3.13."""
-    return sys.version_info >= (3, 13) or not any(f.code == "p" and f.count == 0 for f in s.layout.fields)
+def struct_is_reliable(s):
+    """struct mishandles '0p': unpack raises SystemError before 3.13, and pack
+    writes a 0xff length byte into the *next* field's byte (CPython bug; binrec
+    writes nothing for a zero-size field).  Explicit tests cover '0p'."""
+    return not any(f.code == "p" and f.count == 0 for f in s.layout.fields)
 
 
 def default_value(code):
@@ -69,10 +71,11 @@ def same(a, b, code):
 @given(format_and_rows())
 def test_pack_equals_struct(case):
     fmt, s, rows = case
+    assume(struct_is_reliable(s))
     expected = b"".join(struct.pack(fmt, *row) for row in rows)
     assert s.pack(rows) == expected
     # and unpacking struct's bytes gives struct's values
-    if rows and struct_can_unpack(s):
+    if rows and struct_is_reliable(s):
         ours = s.unpack(expected).tolist()
         theirs = list(struct.iter_unpack(fmt, expected))
         codes = [f.code for f in s.layout.fields]
@@ -89,7 +92,7 @@ def test_unpack_garbage_equals_struct(fs, data):
     codes = [f.code for f in s.layout.fields]
     ours = s.unpack(raw)
     cols = s.unpack_columns(raw)
-    if not struct_can_unpack(s):
+    if not struct_is_reliable(s):
         return
     theirs = list(struct.iter_unpack(fmt, raw)) if n else []
     for i, rt in enumerate(theirs):

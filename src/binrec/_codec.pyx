@@ -11,8 +11,9 @@ record range over a small persistent thread pool.
 """
 
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
 import os
 import threading
@@ -62,7 +63,8 @@ cdef enum:
     OP_PASCAL_COL = 8    # decode into a column: zero padded to n - 1 bytes
     # below this many records per thread, threads cost more than they save
     MIN_RECORDS_PER_TASK = 4096
-    BLOCK = 256
+    BLOCK = 64
+    BLOCK_BYTES = 16384
 
 ctypedef struct Op:
     int64_t op
@@ -109,7 +111,10 @@ _plans_lock = threading.Lock()
 
 
 def _row_plan(layout, bint packing):
-    """int64 array (nops, 4): op, src offset, dst offset, n."""
+    """The in-place fix-ups that follow a plain copy of each block of
+    records: int64 array (nops, 4) of op, field offset, 0, n.  Fields whose
+    bytes need no change (1-byte ints, strings, native-order numbers) cost
+    nothing beyond the block copy."""
     key = (layout, packing)
     plan = _plans.get(key)
     if plan is not None:
@@ -124,16 +129,17 @@ def _row_plan(layout, bint packing):
         if packing and op == OP_PASCAL:
             op = OP_PASCAL_PACK
         if f.offset > cursor:
-            ops.append([OP_ZERO, cursor, cursor, f.offset - cursor])
-        ops.append([op, f.offset, f.offset, n])
+            ops.append([OP_ZERO, cursor, 0, f.offset - cursor])
+        if op != OP_COPY:
+            ops.append([op, f.offset, 0, n])
         cursor = max(cursor, f.offset + f.size)
     if layout.size > cursor:
-        ops.append([OP_ZERO, cursor, cursor, layout.size - cursor])
+        ops.append([OP_ZERO, cursor, 0, layout.size - cursor])
     merged = []
     for op in ops:
         if merged:
-            last = merged[-1]
-            mergeable = last[0] == op[0] and op[0] in (OP_COPY, OP_SWAP2, OP_SWAP4, OP_SWAP8, OP_BOOL, OP_ZERO)
+            last = merged[len(merged) - 1]
+            mergeable = last[0] == op[0] and op[0] in (OP_SWAP2, OP_SWAP4, OP_SWAP8, OP_BOOL, OP_ZERO)
             if mergeable and last[1] + _op_bytes(last[0], last[3]) == op[1]:
                 last[3] += op[3]
                 continue
@@ -149,6 +155,7 @@ def _row_plan(layout, bint packing):
 # -- inner loops (no GIL) ------------------------------------------------------
 
 cdef inline void _run_op(const Op *o, const unsigned char *src, unsigned char *dst) noexcept nogil:
+    """One field of one record, from src to a distinct dst (column kernels)."""
     cdef int64_t k, length, width
     cdef const unsigned char *s = src + o.src
     cdef unsigned char *d = dst + o.dst
@@ -166,15 +173,6 @@ cdef inline void _run_op(const Op *o, const unsigned char *src, unsigned char *d
     elif o.op == OP_BOOL:
         for k in range(o.n):
             d[k] = s[k] != 0
-    elif o.op == OP_ZERO:
-        memset(d, 0, o.n)
-    elif o.op == OP_PASCAL:
-        width = o.n - 1
-        length = s[0]
-        if length > width:
-            length = width
-        memcpy(d, s + 1, length)
-        memset(d + length, 0, o.n - length)
     elif o.op == OP_PASCAL_COL:
         width = o.n - 1
         length = s[0]
@@ -182,28 +180,81 @@ cdef inline void _run_op(const Op *o, const unsigned char *src, unsigned char *d
             length = width
         memcpy(d, s + 1, length)
         memset(d + length, 0, width - length)
+
+
+cdef void _fix_block(const Op *o, unsigned char *base, Py_ssize_t size, Py_ssize_t nrec) noexcept nogil:
+    """Apply one fix-up op in place to ``nrec`` records starting at ``base``."""
+    cdef Py_ssize_t r, k, length, width
+    cdef unsigned char *p = base + o.src
+    cdef int64_t n = o.n
+    if o.op == OP_SWAP4:
+        if n == 1:
+            for r in range(nrec):
+                br_swap4(p + r * size, p + r * size)
+        else:
+            for r in range(nrec):
+                for k in range(n):
+                    br_swap4(p + r * size + 4 * k, p + r * size + 4 * k)
+    elif o.op == OP_SWAP8:
+        if n == 1:
+            for r in range(nrec):
+                br_swap8(p + r * size, p + r * size)
+        else:
+            for r in range(nrec):
+                for k in range(n):
+                    br_swap8(p + r * size + 8 * k, p + r * size + 8 * k)
+    elif o.op == OP_SWAP2:
+        if n == 1:
+            for r in range(nrec):
+                br_swap2(p + r * size, p + r * size)
+        else:
+            for r in range(nrec):
+                for k in range(n):
+                    br_swap2(p + r * size + 2 * k, p + r * size + 2 * k)
+    elif o.op == OP_BOOL:
+        for r in range(nrec):
+            for k in range(n):
+                p[r * size + k] = p[r * size + k] != 0
+    elif o.op == OP_ZERO:
+        for r in range(nrec):
+            memset(p + r * size, 0, n)
+    elif o.op == OP_PASCAL:
+        # [len][data...] -> [data[:len]][zeros], len capped at n - 1
+        width = n - 1
+        for r in range(nrec):
+            length = p[r * size]
+            if length > width:
+                length = width
+            memmove(p + r * size, p + r * size + 1, length)
+            memset(p + r * size + length, 0, n - length)
     elif o.op == OP_PASCAL_PACK:
-        width = o.n - 1
-        length = width
-        while length > 0 and s[length - 1] == 0:
-            length -= 1
-        if length > 255:
-            length = 255
-        # data first (source and destination may not overlap: distinct arrays)
-        memcpy(d + 1, s, width)
-        d[0] = <unsigned char>length
+        # [data (n - 1 bytes)][spare] -> [len][data], len = data without trailing NULs
+        width = n - 1
+        for r in range(nrec):
+            length = width
+            while length > 0 and p[r * size + length - 1] == 0:
+                length -= 1
+            memmove(p + r * size + 1, p + r * size, width)
+            p[r * size] = <unsigned char>(length if length < 255 else 255)
 
 
 cdef void _rows_loop(const Op *ops, Py_ssize_t nops, const unsigned char *src, unsigned char *dst,
                      Py_ssize_t size, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    cdef Py_ssize_t r, j
-    cdef const unsigned char *s
-    cdef unsigned char *d
-    for r in range(start, stop):
-        s = src + r * size
-        d = dst + r * size
+    """Copy blocks of records that fit in L1/L2, then fix each block up in
+    place while it is still in cache: one pass over main memory."""
+    cdef Py_ssize_t b, end, j
+    cdef Py_ssize_t block = BLOCK_BYTES // size
+    if block < 1:
+        block = 1
+    b = start
+    while b < stop:
+        end = b + block
+        if end > stop:
+            end = stop
+        memcpy(dst + b * size, src + b * size, (end - b) * size)
         for j in range(nops):
-            _run_op(&ops[j], s, d)
+            _fix_block(&ops[j], dst + b * size, size, end - b)
+        b = end
 
 
 cdef class _RowJob:
@@ -211,7 +262,7 @@ cdef class _RowJob:
     cdef const unsigned char *src
     cdef unsigned char *dst
     cdef Py_ssize_t size, nops
-    cdef object plan_ref, src_ref, dst_ref
+    cdef object refs
     cdef const Op *ops
 
     def run(self, Py_ssize_t start, Py_ssize_t stop):
@@ -219,18 +270,25 @@ cdef class _RowJob:
             _rows_loop(self.ops, self.nops, self.src, self.dst, self.size, start, stop)
 
 
-cdef _RowJob _row_job(plan, const unsigned char[::1] src, unsigned char[::1] dst, Py_ssize_t size):
+cdef _RowJob _row_job(plan, const unsigned char *src, unsigned char *dst, Py_ssize_t size, refs):
+    """``refs`` keeps alive whatever owns the src and dst memory."""
     cdef _RowJob job = _RowJob()
     cdef const int64_t[:, ::1] p = plan
-    job.plan_ref = plan
-    job.src_ref = src
-    job.dst_ref = dst
-    job.ops = <const Op *> &p[0, 0]
+    job.refs = (plan, refs)
     job.nops = p.shape[0]
-    job.src = &src[0]
-    job.dst = &dst[0]
+    job.ops = <const Op *> &p[0, 0] if job.nops else NULL
+    job.src = src
+    job.dst = dst
     job.size = size
     return job
+
+
+cdef const unsigned char *_rptr(const unsigned char[::1] view):
+    return &view[0]
+
+
+cdef unsigned char *_wptr(unsigned char[::1] view):
+    return &view[0]
 
 
 _pool = None
@@ -277,9 +335,35 @@ def unpack_rows(layout, buf, Py_ssize_t offset, Py_ssize_t count, out, int threa
         raise ValueError("unpack_rows: bad output array")
     src = np.frombuffer(mv, dtype=np.uint8, count=count * size, offset=offset)
     dst = _byte_array_view(out)
-    job = _row_job(_row_plan(layout, False), src, dst, size)
+    job = _row_job(_row_plan(layout, False), _rptr(src), _wptr(dst), size, (src, dst))
     _run_split(job.run, count, threads)
     return out
+
+
+cdef void _fix_pascal_lengths(layout, plens, unsigned char *dst, Py_ssize_t count):
+    """Explicit Pascal lengths (Python bytes whose trailing NULs count):
+    overwrite the length bytes the kernel derived from NUL-padded data."""
+    cdef const int64_t[::1] lengths
+    cdef Py_ssize_t r, size = layout.size, off, width
+    cdef int64_t v
+    for f in layout.fields:
+        if f.name not in plens or f.count == 0:
+            continue
+        lengths = np.ascontiguousarray(plens[f.name], dtype=np.int64)
+        off = f.offset
+        width = f.count - 1
+        for r in range(count):
+            v = lengths[r]
+            if v > width:
+                v = width
+            if v > 255:
+                v = 255
+            dst[r * size + off] = <unsigned char>v
+
+
+def _check_pack(layout, arr):
+    if not arr.flags.c_contiguous or arr.dtype != layout.dtype:
+        raise ValueError("pack: expected a C-contiguous array of the layout's dtype")
 
 
 def pack_rows(layout, arr, plens, target, int threads=1):
@@ -287,20 +371,33 @@ def pack_rows(layout, arr, plens, target, int threads=1):
     cdef Py_ssize_t count = len(arr)
     if count == 0:
         return
+    _check_pack(layout, arr)
     dst = np.frombuffer(target, dtype=np.uint8)
-    if dst.nbytes != count * size or not arr.flags.c_contiguous or arr.dtype != layout.dtype:
-        raise ValueError("pack_rows: bad arguments")
+    if dst.nbytes != count * size:
+        raise ValueError("pack_rows: target has the wrong size")
     src = _byte_array_view(arr)
-    job = _row_job(_row_plan(layout, True), src, dst, size)
+    cdef unsigned char *d = _wptr(dst)
+    job = _row_job(_row_plan(layout, True), _rptr(src), d, size, (src, dst))
     _run_split(job.run, count, threads)
     if plens:
-        # explicit Pascal lengths (Python bytes with trailing NULs): fix the
-        # length bytes the kernel derived from the NUL-padded data.
-        rows = dst.reshape(count, size)
-        for f in layout.fields:
-            if f.name in plens and f.count:
-                lengths = np.minimum(np.minimum(plens[f.name], f.count - 1), 255)
-                rows[:, f.offset] = lengths.astype(np.uint8)
+        _fix_pascal_lengths(layout, plens, d, count)
+
+
+def pack_bytes(layout, arr, plens, int threads=1):
+    """Encode into a new bytes object, filled in place (no extra copy)."""
+    cdef Py_ssize_t size = layout.size
+    cdef Py_ssize_t count = len(arr)
+    if count == 0:
+        return b""
+    _check_pack(layout, arr)
+    result = PyBytes_FromStringAndSize(NULL, count * size)
+    cdef unsigned char *d = <unsigned char *> PyBytes_AS_STRING(result)
+    src = _byte_array_view(arr)
+    job = _row_job(_row_plan(layout, True), _rptr(src), d, size, (src, result))
+    _run_split(job.run, count, threads)
+    if plens:
+        _fix_pascal_lengths(layout, plens, d, count)
+    return result
 
 
 # -- columns -------------------------------------------------------------------
@@ -315,9 +412,16 @@ ctypedef struct ColOp:
 
 cdef void _cols_loop(const ColOp *ops, Py_ssize_t nops, const unsigned char *src, Py_ssize_t size,
                      Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """Blocks of records small enough to stay in L1; within a block, one
+    tight loop per field writing its column sequentially.  Everything the
+    loops use is copied to locals first: stores through ``unsigned char *``
+    may alias the op table, which would otherwise be reloaded every record."""
     cdef Py_ssize_t b, r, j, end
     cdef const ColOp *o
     cdef Op single
+    cdef const unsigned char *s
+    cdef unsigned char *d
+    cdef int64_t op, n, width
     b = start
     while b < stop:
         end = b + BLOCK
@@ -325,31 +429,45 @@ cdef void _cols_loop(const ColOp *ops, Py_ssize_t nops, const unsigned char *src
             end = stop
         for j in range(nops):
             o = &ops[j]
-            single.op = o.op
-            single.src = o.src
-            single.dst = 0
-            single.n = o.n
-            if o.op == OP_COPY and o.n == 1:
+            op = o.op
+            n = o.n
+            width = o.width
+            s = src + o.src
+            d = o.dst
+            if op == OP_SWAP8 and n == 1:
                 for r in range(b, end):
-                    o.dst[r] = src[r * size + o.src]
-            elif o.op == OP_SWAP4 and o.n == 1:
+                    br_swap8(s + r * size, d + 8 * r)
+            elif op == OP_SWAP4 and n == 1:
                 for r in range(b, end):
-                    br_swap4(src + r * size + o.src, o.dst + 4 * r)
-            elif o.op == OP_SWAP8 and o.n == 1:
+                    br_swap4(s + r * size, d + 4 * r)
+            elif op == OP_SWAP2 and n == 1:
                 for r in range(b, end):
-                    br_swap8(src + r * size + o.src, o.dst + 8 * r)
-            elif o.op == OP_SWAP2 and o.n == 1:
+                    br_swap2(s + r * size, d + 2 * r)
+            elif op == OP_COPY and n == 1:
                 for r in range(b, end):
-                    br_swap2(src + r * size + o.src, o.dst + 2 * r)
-            elif o.op == OP_COPY and o.n == 4:
+                    d[r] = s[r * size]
+            elif op == OP_BOOL:
                 for r in range(b, end):
-                    memcpy(o.dst + 4 * r, src + r * size + o.src, 4)
-            elif o.op == OP_COPY and o.n == 8:
+                    d[r] = s[r * size] != 0
+            elif op == OP_COPY and n == 2:
                 for r in range(b, end):
-                    memcpy(o.dst + 8 * r, src + r * size + o.src, 8)
+                    memcpy(d + 2 * r, s + r * size, 2)
+            elif op == OP_COPY and n == 4:
+                for r in range(b, end):
+                    memcpy(d + 4 * r, s + r * size, 4)
+            elif op == OP_COPY and n == 8:
+                for r in range(b, end):
+                    memcpy(d + 8 * r, s + r * size, 8)
+            elif op == OP_COPY:
+                for r in range(b, end):
+                    memcpy(d + n * r, s + r * size, n)
             else:
+                single.op = op
+                single.src = o.src
+                single.dst = 0
+                single.n = n
                 for r in range(b, end):
-                    _run_op(&single, src + r * size, o.dst + o.width * r)
+                    _run_op(&single, src + r * size, d + width * r)
         b = end
 
 

@@ -11,6 +11,8 @@ Interface (both backends):
     ``offset`` into ``out`` (C-contiguous, ``layout.dtype``, shape (count,)).
 ``unpack_columns(layout, buf, offset, count, fields, outs, threads)``
     decode the selected fields into the 1-D arrays ``outs`` (same order).
+``pack_bytes(layout, arr, plens, threads)``
+    the same, returning a new ``bytes`` object.
 ``pack_rows(layout, arr, plens, target, threads)``
     encode ``arr`` (C-contiguous, ``layout.dtype``) into ``target`` (a
     writable 1-D uint8 buffer of ``len(arr) * layout.size`` bytes).  ``plens``
@@ -25,7 +27,7 @@ import numpy as np
 
 from ._layout import Field, Layout
 
-__all__ = ["unpack_rows", "unpack_columns", "pack_rows", "NAME"]
+__all__ = ["unpack_rows", "unpack_columns", "pack_rows", "pack_bytes", "NAME"]
 
 NAME = "python"
 
@@ -120,6 +122,18 @@ def pack_rows(
     n = len(arr)
     if n == 0:
         return
+    np.frombuffer(target, dtype=np.uint8, count=n * layout.size)[...] = _encode(layout, arr, plens).reshape(-1)
+
+
+def pack_bytes(layout: Layout, arr: np.ndarray, plens: Mapping[str, np.ndarray], threads: int = 1) -> bytes:
+    if len(arr) == 0:
+        return b""
+    return _encode(layout, arr, plens).tobytes()
+
+
+def _encode(layout: Layout, arr: np.ndarray, plens: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The wire bytes of ``arr`` as an (n, size) uint8 array."""
+    n = len(arr)
     size = layout.size
     tmp = np.zeros(n, dtype=layout.wire_dtype)
     tmp_bytes = tmp.view(np.uint8).reshape(n, size)
@@ -144,4 +158,4 @@ def pack_rows(
             # explicit lengths may keep trailing NUL bytes; data beyond is zero
             data = tmp_bytes[:, f.offset + 1 : f.offset + f.count]
             data[~_pascal_mask(np.asarray(lengths), width)] = 0
-    np.frombuffer(target, dtype=np.uint8, count=n * size)[...] = tmp_bytes.reshape(-1)
+    return tmp_bytes
