@@ -14,6 +14,7 @@ from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove, memset
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE
 
 import os
 import threading
@@ -46,10 +47,24 @@ cdef extern from *:
     static inline void br_swap8(const unsigned char *s, unsigned char *d) {
         uint64_t v; memcpy(&v, s, 8); v = BR_BSWAP64(v); memcpy(d, &v, 8);
     }
+    /* Copy n bytes with fixed-size moves (overlapping the tail), for short
+       fields where a memcpy call per record costs more than the copy. */
+    static inline void br_copy_small(const unsigned char *s, unsigned char *d, int64_t n) {
+        int64_t k = 0;
+        if (n >= 8) {
+            for (; k + 8 <= n; k += 8) memcpy(d + k, s + k, 8);
+            if (k < n) memcpy(d + n - 8, s + n - 8, 8);
+        } else if (n >= 4) {
+            memcpy(d, s, 4); memcpy(d + n - 4, s + n - 4, 4);
+        } else {
+            for (; k < n; k++) d[k] = s[k];
+        }
+    }
     """
     void br_swap2(const unsigned char *s, unsigned char *d) nogil
     void br_swap4(const unsigned char *s, unsigned char *d) nogil
     void br_swap8(const unsigned char *s, unsigned char *d) nogil
+    void br_copy_small(const unsigned char *s, unsigned char *d, int64_t n) nogil
 
 cdef enum:
     OP_COPY = 0
@@ -217,7 +232,8 @@ cdef void _fix_block(const Op *o, unsigned char *base, Py_ssize_t size, Py_ssize
                 p[r * size + k] = p[r * size + k] != 0
     elif o.op == OP_ZERO:
         for r in range(nrec):
-            memset(p + r * size, 0, n)
+            for k in range(n):
+                p[r * size + k] = 0
     elif o.op == OP_PASCAL:
         # [len][data...] -> [data[:len]][zeros], len capped at n - 1
         width = n - 1
@@ -258,7 +274,8 @@ cdef void _rows_loop(const Op *ops, Py_ssize_t nops, const unsigned char *src, u
 
 
 cdef class _RowJob:
-    """A prepared row kernel call that threads can run on record ranges."""
+    """A prepared row kernel call that threads can run on record ranges.
+    ``refs`` keeps alive whatever owns the src and dst memory."""
     cdef const unsigned char *src
     cdef unsigned char *dst
     cdef Py_ssize_t size, nops
@@ -270,25 +287,22 @@ cdef class _RowJob:
             _rows_loop(self.ops, self.nops, self.src, self.dst, self.size, start, stop)
 
 
-cdef _RowJob _row_job(plan, const unsigned char *src, unsigned char *dst, Py_ssize_t size, refs):
-    """``refs`` keeps alive whatever owns the src and dst memory."""
-    cdef _RowJob job = _RowJob()
-    cdef const int64_t[:, ::1] p = plan
-    job.refs = (plan, refs)
-    job.nops = p.shape[0]
-    job.ops = <const Op *> &p[0, 0] if job.nops else NULL
-    job.src = src
-    job.dst = dst
-    job.size = size
-    return job
-
-
-cdef const unsigned char *_rptr(const unsigned char[::1] view):
-    return &view[0]
-
-
-cdef unsigned char *_wptr(unsigned char[::1] view):
-    return &view[0]
+cdef void *_address(obj, bint writable, Py_ssize_t need) except NULL:
+    """Address of a C-contiguous buffer of at least ``need`` bytes.  The
+    caller holds a reference to ``obj`` for as long as it uses the address
+    (numpy arrays, bytes and mmaps never move their memory)."""
+    cdef Py_buffer view
+    cdef void *ptr
+    cdef int flags = PyBUF_C_CONTIGUOUS | (PyBUF_WRITABLE if writable else 0)
+    PyObject_GetBuffer(obj, &view, flags)
+    ptr = view.buf
+    if view.len < need:
+        PyBuffer_Release(&view)
+        raise ValueError(f"buffer of {view.len} bytes, need {need}")
+    PyBuffer_Release(&view)
+    if ptr == NULL:
+        raise ValueError("buffer has no memory")
+    return ptr
 
 
 _pool = None
@@ -305,9 +319,6 @@ def _executor():
 
 def _run_split(run, Py_ssize_t count, int threads):
     """Run ``run(start, stop)`` over [0, count), split over ``threads``."""
-    if threads <= 1 or count < 2 * MIN_RECORDS_PER_TASK:
-        run(0, count)
-        return
     threads = min(threads, count // MIN_RECORDS_PER_TASK)
     bounds = [count * i // threads for i in range(threads + 1)]
     pool = _executor()
@@ -317,26 +328,38 @@ def _run_split(run, Py_ssize_t count, int threads):
         fut.result()
 
 
-def _byte_array_view(arr):
-    """A flat uint8 view of a C-contiguous ndarray's memory."""
-    return arr.reshape(-1).view(np.uint8) if arr.dtype.itemsize else np.empty(0, np.uint8)
+cdef _rows(plan, const unsigned char *src, unsigned char *dst, Py_ssize_t size, Py_ssize_t count, int threads, refs):
+    cdef const int64_t[:, ::1] p = plan
+    cdef Py_ssize_t nops = p.shape[0]
+    cdef const Op *ops = <const Op *> &p[0, 0] if nops else NULL
+    cdef _RowJob job
+    if threads <= 1 or count < 2 * MIN_RECORDS_PER_TASK:
+        with nogil:
+            _rows_loop(ops, nops, src, dst, size, 0, count)
+        return
+    job = _RowJob()
+    job.refs = (plan, refs)
+    job.ops = ops
+    job.nops = nops
+    job.src = src
+    job.dst = dst
+    job.size = size
+    _run_split(job.run, count, threads)
 
 
 # -- interface -----------------------------------------------------------------
 
 def unpack_rows(layout, buf, Py_ssize_t offset, Py_ssize_t count, out, int threads=1):
     cdef Py_ssize_t size = layout.size
-    if count == 0:
+    cdef const unsigned char *src
+    cdef unsigned char *dst
+    if count <= 0:
         return out
-    mv = memoryview(buf)
-    if offset < 0 or count < 0 or offset + count * size > mv.nbytes:
-        raise ValueError("unpack_rows: offset/count outside the buffer")  # records.py checks first
-    if out.nbytes != count * size or not out.flags.c_contiguous:
-        raise ValueError("unpack_rows: bad output array")
-    src = np.frombuffer(mv, dtype=np.uint8, count=count * size, offset=offset)
-    dst = _byte_array_view(out)
-    job = _row_job(_row_plan(layout, False), _rptr(src), _wptr(dst), size, (src, dst))
-    _run_split(job.run, count, threads)
+    if offset < 0:
+        raise ValueError("unpack_rows: negative offset")  # records.py checks first
+    src = <const unsigned char *> _address(buf, False, offset + count * size)
+    dst = <unsigned char *> _address(out, True, count * size)
+    _rows(_row_plan(layout, False), src + offset, dst, size, count, threads, (buf, out))
     return out
 
 
@@ -369,34 +392,31 @@ def _check_pack(layout, arr):
 def pack_rows(layout, arr, plens, target, int threads=1):
     cdef Py_ssize_t size = layout.size
     cdef Py_ssize_t count = len(arr)
+    cdef unsigned char *dst
     if count == 0:
         return
     _check_pack(layout, arr)
-    dst = np.frombuffer(target, dtype=np.uint8)
-    if dst.nbytes != count * size:
-        raise ValueError("pack_rows: target has the wrong size")
-    src = _byte_array_view(arr)
-    cdef unsigned char *d = _wptr(dst)
-    job = _row_job(_row_plan(layout, True), _rptr(src), d, size, (src, dst))
-    _run_split(job.run, count, threads)
+    dst = <unsigned char *> _address(target, True, count * size)
+    src = <const unsigned char *> _address(arr, False, count * size)
+    _rows(_row_plan(layout, True), src, dst, size, count, threads, (arr, target))
     if plens:
-        _fix_pascal_lengths(layout, plens, d, count)
+        _fix_pascal_lengths(layout, plens, dst, count)
 
 
 def pack_bytes(layout, arr, plens, int threads=1):
     """Encode into a new bytes object, filled in place (no extra copy)."""
     cdef Py_ssize_t size = layout.size
     cdef Py_ssize_t count = len(arr)
+    cdef unsigned char *dst
     if count == 0:
         return b""
     _check_pack(layout, arr)
     result = PyBytes_FromStringAndSize(NULL, count * size)
-    cdef unsigned char *d = <unsigned char *> PyBytes_AS_STRING(result)
-    src = _byte_array_view(arr)
-    job = _row_job(_row_plan(layout, True), _rptr(src), d, size, (src, result))
-    _run_split(job.run, count, threads)
+    dst = <unsigned char *> PyBytes_AS_STRING(result)
+    src = <const unsigned char *> _address(arr, False, count * size)
+    _rows(_row_plan(layout, True), src, dst, size, count, threads, (arr, result))
     if plens:
-        _fix_pascal_lengths(layout, plens, d, count)
+        _fix_pascal_lengths(layout, plens, dst, count)
     return result
 
 
@@ -416,7 +436,7 @@ cdef void _cols_loop(const ColOp *ops, Py_ssize_t nops, const unsigned char *src
     tight loop per field writing its column sequentially.  Everything the
     loops use is copied to locals first: stores through ``unsigned char *``
     may alias the op table, which would otherwise be reloaded every record."""
-    cdef Py_ssize_t b, r, j, end
+    cdef Py_ssize_t b, r, j, k, end
     cdef const ColOp *o
     cdef Op single
     cdef const unsigned char *s
@@ -458,6 +478,10 @@ cdef void _cols_loop(const ColOp *ops, Py_ssize_t nops, const unsigned char *src
             elif op == OP_COPY and n == 8:
                 for r in range(b, end):
                     memcpy(d + 8 * r, s + r * size, 8)
+            elif op == OP_COPY and n <= 64:
+                # short strings: fixed-size moves beat a memcpy call per record
+                for r in range(b, end):
+                    br_copy_small(s + r * size, d + n * r, n)
             elif op == OP_COPY:
                 for r in range(b, end):
                     memcpy(d + n * r, s + r * size, n)
@@ -485,48 +509,54 @@ cdef class _ColJob:
             _cols_loop(self.ops, self.nops, self.src, self.size, start, stop)
 
 
+_col_specs = {}
+
+
+def _column_spec(field):
+    """(op, n) of a field decoded into its own column, or None for a field
+    whose column is all empty strings."""
+    spec = _col_specs.get(field, False)
+    if spec is False:
+        spec = _field_op(field)
+        if spec is not None and field.code == "p":
+            spec = None if field.count <= 1 else (OP_PASCAL_COL, spec[1])
+        if len(_col_specs) > 4096:
+            _col_specs.clear()
+        _col_specs[field] = spec
+    return spec
+
+
 def unpack_columns(layout, buf, Py_ssize_t offset, Py_ssize_t count, fields, outs, int threads=1):
     cdef Py_ssize_t size = layout.size
-    cdef unsigned char[::1] dview
-    cdef const unsigned char[::1] sview
+    cdef Py_ssize_t i = 0, nfields = len(fields)
     cdef _ColJob job
-    cdef Py_ssize_t i
-    if count == 0:
+    if count <= 0:
         return list(outs)
-    mv = memoryview(buf)
-    if offset < 0 or count < 0 or offset + count * size > mv.nbytes:
-        raise ValueError("unpack_columns: offset/count outside the buffer")
-    src = np.frombuffer(mv, dtype=np.uint8, count=count * size, offset=offset)
-    todo = []
-    for f, out in zip(fields, outs):
-        if out.shape != (count,) or not out.flags.c_contiguous:
-            raise ValueError("unpack_columns: bad output array")
-        spec = _field_op(f)
-        if spec is None or (f.code == "p" and f.count <= 1):
-            out.view(np.uint8)[...] = 0  # empty strings
-            continue
-        op, n = spec
-        if op == OP_PASCAL:
-            op = OP_PASCAL_COL
-        todo.append((f, out, op, n))
+    if offset < 0:
+        raise ValueError("unpack_columns: negative offset")
     job = _ColJob()
-    job.refs = [src]
-    job.ops = <ColOp *> PyMem_Malloc(max(1, len(todo)) * sizeof(ColOp))
+    job.src = (<const unsigned char *> _address(buf, False, offset + count * size)) + offset
+    job.size = size
+    job.refs = (buf, outs)
+    job.ops = <ColOp *> PyMem_Malloc(max(1, nfields) * sizeof(ColOp))
     if job.ops == NULL:
         raise MemoryError()
-    for i, (f, out, op, n) in enumerate(todo):
-        dbytes = _byte_array_view(out)
-        job.refs.append(dbytes)
-        dview = dbytes
-        job.ops[i].op = op
+    for f, out in zip(fields, outs):
+        spec = _column_spec(f)
+        if spec is None:
+            out.view(np.uint8)[...] = 0  # a column of empty strings
+            continue
+        job.ops[i].op = spec[0]
         job.ops[i].src = f.offset
-        job.ops[i].n = n
-        job.ops[i].width = out.dtype.itemsize
-        job.ops[i].dst = &dview[0]
-    job.nops = len(todo)
+        job.ops[i].n = spec[1]
+        job.ops[i].width = out.itemsize
+        job.ops[i].dst = <unsigned char *> _address(out, True, count * out.itemsize)
+        i += 1
+    job.nops = i
     if job.nops:
-        sview = src
-        job.src = &sview[0]
-        job.size = size
-        _run_split(job.run, count, threads)
+        if threads <= 1 or count < 2 * MIN_RECORDS_PER_TASK:
+            with nogil:
+                _cols_loop(job.ops, job.nops, job.src, job.size, 0, count)
+        else:
+            _run_split(job.run, count, threads)
     return list(outs)

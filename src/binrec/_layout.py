@@ -88,7 +88,7 @@ def int_range(code: str, size: int) -> tuple[int, int]:
     raise ValueError(code)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Field:
     """One value of a record.
 
@@ -148,7 +148,7 @@ class Field:
 
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Layout:
     """A compiled record layout: the result of parsing one format string."""
 

@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 _DEFAULT_STRIP = b"\x00 "
+_NO_TEXT: frozenset[str] = frozenset()
 #: Below this many bytes a second thread costs more than it saves.
 _MIN_BYTES_PER_THREAD = 1 << 20
 
@@ -200,9 +201,9 @@ class Struct:
             )
         return offset, count
 
-    def _select(self, fields: str | Iterable[str] | None) -> list[Field]:
+    def _select(self, fields: str | Iterable[str] | None) -> Sequence[Field]:
         if fields is None:
-            return list(self._layout.fields)
+            return self._layout.fields
         if isinstance(fields, str):
             fields = [fields]
         chosen = []
@@ -215,7 +216,7 @@ class Struct:
 
     def _text_fields(self, text: str | Iterable[str] | None, among: Sequence[Field]) -> set[str]:
         if text is None:
-            return set()
+            return _NO_TEXT
         names = {text} if isinstance(text, str) else set(text)
         present = {f.name for f in among}
         for name in names:
@@ -347,9 +348,23 @@ class Struct:
         offset, count = self._span(buf, count, offset)
         chosen = self._select(fields)
         text_names = self._text_fields(text, chosen)
-        out = dict(out or {})
+        if out:
+            outs = self._column_outs(chosen, out, count)
+        else:
+            outs = _column_arrays([f.native for f in chosen], count)
+        nthreads = _resolve_threads(threads, count * self.size) if threads is not None else 1
+        arrays = _backend.kernels.unpack_columns(self._layout, buf, offset, count, chosen, outs, nthreads)
+        if not text_names:
+            return {f.name: arr for f, arr in zip(chosen, arrays)}
+        return {
+            f.name: self._decode_text(f, arr, encoding, strip) if f.name in text_names else arr
+            for f, arr in zip(chosen, arrays)
+        }
+
+    def _column_outs(self, chosen: Sequence[Field], out: Mapping[str, np.ndarray], count: int) -> list[np.ndarray]:
+        selected = {f.name for f in chosen}
         for name in out:
-            if name not in {f.name for f in chosen}:
+            if name not in selected:
                 raise Error(f"out has an array for {name!r}, which is not a selected field")
         fresh = _column_arrays([f.native for f in chosen if f.name not in out], count)
         outs = []
@@ -358,12 +373,7 @@ class Struct:
                 outs.append(self._check_out(out[f.name], count, f.native, f"out[{f.name!r}]"))
             else:
                 outs.append(fresh.pop(0))
-        nthreads = _resolve_threads(threads, count * self.size)
-        arrays = _backend.kernels.unpack_columns(self._layout, buf, offset, count, chosen, outs, nthreads)
-        result = {}
-        for f, arr in zip(chosen, arrays):
-            result[f.name] = self._decode_text(f, arr, encoding, strip) if f.name in text_names else arr
-        return result
+        return outs
 
     @staticmethod
     def _check_out(out: Any, count: int, dtype: np.dtype, what: str) -> np.ndarray:
