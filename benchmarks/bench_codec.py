@@ -122,6 +122,7 @@ def bench_record(label: str, fmt: str, names, n: int, struct_reps: bool) -> list
     add("pack", "numpy astype+tobytes", median_time(lambda: arr.astype(wire).tobytes()))
     if compiled is not None:
         add("pack", "binrec compiled", median_time(lambda: with_kernels(compiled, lambda: s.pack(arr))))
+        add("pack", "binrec compiled, 2 threads", median_time(lambda: with_kernels(compiled, lambda: s.pack(arr, threads=2))))
     add("pack", "binrec python", median_time(lambda: with_kernels(python, lambda: s.pack(arr))))
     if struct_reps:
         rows_py = arr.tolist()
@@ -150,6 +151,9 @@ def extra_checks(n: int) -> dict:
     out["per_call_us_1000_records"] = with_kernels(kern, lambda: median_time(lambda: s.unpack(small))) * 1e6
     out["per_call_us_1000_records_columns"] = with_kernels(kern, lambda: median_time(lambda: s.unpack_columns(small))) * 1e6
     out["per_call_us_1_record"] = with_kernels(kern, lambda: median_time(lambda: s.unpack(small[: s.size]))) * 1e6
+    out["per_call_us_1_record_columns"] = with_kernels(kern, lambda: median_time(lambda: s.unpack_columns(small[: s.size]))) * 1e6
+    fresh = np.empty(len(small) * 100, np.uint8)
+    out["fresh_memcpy_MBps"] = len(fresh) / 1e6 / median_time(lambda: fresh.copy())
 
     wide = binrec.Struct(">8d8i8h8B4?4e")
     raw = make_buffer(wide, n)
@@ -246,7 +250,8 @@ def main(argv=None) -> int:
     print(f"\nmachine: {machine()}\n")
     print_table(rows)
     print()
-    print(f"- per-call time, 1,000 sensor records: unpack {extra['per_call_us_1000_records']:.1f} us, unpack_columns {extra['per_call_us_1000_records_columns']:.1f} us; one record: {extra['per_call_us_1_record']:.1f} us")
+    print(f"- per-call time, 1,000 sensor records: unpack {extra['per_call_us_1000_records']:.1f} us, unpack_columns {extra['per_call_us_1000_records_columns']:.1f} us; one record (the fixed overhead): unpack {extra['per_call_us_1_record']:.1f} us, unpack_columns {extra['per_call_us_1_record_columns']:.1f} us")
+    print(f"- fresh memcpy (the ceiling for any decoder that returns new memory): {extra['fresh_memcpy_MBps']:,.0f} MB/s")
     print(f"- peak traced memory of unpack / output size: {extra['unpack_peak_over_output']:.3f}")
     print(f"- wide record, two Python threads each decoding one half vs one thread: {extra['two_python_threads_speedup']:.2f}x; threads=2: {extra['threads2_speedup']:.2f}x")
     out = Path(args.out)
