@@ -1,0 +1,725 @@
+"""Pickle persistence done safely.
+
+* :func:`dump_many` / :func:`load_many`: many objects in one file or stream.
+* :func:`save_versioned` / :func:`load_versioned`: files that carry a data
+  version, upgraded on load through a chain of migrations.
+* :func:`safe_loads` / :func:`safe_load`: unpickling restricted to an
+  allowlist of exact ``(module, qualname)`` globals, enforced inside
+  ``find_class`` (so no pre-scan can be fooled by a parser difference):
+  a payload that names anything else raises :class:`ForbiddenGlobal`
+  *before* anything is called.
+* :func:`inspect`: what a pickle would import and call, read with
+  :mod:`pickletools` without executing anything.
+
+The policy (what :func:`safe_loads` admits by default) is
+:data:`DEFAULT_ALLOW`: plain data types, ``datetime``, ``decimal``,
+``fractions``, ``uuid.UUID``, ``collections`` containers, pure paths and
+exactly what numpy needs to rebuild arrays, dtypes and scalars.  Some
+modules are never admitted, even when a caller extends the list
+(:data:`NEVER_ALLOW`): anything that reaches attributes, imports or runs code.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import io
+import os
+import pickle
+import pickletools
+import struct
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Mapping
+
+from ._atomic import atomic_writer
+
+__all__ = [
+    "ALL",
+    "DEFAULT_ALLOW",
+    "NEVER_ALLOW",
+    "PickleSecurityError",
+    "ForbiddenGlobal",
+    "ForbiddenOpcode",
+    "LimitExceeded",
+    "TruncatedError",
+    "VersionError",
+    "PickleReport",
+    "dump_many",
+    "load_many",
+    "save_versioned",
+    "load_versioned",
+    "safe_loads",
+    "safe_load",
+    "inspect",
+]
+
+
+# -- errors ---------------------------------------------------------------------
+
+
+class PickleSecurityError(pickle.UnpicklingError):
+    """A pickle was refused by the restricted loader."""
+
+
+class ForbiddenGlobal(PickleSecurityError):
+    """The pickle names a global outside the allowlist; nothing was called."""
+
+    def __init__(self, module: str, name: str, reason: str = "not in the allowlist") -> None:
+        self.module = module
+        self.name = name
+        super().__init__(f"forbidden global {module}.{name}: {reason}")
+
+
+class ForbiddenOpcode(PickleSecurityError):
+    """The pickle uses an opcode the restricted loader refuses (EXT1/2/4,
+    which fetch objects from copyreg's extension registry, or persistent IDs)."""
+
+
+class LimitExceeded(PickleSecurityError):
+    """The pickle is larger (or nests deeper) than the caller allowed."""
+
+
+class TruncatedError(pickle.UnpicklingError):
+    """A stream of pickles ends in a truncated or corrupt object.
+
+    Attributes
+    ----------
+    offset : int
+        Byte offset (from where reading started) of the object that failed.
+    index : int
+        How many complete objects came before it.
+    """
+
+    def __init__(self, offset: int, index: int, cause: BaseException | None = None) -> None:
+        self.offset = offset
+        self.index = index
+        detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+        super().__init__(f"truncated or corrupt pickle (object #{index}) at byte offset {offset}{detail}")
+
+
+class VersionError(ValueError):
+    """A versioned file cannot be brought to the requested version."""
+
+
+# -- the allowlist ------------------------------------------------------------------
+
+
+class _AllType:
+    """Marker for an unrestricted load (plain :func:`pickle.loads`).  Pass
+    ``allow=ALL`` explicitly so an unsafe load is visible in the code."""
+
+    _instance: _AllType | None = None
+
+    def __new__(cls) -> _AllType:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "binrec.pickling.ALL"
+
+    def __reduce__(self):
+        return "ALL"
+
+
+ALL = _AllType()
+
+
+def _name_of(obj: Any) -> tuple[str, str]:
+    return obj.__module__, obj.__qualname__
+
+
+def _default_allow() -> frozenset[tuple[str, str]]:
+    import collections
+    import datetime
+    import decimal
+    import fractions
+    import pathlib
+    import uuid
+
+    names: set[tuple[str, str]] = set()
+    for t in (dict, list, tuple, set, frozenset, bytearray, bytes, str, int, float, complex, bool, slice, range):
+        names.add(("builtins", t.__name__))
+    for t in (datetime.datetime, datetime.date, datetime.time, datetime.timedelta, datetime.timezone):
+        names.add(_name_of(t))
+    names.add(_name_of(decimal.Decimal))
+    names.add(("decimal", "Decimal"))
+    names.add(_name_of(fractions.Fraction))
+    names.add(_name_of(uuid.UUID))
+    names.add(("uuid", "SafeUUID"))  # UUID.__setstate__ restores is_safe through it
+    for t in (collections.OrderedDict, collections.deque, collections.defaultdict, collections.Counter, collections.ChainMap):
+        names.add(_name_of(t))
+    for t in (pathlib.PurePath, pathlib.PurePosixPath, pathlib.PureWindowsPath):
+        names.add(_name_of(t))
+        names.add(("pathlib", t.__name__))
+    # bytes pickled with protocol < 3 are rebuilt by _codecs.encode(str, 'latin1')
+    names.add(("_codecs", "encode"))
+    # numpy: exactly what arrays, dtypes and scalars need (numpy 2 names, and
+    # the numpy 1.x names that old pickles carry, which numpy 2 still maps)
+    for mod in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        names.add((mod, "_reconstruct"))
+        names.add((mod, "scalar"))
+    for mod in ("numpy._core.numeric", "numpy.core.numeric"):
+        names.add((mod, "_frombuffer"))
+    names.add(("numpy", "ndarray"))
+    names.add(("numpy", "dtype"))
+    return frozenset(names)
+
+
+#: The globals :func:`safe_loads` admits when ``allow`` is not given.
+DEFAULT_ALLOW: frozenset[tuple[str, str]] = _default_allow()
+
+#: Modules whose globals are never admitted, even through ``allow=``
+#: (``allow=ALL`` turns every check off).
+NEVER_ALLOW: frozenset[str] = frozenset(
+    """os posix nt subprocess _posixsubprocess pty multiprocessing sys code codeop runpy marshal pickle
+    _pickle shutil codecs io _io tarfile zipfile sqlite3 _sqlite3 py_compile socket _socket http urllib
+    logging.config ctypes _ctypes pdb profile cProfile timeit trace doctest pydoc functools _functools
+    importlib pkgutil types inspect operator _operator builtins.eval webbrowser signal threading
+    _thread asyncio ssl ftplib smtplib telnetlib xmlrpc compileall zipimport posixpath ntpath
+    numpy.load numpy.f2py numpy.testing numpy.distutils numpy.lib.npyio numpy.ctypeslib""".split()
+)
+
+#: builtins that are never admitted.
+_NEVER_BUILTINS = frozenset(
+    """getattr setattr delattr eval exec compile __import__ open globals locals vars breakpoint input
+    help exit quit memoryview super type object classmethod staticmethod property""".split()
+)
+
+
+def _never(module: str, name: str) -> str | None:
+    """Why ``module.name`` can never be admitted, or None."""
+    if module == "builtins" and name in _NEVER_BUILTINS:
+        return f"builtins.{name} reaches attributes or runs code"
+    full = f"{module}.{name}"
+    for banned in NEVER_ALLOW:
+        if module == banned or module.startswith(banned + ".") or full == banned or full.startswith(banned + "."):
+            return f"module {banned} is never allowed"
+    return None
+
+
+Predicate = Callable[[str, str], bool]
+AllowSpec = Any  # None | ALL | iterable of "module.qualname" / (module, qualname) / objects | predicate
+
+
+def _parse_allow_item(item: Any) -> tuple[str, str]:
+    if isinstance(item, tuple) and len(item) == 2 and all(isinstance(x, str) for x in item):
+        return item
+    if isinstance(item, str):
+        if ":" in item:
+            module, _, name = item.partition(":")
+        else:
+            module, _, name = item.rpartition(".")
+        if not module or not name:
+            raise ValueError(f"allow entry {item!r} must look like 'module.qualname' or 'module:Outer.Inner'")
+        return module, name
+    if hasattr(item, "__module__") and hasattr(item, "__qualname__"):
+        return item.__module__, item.__qualname__
+    raise TypeError(f"allow entries must be 'module.qualname' strings, (module, qualname) tuples or classes/functions, not {item!r}")
+
+
+class _Policy:
+    __slots__ = ("names", "predicate")
+
+    def __init__(self, allow: AllowSpec) -> None:
+        self.names = DEFAULT_ALLOW
+        self.predicate: Predicate | None = None
+        if allow is None:
+            return
+        if isinstance(allow, (str, type)):
+            allow = [allow]  # one name or one class
+        elif callable(allow) and not hasattr(allow, "__iter__"):
+            self.predicate = allow  # f(module, qualname) -> bool; put functions to admit in a list
+            return
+        extra = set()
+        for item in allow:
+            module, name = _parse_allow_item(item)
+            reason = _never(module, name)
+            if reason:
+                raise ValueError(f"refusing to allow {module}.{name}: {reason}")
+            extra.add((module, name))
+        self.names = DEFAULT_ALLOW | extra
+
+    def check(self, module: str, name: str) -> None:
+        reason = _never(module, name)
+        if reason:
+            raise ForbiddenGlobal(module, name, reason)
+        if (module, name) in self.names:
+            return
+        if self.predicate is not None and self.predicate(module, name):
+            return
+        raise ForbiddenGlobal(module, name)
+
+
+_policy_cache: dict[Any, _Policy] = {}
+
+
+def _policy(allow: AllowSpec) -> _Policy:
+    if allow is None:
+        pol = _policy_cache.get(None)
+        if pol is None:
+            pol = _policy_cache[None] = _Policy(None)
+        return pol
+    return _Policy(allow)
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """The C unpickler, with every global checked in ``find_class``."""
+
+    def __init__(self, file: IO[bytes], policy: _Policy) -> None:
+        super().__init__(file)
+        self._policy = policy
+
+    def find_class(self, module: str, name: str) -> Any:
+        self._policy.check(module, name)
+        obj = super().find_class(module, name)
+        if isinstance(obj, types.ModuleType):
+            raise ForbiddenGlobal(module, name, "resolves to a module")
+        return obj
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise ForbiddenOpcode("persistent IDs are refused by the restricted loader")
+
+
+#: Default cap on the size of one pickle accepted by the safe loaders.
+DEFAULT_MAX_BYTES = 1 << 30
+
+_EXT_OPS = {"EXT1", "EXT2", "EXT4"}
+
+
+def _extension_registry_in_use() -> bool:
+    # EXT opcodes fetch from copyreg's registry; a cache hit skips
+    # find_class.  With both empty (the default) every EXT opcode fails.
+    return bool(copyreg._inverted_registry) or bool(copyreg._extension_cache)  # type: ignore[attr-defined]
+
+
+def _refuse_ext_opcodes(data: bytes | memoryview) -> None:
+    for op, _arg, pos in pickletools.genops(io.BytesIO(data)):
+        if op.name in _EXT_OPS:
+            raise ForbiddenOpcode(f"opcode {op.name} at byte {pos} (copyreg extension registry) is refused")
+
+
+def _max_depth(data: bytes | memoryview) -> int:
+    """Deepest unpickler stack (objects plus open MARKs) the pickle builds;
+    nested containers push one level each."""
+    marks: list[int] = []
+    height = best = 0
+    for op, _arg, _pos in pickletools.genops(io.BytesIO(data)):
+        before = op.stack_before
+        if op.name == "MARK":
+            marks.append(height)
+        elif pickletools.markobject in before:
+            height = (marks.pop() if marks else 0) - before.index(pickletools.markobject) + len(op.stack_after)
+        else:
+            height += len(op.stack_after) - len(before)
+        best = max(best, height + len(marks))
+    return best
+
+
+def safe_loads(
+    data: bytes | bytearray | memoryview,
+    *,
+    allow: AllowSpec = None,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    max_depth: int | None = None,
+) -> Any:
+    """Unpickle ``data`` admitting only allowlisted globals.
+
+    Parameters
+    ----------
+    data : bytes-like
+        One pickle.
+    allow : optional
+        Extra globals to admit on top of :data:`DEFAULT_ALLOW`:
+        ``"module.qualname"`` strings (``"module:Outer.Inner"`` for nested
+        names), ``(module, qualname)`` tuples, classes or functions; or a
+        predicate ``f(module, qualname) -> bool``; or :data:`ALL` for an
+        unrestricted :func:`pickle.loads`.  Names in :data:`NEVER_ALLOW`
+        are refused whatever ``allow`` says (except ``ALL``).
+    max_bytes : int or None
+        Refuse larger inputs (default 1 GiB).
+    max_depth : int or None
+        Refuse pickles whose MARK nesting is deeper (checked by a scan with
+        :mod:`pickletools`, which costs time on large pickles; off by
+        default, since the C unpickler is iterative and deep data cannot
+        crash it).
+
+    Raises
+    ------
+    ForbiddenGlobal
+        The pickle names a global outside the policy; raised by
+        ``find_class``, before the global is called.
+    ForbiddenOpcode, LimitExceeded
+        EXT opcodes while an extension registry is in use, persistent IDs,
+        an input over ``max_bytes`` or nesting over ``max_depth``.
+
+    Examples
+    --------
+    >>> import pickle, datetime
+    >>> safe_loads(pickle.dumps({"when": datetime.date(2024, 1, 2), "n": [1, 2]}))
+    {'when': datetime.date(2024, 1, 2), 'n': [1, 2]}
+    >>> class Evil:
+    ...     def __reduce__(self):
+    ...         import os
+    ...         return (os.system, ("echo pwned",))
+    >>> safe_loads(pickle.dumps(Evil()))
+    Traceback (most recent call last):
+    ...
+    binrec.pickling.ForbiddenGlobal: forbidden global posix.system: module posix is never allowed
+    """
+    if allow is ALL:
+        return pickle.loads(data)
+    view = memoryview(data)
+    if max_bytes is not None and view.nbytes > max_bytes:
+        raise LimitExceeded(f"pickle of {view.nbytes} bytes exceeds max_bytes={max_bytes}")
+    if _extension_registry_in_use():
+        _refuse_ext_opcodes(view)
+    if max_depth is not None and _max_depth(view) > max_depth:
+        raise LimitExceeded(f"pickle nests deeper than max_depth={max_depth}")
+    unpickler = _RestrictedUnpickler(io.BytesIO(view), _policy(allow))
+    try:
+        return unpickler.load()
+    except ValueError as exc:
+        if "unregistered extension code" in str(exc):
+            raise ForbiddenOpcode(f"EXT opcode refused: {exc}") from None
+        raise
+
+
+def safe_load(file: BinaryIO | str | os.PathLike, *, allow: AllowSpec = None, max_bytes: int | None = DEFAULT_MAX_BYTES, max_depth: int | None = None) -> Any:
+    """:func:`safe_loads` on the next pickle of a binary file or a path.
+
+    The whole file is read (at most ``max_bytes + 1`` bytes) before
+    unpickling, so the size cap holds for streams too.
+    """
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "rb") as fh:
+            return safe_load(fh, allow=allow, max_bytes=max_bytes, max_depth=max_depth)
+    if allow is ALL:
+        return pickle.load(file)
+    limit = -1 if max_bytes is None else max_bytes + 1
+    data = file.read(limit)
+    return safe_loads(data, allow=allow, max_bytes=max_bytes, max_depth=max_depth)
+
+
+# -- streams of objects ------------------------------------------------------------
+
+
+def _open_for(file: BinaryIO | str | os.PathLike, mode: str) -> tuple[BinaryIO, bool]:
+    if isinstance(file, (str, os.PathLike)):
+        return open(file, mode), True
+    return file, False
+
+
+def dump_many(objects: Iterable[Any], file: BinaryIO | str | os.PathLike, *, protocol: int | None = None, append: bool = False) -> int:
+    """Pickle each object, one after another, into a file or stream.
+
+    Parameters
+    ----------
+    objects : iterable
+    file : binary file object or path
+        A path is created (or appended to with ``append=True``).
+    protocol : int, optional
+        Default :data:`pickle.HIGHEST_PROTOCOL`.
+
+    Returns
+    -------
+    int
+        How many objects were written.
+
+    Examples
+    --------
+    >>> buf = io.BytesIO()
+    >>> dump_many([{"id": 1}, {"id": 2}], buf)
+    2
+    >>> _ = buf.seek(0)
+    >>> list(load_many(buf))
+    [{'id': 1}, {'id': 2}]
+    """
+    protocol = pickle.HIGHEST_PROTOCOL if protocol is None else protocol
+    fh, close = _open_for(file, "ab" if append else "wb")
+    try:
+        pickler = pickle.Pickler(fh, protocol=protocol)
+        n = 0
+        for obj in objects:
+            pickler.dump(obj)
+            pickler.clear_memo()  # each object stands alone, loadable by itself
+            n += 1
+        fh.flush()
+        return n
+    finally:
+        if close:
+            fh.close()
+
+
+class _CountingReader(io.RawIOBase):
+    """Wraps a binary stream and counts the bytes handed out, so a failure
+    can be reported at its byte offset even on a pipe."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        reader = getattr(self._raw, "readinto", None)
+        if reader is not None:
+            n = reader(b) or 0
+        else:
+            chunk = self._raw.read(len(b))
+            n = len(chunk)
+            b[:n] = chunk
+        self.position += n
+        return n
+
+
+def load_many(file: BinaryIO | str | os.PathLike, *, allow: AllowSpec = ALL, max_bytes: int | None = None) -> Iterator[Any]:
+    """Yield the objects of a stream written by :func:`dump_many` (or by
+    repeated :func:`pickle.dump`), lazily, stopping at a clean end of file.
+
+    Parameters
+    ----------
+    file : binary file object or path
+    allow : optional
+        Default :data:`ALL` (plain pickle: for your own files).  Pass ``None``
+        for :data:`DEFAULT_ALLOW`, or an allow spec as in :func:`safe_loads`,
+        to load untrusted streams with the restricted loader.
+
+    Raises
+    ------
+    TruncatedError
+        The last object is cut short or corrupt; every complete object
+        before it has been yielded.  ``offset`` names where it starts.
+    """
+    fh, close = _open_for(file, "rb")
+    try:
+        counter = _CountingReader(fh)
+        buffered = io.BufferedReader(counter, buffer_size=1 << 16)
+        policy = None if allow is ALL else _policy(allow)
+        index = 0
+        while True:
+            start = _logical_position(counter, buffered)
+            if not buffered.peek(1):
+                return
+            unpickler = pickle.Unpickler(buffered) if policy is None else _RestrictedUnpickler(buffered, policy)
+            try:
+                obj = unpickler.load()
+            except PickleSecurityError:
+                raise
+            except (EOFError, pickle.UnpicklingError, ValueError, KeyError, IndexError, TypeError, struct.error, OverflowError, AttributeError, ImportError, MemoryError) as exc:
+                raise TruncatedError(start, index, exc) from exc
+            if max_bytes is not None and _logical_position(counter, buffered) - start > max_bytes:
+                raise LimitExceeded(f"object #{index} is larger than max_bytes={max_bytes}")
+            index += 1
+            yield obj
+    finally:
+        if close:
+            fh.close()
+
+
+def _logical_position(counter: _CountingReader, buffered: io.BufferedReader) -> int:
+    """Bytes consumed by the unpickler: read from the source minus what the
+    buffer still holds."""
+    return counter.position - len(buffered.peek(0))
+
+
+# -- versioned files -----------------------------------------------------------------
+
+_VERSION_MAGIC = b"BRVER\x00\x01\n"
+_VERSION_HEADER = struct.Struct("<8sQ")
+
+
+def save_versioned(path: str | os.PathLike, data: Any, version: int, *, protocol: int | None = None) -> None:
+    """Pickle ``data`` into ``path`` with a data version, atomically.
+
+    Layout: 8-byte magic, little-endian u64 version, then one pickle.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "profile.pkl")
+    >>> save_versioned(p, {"name": "Ann"}, version=1)
+    >>> load_versioned(p, current=2, migrations={1: lambda d: {**d, "age": None}})
+    {'name': 'Ann', 'age': None}
+    """
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise VersionError(f"version must be a non-negative int, got {version!r}")
+    payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL if protocol is None else protocol)
+    with atomic_writer(path) as fh:
+        fh.write(_VERSION_HEADER.pack(_VERSION_MAGIC, version))
+        fh.write(payload)
+
+
+def read_version(path: str | os.PathLike) -> int:
+    """The data version stored in a file written by :func:`save_versioned`."""
+    with open(path, "rb") as fh:
+        head = fh.read(_VERSION_HEADER.size)
+    return _parse_version_header(head, path)
+
+
+def _parse_version_header(head: bytes, path: Any) -> int:
+    if len(head) < _VERSION_HEADER.size:
+        raise VersionError(f"{path}: too short to be a versioned file ({len(head)} bytes)")
+    magic, version = _VERSION_HEADER.unpack(head[: _VERSION_HEADER.size])
+    if magic != _VERSION_MAGIC:
+        raise VersionError(f"{path}: not a binrec versioned file (bad magic {magic!r})")
+    return version
+
+
+def migrate(data: Any, version: int, current: int, migrations: Mapping[int, Callable[[Any], Any]], *, where: str = "data") -> Any:
+    """Apply ``migrations[version]``, ``migrations[version + 1]``, ... until
+    ``data`` is at version ``current``."""
+    if version > current:
+        raise VersionError(f"{where} has version {version}, newer than the current version {current}: upgrade the program")
+    missing = [v for v in range(version, current) if v not in migrations]
+    if missing:
+        raise VersionError(f"{where} has version {version}; no migration from version {missing[0]} to {missing[0] + 1} (current is {current})")
+    for v in range(version, current):
+        data = migrations[v](data)
+    return data
+
+
+def load_versioned(
+    path: str | os.PathLike,
+    *,
+    current: int,
+    migrations: Mapping[int, Callable[[Any], Any]] | None = None,
+    allow: AllowSpec = ALL,
+) -> Any:
+    """Load a file written by :func:`save_versioned`, migrated to ``current``.
+
+    ``migrations`` maps version n to a function turning version-n data into
+    version-n+1 data.  A file newer than ``current``, or a gap in the chain,
+    raises :class:`VersionError` before the payload is unpickled.
+    ``allow`` as in :func:`load_many` (default: plain pickle).
+    """
+    migrations = migrations or {}
+    raw = Path(path).read_bytes()
+    version = _parse_version_header(raw, path)
+    migrate(None, version, current, {v: (lambda d: d) for v in migrations}, where=str(path))  # validate first
+    payload = memoryview(raw)[_VERSION_HEADER.size :]
+    data = pickle.loads(payload) if allow is ALL else safe_loads(payload, allow=allow)
+    return migrate(data, version, current, migrations, where=str(path))
+
+
+# -- inspection without execution ------------------------------------------------------
+
+
+@dataclass
+class PickleReport:
+    """What :func:`inspect` found."""
+
+    size: int
+    protocol: int
+    pickles: int
+    globals: list[tuple[str, str]] = field(default_factory=list)
+    calls: int = 0
+    opcodes: dict[str, int] = field(default_factory=dict)
+    offending: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def safe(self) -> bool:
+        return not self.offending and self.error is None
+
+    @property
+    def verdict(self) -> str:
+        if self.error is not None:
+            return f"unreadable: {self.error}"
+        return "safe" if self.safe else "unsafe: " + ", ".join(self.offending)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "protocol": self.protocol,
+            "pickles": self.pickles,
+            "globals": [f"{m}.{n}" for m, n in self.globals],
+            "calls": self.calls,
+            "opcodes": self.opcodes,
+            "safe": self.safe,
+            "verdict": self.verdict,
+            "offending": self.offending,
+            "error": self.error,
+        }
+
+
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
+_CALL_OPS = {"REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD", "INST", "OBJ"}
+
+
+def inspect(data_or_path: bytes | bytearray | memoryview | str | os.PathLike) -> PickleReport:
+    """Report what a pickle (or a stream of them) would import and call,
+    without executing it.
+
+    Examples
+    --------
+    >>> import pickle, collections
+    >>> r = inspect(pickle.dumps(collections.OrderedDict(a=1)))
+    >>> r.globals, r.verdict
+    ([('collections', 'OrderedDict')], 'safe')
+    """
+    if isinstance(data_or_path, (str, os.PathLike)):
+        data = Path(data_or_path).read_bytes()
+    else:
+        data = bytes(data_or_path)
+    report = PickleReport(size=len(data), protocol=0, pickles=0)
+    stream = io.BytesIO(data)
+    seen: set[tuple[str, str]] = set()
+    try:
+        while stream.tell() < len(data):
+            report.pickles += 1
+            _scan_one(stream, report, seen)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is reported, not raised
+        report.error = f"{type(exc).__name__}: {exc}"
+    pol = _policy(None)
+    for module, name in report.globals:
+        try:
+            pol.check(module, name)
+        except ForbiddenGlobal:
+            report.offending.append(f"{module}.{name}")
+    for op in ("EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID"):
+        if report.opcodes.get(op):
+            report.offending.append(f"opcode {op}")
+    return report
+
+
+def _scan_one(stream: io.BytesIO, report: PickleReport, seen: set[tuple[str, str]]) -> None:
+    memo: dict[int, Any] = {}
+    pushed: list[Any] = []  # recent values pushed (strings known, others None)
+    for op, arg, _pos in pickletools.genops(stream):
+        name = op.name
+        report.opcodes[name] = report.opcodes.get(name, 0) + 1
+        if name == "PROTO":
+            report.protocol = max(report.protocol, int(arg))
+        elif name in _STRING_OPS:
+            pushed.append(arg if isinstance(arg, str) else arg.decode("latin-1") if isinstance(arg, bytes) else None)
+        elif name == "MEMOIZE":
+            memo[len(memo)] = pushed[-1] if pushed else None
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[int(arg)] = pushed[-1] if pushed else None
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            pushed.append(memo.get(int(arg)))
+        elif name in ("GLOBAL", "INST"):
+            module, _, qual = str(arg).partition(" ")
+            _add_global(report, seen, module, qual)
+            pushed.append(None)
+        elif name == "STACK_GLOBAL":
+            module = pushed[-2] if len(pushed) >= 2 else None
+            qual = pushed[-1] if pushed else None
+            _add_global(report, seen, str(module), str(qual))
+            pushed.append(None)
+        elif name != "FRAME":
+            pushed.append(None)
+        if name in _CALL_OPS:
+            report.calls += 1
+        if len(pushed) > 64:
+            del pushed[:-8]
+
+
+def _add_global(report: PickleReport, seen: set[tuple[str, str]], module: str, name: str) -> None:
+    key = (module, name)
+    if key not in seen:
+        seen.add(key)
+        report.globals.append(key)

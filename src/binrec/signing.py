@@ -1,0 +1,267 @@
+"""HMAC-SHA256 envelopes: know a payload is yours before you unpickle it.
+
+Envelope layout (all integers little-endian)::
+
+    offset  size  field
+    0       4     magic b"BRSG"
+    4       1     format version (1)
+    5       1     algorithm id (1 = HMAC-SHA256)
+    6       8     key id: first 8 bytes of HMAC-SHA256(key, b"binrec key id")
+    14      2     context length C
+    16      C     context label (bytes)
+    16+C    8     creation time, nanoseconds since the Unix epoch (signed)
+    24+C    8     payload length N
+    32+C    N     payload
+    32+C+N  32    HMAC-SHA256 over every byte before it
+
+The tag is made with a subkey derived per context,
+``HMAC-SHA256(key, b"binrec.signing.v1\\x00" + context)``, so a tag made for
+one purpose never verifies for another even if the label were rewritten.
+Several keys may verify (rotation): the key id picks the key, none is tried
+blindly.  Tags are compared with :func:`hmac.compare_digest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import pickle
+import secrets
+import struct
+import time
+from typing import Any, Iterable
+
+from .pickling import ALL, AllowSpec, safe_loads
+
+__all__ = [
+    "BadSignature",
+    "generate_key",
+    "sign",
+    "verify",
+    "sign_detached",
+    "verify_detached",
+    "signed_dumps",
+    "signed_loads",
+    "key_id",
+    "ALL",
+    "MIN_KEY_BYTES",
+]
+
+MAGIC = b"BRSG"
+VERSION = 1
+ALG_HMAC_SHA256 = 1
+TAG_BYTES = 32
+MIN_KEY_BYTES = 32
+_PREFIX = struct.Struct("<4sBB8sH")  # magic, version, alg, key id, context length
+_MIDDLE = struct.Struct("<qQ")  # created (ns), payload length
+_DETACHED = struct.Struct("<4sBB8s")
+_DETACHED_MAGIC = b"BRDT"
+_PICKLE_CONTEXT = b"binrec.pickle"
+#: With max_age, envelopes dated this far in the future pass (clock skew).
+_FUTURE_SKEW_S = 1.0
+
+
+class BadSignature(ValueError):
+    """The envelope or tag does not verify: tampered, wrong key or context,
+    truncated, expired, or of an unknown format."""
+
+
+def generate_key() -> bytes:
+    """32 random bytes from :mod:`secrets`, suitable as a signing key.
+
+    >>> len(generate_key())
+    32
+    """
+    return secrets.token_bytes(32)
+
+
+def _check_key(key: Any) -> bytes:
+    if isinstance(key, str):
+        raise TypeError("keys must be bytes, not str (use generate_key(), or encode a secret of >= 32 bytes)")
+    key = bytes(key)
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"key of {len(key)} bytes refused: signing keys must have at least {MIN_KEY_BYTES} bytes")
+    return key
+
+
+def key_id(key: bytes) -> bytes:
+    """The 8-byte public identifier of a key (stored in envelopes)."""
+    return hmac.new(_check_key(key), b"binrec key id", hashlib.sha256).digest()[:8]
+
+
+def _subkey(key: bytes, context: bytes) -> bytes:
+    return hmac.new(key, b"binrec.signing.v1\x00" + context, hashlib.sha256).digest()
+
+
+def _keyring(keys: Any) -> dict[bytes, bytes]:
+    if isinstance(keys, (bytes, bytearray, memoryview)):
+        keys = [keys]
+    ring = {}
+    for k in keys:
+        k = _check_key(k)
+        ring.setdefault(key_id(k), k)
+    if not ring:
+        raise ValueError("no keys given")
+    return ring
+
+
+def _context(context: Any) -> bytes:
+    if isinstance(context, str):
+        context = context.encode("utf-8")
+    context = bytes(context)
+    if len(context) > 0xFFFF:
+        raise ValueError("context label longer than 65535 bytes")
+    return context
+
+
+def sign(payload: bytes | bytearray | memoryview, key: bytes, *, context: bytes | str = b"", created_ns: int | None = None) -> bytes:
+    """Wrap ``payload`` in a signed envelope.
+
+    Examples
+    --------
+    >>> k = bytes(range(32))
+    >>> env = sign(b"hello", k, context=b"greeting")
+    >>> verify(env, k, context=b"greeting")
+    b'hello'
+    """
+    key = _check_key(key)
+    ctx = _context(context)
+    payload = memoryview(payload).cast("B") if not isinstance(payload, bytes) else payload
+    created = time.time_ns() if created_ns is None else int(created_ns)
+    header = _PREFIX.pack(MAGIC, VERSION, ALG_HMAC_SHA256, key_id(key), len(ctx)) + ctx + _MIDDLE.pack(created, len(payload))
+    mac = hmac.new(_subkey(key, ctx), header, hashlib.sha256)
+    mac.update(payload)
+    return b"".join((header, payload, mac.digest()))
+
+
+def _open_envelope(envelope: Any, keys: Any, context: Any, max_age: float | None, now_ns: int | None) -> memoryview:
+    ring = _keyring(keys)
+    ctx = _context(context)
+    env = memoryview(envelope).cast("B")
+    if len(env) < _PREFIX.size + _MIDDLE.size + TAG_BYTES:
+        raise BadSignature(f"envelope of {len(env)} bytes is truncated")
+    magic, version, alg, kid, clen = _PREFIX.unpack_from(env, 0)
+    if magic != MAGIC:
+        raise BadSignature("not a binrec signed envelope (bad magic)")
+    if version != VERSION:
+        raise BadSignature(f"unknown envelope format version {version}")
+    if alg != ALG_HMAC_SHA256:
+        raise BadSignature(f"unknown signature algorithm id {alg}")
+    head_end = _PREFIX.size + clen + _MIDDLE.size
+    if len(env) < head_end + TAG_BYTES:
+        raise BadSignature("envelope is truncated")
+    created, length = _MIDDLE.unpack_from(env, _PREFIX.size + clen)
+    if len(env) != head_end + length + TAG_BYTES:
+        raise BadSignature(f"envelope length {len(env)} does not match its payload length {length} (truncated or padded)")
+    key = ring.get(bytes(kid))
+    if key is None:
+        raise BadSignature(f"envelope was signed with key id {bytes(kid).hex()}, which is not among the {len(ring)} key(s) given")
+    mac = hmac.new(_subkey(key, ctx), env[: head_end + length], hashlib.sha256)
+    if not hmac.compare_digest(mac.digest(), env[head_end + length :]):
+        raise BadSignature("signature mismatch: the envelope was tampered with, or the context is wrong")
+    if not hmac.compare_digest(bytes(env[_PREFIX.size : _PREFIX.size + clen]), ctx):
+        raise BadSignature("context mismatch")  # unreachable: the subkey already binds the context
+    if max_age is not None:
+        now = time.time_ns() if now_ns is None else now_ns
+        age = (now - created) / 1e9
+        if age > max_age:
+            raise BadSignature(f"envelope is {age:.3f} s old, older than max_age={max_age} s")
+        if age < -_FUTURE_SKEW_S:
+            raise BadSignature(f"envelope is dated {-age:.3f} s in the future")
+    return env[head_end : head_end + length]
+
+
+def verify(
+    envelope: bytes | bytearray | memoryview,
+    keys: bytes | Iterable[bytes],
+    *,
+    context: bytes | str = b"",
+    max_age: float | None = None,
+    now_ns: int | None = None,
+) -> bytes:
+    """Check an envelope and return its payload.
+
+    Parameters
+    ----------
+    keys : bytes or list of bytes
+        One key, or several (rotation): the envelope's key id picks one.
+    context : bytes or str
+        Must equal the context it was signed with.
+    max_age : float, optional
+        Seconds; older envelopes, and ones dated more than 1 s in the
+        future, are refused.
+
+    Raises
+    ------
+    BadSignature
+        Any tampered byte, wrong key or context, truncation, unknown version.
+    """
+    return bytes(_open_envelope(envelope, keys, context, max_age, now_ns))
+
+
+def sign_detached(payload: bytes | bytearray | memoryview, key: bytes, *, context: bytes | str = b"") -> bytes:
+    """A 46-byte tag for ``payload`` (for a sidecar file): magic, version,
+    algorithm, key id and HMAC-SHA256.
+
+    >>> k = bytes(range(32))
+    >>> tag = sign_detached(b"data", k)
+    >>> verify_detached(b"data", tag, [k])
+    True
+    """
+    key = _check_key(key)
+    ctx = _context(context)
+    head = _DETACHED.pack(_DETACHED_MAGIC, VERSION, ALG_HMAC_SHA256, key_id(key))
+    mac = hmac.new(_subkey(key, b"detached\x00" + ctx), head, hashlib.sha256)
+    mac.update(payload)
+    return head + mac.digest()
+
+
+def verify_detached(payload: bytes | bytearray | memoryview, tag: bytes, keys: bytes | Iterable[bytes], *, context: bytes | str = b"") -> bool:
+    """Return True if ``tag`` was made by :func:`sign_detached` for
+    ``payload`` with one of ``keys``; raise :class:`BadSignature` otherwise."""
+    ring = _keyring(keys)
+    ctx = _context(context)
+    tag = bytes(tag)
+    if len(tag) != _DETACHED.size + TAG_BYTES:
+        raise BadSignature(f"detached tag must be {_DETACHED.size + TAG_BYTES} bytes, got {len(tag)}")
+    magic, version, alg, kid = _DETACHED.unpack_from(tag, 0)
+    if magic != _DETACHED_MAGIC or version != VERSION or alg != ALG_HMAC_SHA256:
+        raise BadSignature("not a binrec detached tag, or an unknown version")
+    key = ring.get(kid)
+    if key is None:
+        raise BadSignature(f"tag was made with key id {kid.hex()}, which is not among the keys given")
+    mac = hmac.new(_subkey(key, b"detached\x00" + ctx), tag[: _DETACHED.size], hashlib.sha256)
+    mac.update(payload)
+    if not hmac.compare_digest(mac.digest(), tag[_DETACHED.size :]):
+        raise BadSignature("signature mismatch")
+    return True
+
+
+def signed_dumps(obj: Any, key: bytes, *, context: bytes | str = _PICKLE_CONTEXT, protocol: int | None = None) -> bytes:
+    """Pickle ``obj`` and sign it.
+
+    >>> k = generate_key()
+    >>> signed_loads(signed_dumps({"a": [1, 2]}, k), k)
+    {'a': [1, 2]}
+    """
+    return sign(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL if protocol is None else protocol), key, context=context)
+
+
+def signed_loads(
+    blob: bytes | bytearray | memoryview,
+    keys: bytes | Iterable[bytes],
+    *,
+    allow: AllowSpec = None,
+    context: bytes | str = _PICKLE_CONTEXT,
+    max_age: float | None = None,
+) -> Any:
+    """Verify first, unpickle second.
+
+    Unpickling uses the restricted loader (:func:`binrec.pickling.safe_loads`)
+    with ``allow`` extending the default allowlist; only ``allow=ALL``
+    (spelled out in the caller's code) unpickles without restriction.
+    """
+    payload = _open_envelope(blob, keys, context, max_age, None)
+    if allow is ALL:
+        return pickle.loads(payload)
+    return safe_loads(payload, allow=allow)
