@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["binrec.records"]
+MODULES = ["binrec.records", "binrec.pickling", "binrec.signing", "binrec._atomic"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -78,6 +78,27 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pickle_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from .pickling import inspect
+
+    report = inspect(args.file)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(f"file:      {args.file}")
+        print(f"size:      {report.size} bytes, {report.pickles} pickle(s), protocol {report.protocol}")
+        print(f"calls:     {report.calls} (REDUCE/NEWOBJ/BUILD/INST/OBJ opcodes)")
+        print(f"verdict:   {report.verdict}")
+        print(f"{'global':<48} allowed")
+        offending = set(report.offending)
+        for module, name in report.globals:
+            full = f"{module}.{name}"
+            print(f"{full:<48} {'NO' if full in offending else 'yes'}")
+    return 0 if report.safe else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="binrec", description="Binary records <-> numpy, from the shell.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -89,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("format")
     i.add_argument("--names", default=None, help="field names, comma or space separated")
     i.set_defaults(func=_cmd_info)
+    pk = sub.add_parser("pickle", help="pickle tools")
+    pk_sub = pk.add_subparsers(dest="pickle_command", required=True)
+    pi = pk_sub.add_parser("inspect", help="what a pickle would import and call, without running it (exit 1 if unsafe)")
+    pi.add_argument("file")
+    pi.add_argument("--json", action="store_true", help="machine-readable output")
+    pi.set_defaults(func=_cmd_pickle_inspect)
     return p
 
 

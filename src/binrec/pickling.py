@@ -21,7 +21,9 @@ modules are never admitted, even when a caller extends the list
 
 from __future__ import annotations
 
+import _compat_pickle
 import copyreg
+import importlib
 import io
 import os
 import pickle
@@ -153,6 +155,11 @@ def _default_allow() -> frozenset[tuple[str, str]]:
     for t in (pathlib.PurePath, pathlib.PurePosixPath, pathlib.PureWindowsPath):
         names.add(_name_of(t))
         names.add(("pathlib", t.__name__))
+    # protocols 0 and 1 rebuild plain-class instances with
+    # copyreg._reconstructor(cls, base, state): cls and base are themselves
+    # globals, so they pass this same policy; object is its usual base.
+    names.add(("copyreg", "_reconstructor"))
+    names.add(("builtins", "object"))
     # bytes pickled with protocol < 3 are rebuilt by _codecs.encode(str, 'latin1')
     names.add(("_codecs", "encode"))
     # numpy: exactly what arrays, dtypes and scalars need (numpy 2 names, and
@@ -184,7 +191,7 @@ NEVER_ALLOW: frozenset[str] = frozenset(
 #: builtins that are never admitted.
 _NEVER_BUILTINS = frozenset(
     """getattr setattr delattr eval exec compile __import__ open globals locals vars breakpoint input
-    help exit quit memoryview super type object classmethod staticmethod property""".split()
+    help exit quit memoryview super type classmethod staticmethod property""".split()
 )
 
 
@@ -264,6 +271,25 @@ def _policy(allow: AllowSpec) -> _Policy:
     return _Policy(allow)
 
 
+def _py3_name(module: str, name: str) -> tuple[str, str]:
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
+def _resolve(module: str, qualname: str) -> Any:
+    try:
+        obj: Any = importlib.import_module(module)
+    except ImportError as exc:
+        raise pickle.UnpicklingError(f"cannot import module {module!r} for {module}.{qualname}: {exc}") from None
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise pickle.UnpicklingError(f"module {module!r} has no attribute {qualname!r}") from None
+    return obj
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     """The C unpickler, with every global checked in ``find_class``."""
 
@@ -272,8 +298,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._policy = policy
 
     def find_class(self, module: str, name: str) -> Any:
+        # Python 2 names (protocols 0-2) are mapped first, so the policy
+        # judges exactly the object that will be returned; we resolve it
+        # ourselves rather than trusting a second lookup to agree.
+        module, name = _py3_name(module, name)
         self._policy.check(module, name)
-        obj = super().find_class(module, name)
+        obj = _resolve(module, name)
         if isinstance(obj, types.ModuleType):
             raise ForbiddenGlobal(module, name, "resolves to a module")
         return obj
@@ -463,6 +493,9 @@ class _CountingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def tell(self) -> int:
+        return self.position
+
     def readinto(self, b) -> int:  # type: ignore[override]
         reader = getattr(self._raw, "readinto", None)
         if reader is not None:
@@ -495,34 +528,47 @@ def load_many(file: BinaryIO | str | os.PathLike, *, allow: AllowSpec = ALL, max
     """
     fh, close = _open_for(file, "rb")
     try:
-        counter = _CountingReader(fh)
-        buffered = io.BufferedReader(counter, buffer_size=1 << 16)
-        policy = None if allow is ALL else _policy(allow)
-        index = 0
-        while True:
-            start = _logical_position(counter, buffered)
-            if not buffered.peek(1):
-                return
-            unpickler = pickle.Unpickler(buffered) if policy is None else _RestrictedUnpickler(buffered, policy)
-            try:
-                obj = unpickler.load()
-            except PickleSecurityError:
-                raise
-            except (EOFError, pickle.UnpicklingError, ValueError, KeyError, IndexError, TypeError, struct.error, OverflowError, AttributeError, ImportError, MemoryError) as exc:
-                raise TruncatedError(start, index, exc) from exc
-            if max_bytes is not None and _logical_position(counter, buffered) - start > max_bytes:
-                raise LimitExceeded(f"object #{index} is larger than max_bytes={max_bytes}")
-            index += 1
-            yield obj
+        yield from _load_stream(fh, None if allow is ALL else _policy(allow), max_bytes)
     finally:
         if close:
             fh.close()
 
 
-def _logical_position(counter: _CountingReader, buffered: io.BufferedReader) -> int:
-    """Bytes consumed by the unpickler: read from the source minus what the
-    buffer still holds."""
-    return counter.position - len(buffered.peek(0))
+def _seekable(fh: Any) -> bool:
+    try:
+        return bool(fh.seekable()) and hasattr(fh, "tell")
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _load_stream(fh: BinaryIO, policy: _Policy | None, max_bytes: int | None) -> Iterator[Any]:
+    if _seekable(fh):
+        reader: Any = fh
+        base = fh.tell()
+    else:  # pipes, sockets: count what we hand to the unpickler
+        reader = io.BufferedReader(_CountingReader(fh), buffer_size=1 << 16)
+        base = 0
+    index = 0
+    start = reader.tell() - base
+    while True:
+        # A fresh unpickler per object: each pickle's memo starts at 0 (and
+        # assigning ``Unpickler.memo = {}`` crashes CPython 3.11).
+        try:
+            obj = pickle.load(reader) if policy is None else _RestrictedUnpickler(reader, policy).load()
+        except PickleSecurityError:
+            raise
+        except EOFError as exc:
+            if reader.tell() - base == start:
+                return  # nothing left: a clean end of the stream
+            raise TruncatedError(start, index, exc) from exc
+        except (pickle.UnpicklingError, ValueError, KeyError, IndexError, TypeError, struct.error, OverflowError, AttributeError, ImportError, MemoryError, RecursionError) as exc:
+            raise TruncatedError(start, index, exc) from exc
+        end = reader.tell() - base
+        if max_bytes is not None and end - start > max_bytes:
+            raise LimitExceeded(f"object #{index} at byte offset {start} is larger than max_bytes={max_bytes}")
+        index += 1
+        start = end
+        yield obj
 
 
 # -- versioned files -----------------------------------------------------------------

@@ -23,8 +23,10 @@ blindly.  Tags are compared with :func:`hmac.compare_digest`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import io
 import pickle
 import secrets
 import struct
@@ -86,11 +88,19 @@ def _check_key(key: Any) -> bytes:
 
 def key_id(key: bytes) -> bytes:
     """The 8-byte public identifier of a key (stored in envelopes)."""
-    return hmac.new(_check_key(key), b"binrec key id", hashlib.sha256).digest()[:8]
+    return _key_id(_check_key(key))
 
 
+# Derivations are cached: small payloads would otherwise spend most of
+# their time re-deriving the same key id and subkey.
+@functools.lru_cache(maxsize=64)
+def _key_id(key: bytes) -> bytes:
+    return hmac.digest(key, b"binrec key id", "sha256")[:8]
+
+
+@functools.lru_cache(maxsize=256)
 def _subkey(key: bytes, context: bytes) -> bytes:
-    return hmac.new(key, b"binrec.signing.v1\x00" + context, hashlib.sha256).digest()
+    return hmac.digest(key, b"binrec.signing.v1\x00" + context, "sha256")
 
 
 def _keyring(keys: Any) -> dict[bytes, bytes]:
@@ -99,7 +109,7 @@ def _keyring(keys: Any) -> dict[bytes, bytes]:
     ring = {}
     for k in keys:
         k = _check_key(k)
-        ring.setdefault(key_id(k), k)
+        ring.setdefault(_key_id(k), k)
     if not ring:
         raise ValueError("no keys given")
     return ring
@@ -128,10 +138,14 @@ def sign(payload: bytes | bytearray | memoryview, key: bytes, *, context: bytes 
     ctx = _context(context)
     payload = memoryview(payload).cast("B") if not isinstance(payload, bytes) else payload
     created = time.time_ns() if created_ns is None else int(created_ns)
-    header = _PREFIX.pack(MAGIC, VERSION, ALG_HMAC_SHA256, key_id(key), len(ctx)) + ctx + _MIDDLE.pack(created, len(payload))
+    header = _header(key, ctx, created, len(payload))
     mac = hmac.new(_subkey(key, ctx), header, hashlib.sha256)
     mac.update(payload)
     return b"".join((header, payload, mac.digest()))
+
+
+def _header(key: bytes, ctx: bytes, created_ns: int, length: int) -> bytes:
+    return _PREFIX.pack(MAGIC, VERSION, ALG_HMAC_SHA256, _key_id(key), len(ctx)) + ctx + _MIDDLE.pack(created_ns, length)
 
 
 def _open_envelope(envelope: Any, keys: Any, context: Any, max_age: float | None, now_ns: int | None) -> memoryview:
@@ -156,8 +170,8 @@ def _open_envelope(envelope: Any, keys: Any, context: Any, max_age: float | None
     key = ring.get(bytes(kid))
     if key is None:
         raise BadSignature(f"envelope was signed with key id {bytes(kid).hex()}, which is not among the {len(ring)} key(s) given")
-    mac = hmac.new(_subkey(key, ctx), env[: head_end + length], hashlib.sha256)
-    if not hmac.compare_digest(mac.digest(), env[head_end + length :]):
+    digest = hmac.digest(_subkey(key, ctx), env[: head_end + length], "sha256")
+    if not hmac.compare_digest(digest, env[head_end + length :]):
         raise BadSignature("signature mismatch: the envelope was tampered with, or the context is wrong")
     if not hmac.compare_digest(bytes(env[_PREFIX.size : _PREFIX.size + clen]), ctx):
         raise BadSignature("context mismatch")  # unreachable: the subkey already binds the context
@@ -238,13 +252,30 @@ def verify_detached(payload: bytes | bytearray | memoryview, tag: bytes, keys: b
 
 
 def signed_dumps(obj: Any, key: bytes, *, context: bytes | str = _PICKLE_CONTEXT, protocol: int | None = None) -> bytes:
-    """Pickle ``obj`` and sign it.
+    """Pickle ``obj`` and sign it (the same envelope as :func:`sign`).
+
+    The pickle is written straight after a header placeholder in one
+    buffer, so the payload is never copied to build the envelope.
 
     >>> k = generate_key()
     >>> signed_loads(signed_dumps({"a": [1, 2]}, k), k)
     {'a': [1, 2]}
     """
-    return sign(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL if protocol is None else protocol), key, context=context)
+    key = _check_key(key)
+    ctx = _context(context)
+    created = time.time_ns()
+    head_len = len(_header(key, ctx, created, 0))
+    buf = io.BytesIO()
+    buf.write(bytes(head_len))
+    pickle.dump(obj, buf, protocol=pickle.HIGHEST_PROTOCOL if protocol is None else protocol)
+    length = buf.tell() - head_len
+    buf.seek(0)
+    buf.write(_header(key, ctx, created, length))
+    with buf.getbuffer() as view:
+        tag = hmac.digest(_subkey(key, ctx), view, "sha256")
+    buf.seek(0, io.SEEK_END)
+    buf.write(tag)
+    return buf.getvalue()
 
 
 def signed_loads(

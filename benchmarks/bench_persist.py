@@ -1,0 +1,137 @@
+"""Persistence overheads, measured side by side in one run.
+
+* dump_many / load_many against plain pickle in a loop;
+* signed_dumps / signed_loads against plain pickle on 1 KB, 1 MB, 100 MB;
+* safe_loads against pickle.loads on a 1,000,000-element list of small dicts;
+* (with --shelf / --checkpoint, when those modules exist) shelf and
+  checkpoint figures.
+
+Prints Markdown tables and writes ``benchmarks/results/persist.json``.
+
+    python benchmarks/bench_persist.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import pickle
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from binrec import pickling, signing
+
+
+def median_time(fn, reps: int = 5) -> float:
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_streams(n: int) -> list[dict]:
+    objs = [{"id": i, "name": f"user{i}", "score": i * 0.5} for i in range(n)]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "s.pkl")
+
+        def plain_dump():
+            with open(path, "wb") as fh:
+                for o in objs:
+                    pickle.dump(o, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+        def plain_load():
+            out = []
+            with open(path, "rb") as fh:
+                while True:
+                    try:
+                        out.append(pickle.load(fh))
+                    except EOFError:
+                        return out
+
+        t_pd = median_time(plain_dump)
+        t_pl = median_time(plain_load)
+        t_bd = median_time(lambda: pickling.dump_many(objs, path))
+        t_bl = median_time(lambda: list(pickling.load_many(path)))
+    rows.append({"what": f"dump {n:,} small dicts", "pickle loop s": t_pd, "binrec s": t_bd, "ratio": t_bd / t_pd})
+    rows.append({"what": f"load {n:,} small dicts", "pickle loop s": t_pl, "binrec s": t_bl, "ratio": t_bl / t_pl})
+    return rows
+
+
+def bench_signing(sizes: list[int]) -> list[dict]:
+    key = signing.generate_key()
+    rows = []
+    for size in sizes:
+        obj = np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8).tobytes()
+        reps = 5 if size >= 50_000_000 else 20
+        t_d = median_time(lambda: pickle.dumps(obj, protocol=5), reps)
+        t_sd = median_time(lambda: signing.signed_dumps(obj, key), reps)
+        blob_p = pickle.dumps(obj, protocol=5)
+        blob_s = signing.signed_dumps(obj, key)
+        t_l = median_time(lambda: pickle.loads(blob_p), reps)
+        t_sl = median_time(lambda: signing.signed_loads(blob_s, key), reps)
+        rows.append({"payload": size, "dumps s": t_d, "signed_dumps s": t_sd, "dump overhead": t_sd / t_d - 1,
+                     "loads s": t_l, "signed_loads s": t_sl, "load overhead": t_sl / t_l - 1,
+                     "roundtrip overhead": (t_sd + t_sl) / (t_d + t_l) - 1})
+    return rows
+
+
+def bench_safe_loads(n: int) -> dict:
+    data = pickle.dumps([{"id": i, "ok": True, "v": i / 3} for i in range(n)], protocol=pickle.HIGHEST_PROTOCOL)
+    t_plain = median_time(lambda: pickle.loads(data))
+    t_safe = median_time(lambda: pickling.safe_loads(data))
+    return {"elements": n, "pickle.loads s": t_plain, "safe_loads s": t_safe, "ratio": t_safe / t_plain}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="smaller sizes")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = p.parse_args(argv)
+    n_stream = 20_000 if args.quick else 200_000
+    sizes = [1_000, 1_000_000] + ([] if args.quick else [100_000_000])
+    n_safe = 100_000 if args.quick else 1_000_000
+    results: dict = {}
+    print("streams ...", file=sys.stderr)
+    results["streams"] = bench_streams(n_stream)
+    print("signing ...", file=sys.stderr)
+    results["signing"] = bench_signing(sizes)
+    print("safe_loads ...", file=sys.stderr)
+    results["safe_loads"] = bench_safe_loads(n_safe)
+    extra_modules = []
+    try:
+        from benchmarks_persist_extra import run_extra  # type: ignore[import-not-found]
+    except ImportError:
+        run_extra = None
+    if run_extra is not None:
+        extra_modules = run_extra(results, quick=args.quick)
+
+    print("\n| stream | pickle loop (s) | binrec (s) | binrec / pickle |\n|---|---:|---:|---:|")
+    for r in results["streams"]:
+        print(f"| {r['what']} | {r['pickle loop s']:.3f} | {r['binrec s']:.3f} | {r['ratio']:.2f} |")
+    print("\n| payload | pickle.dumps | signed_dumps | overhead | pickle.loads | signed_loads | overhead |\n|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results["signing"]:
+        print(f"| {r['payload']:,} B | {r['dumps s'] * 1e3:.3f} ms | {r['signed_dumps s'] * 1e3:.3f} ms | {r['dump overhead']:+.0%} | "
+              f"{r['loads s'] * 1e3:.3f} ms | {r['signed_loads s'] * 1e3:.3f} ms | {r['load overhead']:+.0%} |")
+    s = results["safe_loads"]
+    print(f"\nsafe_loads vs pickle.loads, list of {s['elements']:,} small dicts: {s['safe_loads s']:.3f} s vs {s['pickle.loads s']:.3f} s = {s['ratio']:.2f}x")
+    for line in extra_modules:
+        print(line)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "persist.json").write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,530 @@
+"""binrec.pickling: object streams, versioned files, restricted loading,
+inspection.  Oracles: plain pickle, real files, real pipes."""
+
+from __future__ import annotations
+
+import collections
+import copyreg
+import datetime
+import decimal
+import fractions
+import importlib
+import io
+import json
+import os
+import pathlib
+import pickle
+import subprocess
+import sys
+import threading
+import uuid
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from binrec import pickling
+from binrec.pickling import (
+    ALL,
+    ForbiddenGlobal,
+    ForbiddenOpcode,
+    LimitExceeded,
+    TruncatedError,
+    VersionError,
+    dump_many,
+    inspect,
+    load_many,
+    load_versioned,
+    safe_load,
+    safe_loads,
+    save_versioned,
+)
+
+# -- streams -------------------------------------------------------------------
+
+
+def test_dump_many_load_many_round_trip(tmp_path):
+    objs = [{"id": i, "v": [i] * i} for i in range(50)]
+    path = tmp_path / "s.pkl"
+    assert dump_many(objs, path) == 50
+    assert list(load_many(path)) == objs
+    # plain pickle reads the same stream object by object
+    with open(path, "rb") as fh:
+        assert [pickle.load(fh) for _ in range(50)] == objs
+
+
+def test_load_many_is_lazy():
+    buf = io.BytesIO()
+    dump_many(range(3), buf)
+    buf.write(b"garbage that is not a pickle")
+    buf.seek(0)
+    it = load_many(buf)
+    assert next(it) == 0 and next(it) == 1 and next(it) == 2
+    with pytest.raises(TruncatedError):
+        next(it)
+
+
+def test_append_mode_and_default_protocol(tmp_path):
+    path = tmp_path / "a.pkl"
+    dump_many([1], path)
+    dump_many([2, 3], path, append=True)
+    assert list(load_many(path)) == [1, 2, 3]
+    assert inspect(path).protocol == pickle.HIGHEST_PROTOCOL
+
+
+def test_empty_stream_yields_nothing(tmp_path):
+    path = tmp_path / "e.pkl"
+    path.write_bytes(b"")
+    assert list(load_many(path)) == []
+
+
+def test_truncation_at_every_byte_of_the_last_object():
+    objs = [{"a": 1}, ["x" * 40, 2.5], {"last": list(range(30)), "s": "tail"}]
+    buf = io.BytesIO()
+    dump_many(objs, buf)
+    data = buf.getvalue()
+    start_last = len(pickle.dumps(objs[0], protocol=pickle.HIGHEST_PROTOCOL)) + len(
+        pickle.dumps(objs[1], protocol=pickle.HIGHEST_PROTOCOL)
+    )
+    assert list(load_many(io.BytesIO(data))) == objs
+    for cut in range(start_last, len(data)):
+        got = []
+        stream = io.BytesIO(data[:cut])
+        if cut == start_last:
+            assert list(load_many(stream)) == objs[:2]  # a clean end of file
+            continue
+        with pytest.raises(TruncatedError) as info:
+            for obj in load_many(stream):
+                got.append(obj)
+        assert got == objs[:2], cut
+        assert info.value.offset == start_last and info.value.index == 2
+        assert f"byte offset {start_last}" in str(info.value)
+
+
+def test_corrupt_byte_in_last_object_is_reported():
+    buf = io.BytesIO()
+    dump_many([1, {"k": "v"}], buf)
+    data = bytearray(buf.getvalue())
+    data[-3] = 0xFF  # an unknown opcode in the middle of the last pickle
+    with pytest.raises(TruncatedError):
+        list(load_many(io.BytesIO(bytes(data))))
+
+
+def test_load_many_from_a_pipe():
+    r, w = os.pipe()
+    objs = [{"n": i, "blob": bytes(5000)} for i in range(20)]
+
+    def writer():
+        with os.fdopen(w, "wb") as fh:
+            dump_many(objs, fh)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    with os.fdopen(r, "rb", buffering=0) as fh:
+        assert list(load_many(fh)) == objs
+    t.join()
+
+
+def test_load_many_restricted_refuses_a_forbidden_object():
+    buf = io.BytesIO()
+    dump_many([1, os.system], buf)
+    buf.seek(0)
+    it = load_many(buf, allow=None)
+    assert next(it) == 1
+    with pytest.raises(ForbiddenGlobal):
+        next(it)
+
+
+PLAIN = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary()
+    | st.datetimes()
+    | st.decimals(allow_nan=False)
+    | st.fractions(),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(max_size=5), children, max_size=5)
+    | st.tuples(children, children)
+    | st.frozensets(st.integers(), max_size=4),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(PLAIN, max_size=6), st.integers(0, pickle.HIGHEST_PROTOCOL))
+def test_property_round_trips(objs, protocol):
+    buf = io.BytesIO()
+    dump_many(objs, buf, protocol=protocol)
+    buf.seek(0)
+    assert list(load_many(buf)) == objs
+    for obj in objs:
+        assert safe_loads(pickle.dumps(obj, protocol=protocol)) == obj
+
+
+# -- the default allowlist admits plain data and numpy -------------------------
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_default_allowlist_loads_common_types(protocol):
+    obj = {
+        "dt": datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.timezone.utc),
+        "d": datetime.date(2024, 1, 1),
+        "td": datetime.timedelta(seconds=5),
+        "t": datetime.time(1, 2),
+        "dec": decimal.Decimal("1.10"),
+        "frac": fractions.Fraction(1, 3),
+        "uuid": uuid.UUID(int=12345),
+        "od": collections.OrderedDict(a=1),
+        "dq": collections.deque([1, 2]),
+        "dd": collections.defaultdict(list, {"x": [1]}),
+        "ctr": collections.Counter("hello"),
+        "path": pathlib.PurePosixPath("/a/b"),
+        "wpath": pathlib.PureWindowsPath("c:/x"),
+        "bytes": b"\x00\xff" * 3,
+        "ba": bytearray(b"abc"),
+        "set": {1, 2},
+        "fs": frozenset({3}),
+        "cx": 1 + 2j,
+        "rng": range(3),
+        "sl": slice(1, 5, 2),
+    }
+    assert safe_loads(pickle.dumps(obj, protocol=protocol)) == obj
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_default_allowlist_loads_numpy(protocol):
+    arrs = [
+        np.arange(12, dtype=">i4").reshape(3, 4),
+        np.zeros(3, dtype=[("a", "<f8"), ("b", "S3")]),
+        np.array([1.5], dtype=np.float16),
+        np.asfortranarray(np.ones((2, 3))),
+    ]
+    for a in arrs:
+        data = pickle.dumps(a, protocol=protocol)
+        expected = pickle.loads(data)  # the oracle (numpy drops '>' below protocol 3)
+        b = safe_loads(data)
+        assert b.dtype == expected.dtype and np.array_equal(b, a) and b.flags.f_contiguous == expected.flags.f_contiguous
+    for scalar in (np.float64(2.5), np.int8(-3), np.dtype("<u2"), np.bool_(True)):
+        assert safe_loads(pickle.dumps(scalar, protocol=protocol)) == scalar
+
+
+def test_object_arrays_inner_objects_follow_the_policy():
+    ok = np.array([{"a": 1}, datetime.date(2020, 1, 1)], dtype=object)
+    assert safe_loads(pickle.dumps(ok)).tolist() == ok.tolist()
+    bad = np.array([os.system], dtype=object)
+    with pytest.raises(ForbiddenGlobal):
+        safe_loads(pickle.dumps(bad))
+
+
+# -- refusals -------------------------------------------------------------------
+
+
+class Call:
+    """Pickles as ``func(*args)``."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def resolve(dotted: str):
+    module, _, name = dotted.rpartition(".")
+    obj = importlib.import_module(module)
+    return getattr(obj, name)
+
+
+def marker_payloads(marker: str):
+    """(description, callable, args): each would create ``marker`` if run."""
+    inner = pickle.dumps(Call(os.system, f"touch {marker}"))
+    src = marker + ".py"
+    with open(src, "w") as fh:
+        fh.write(f"open({marker!r}, 'w').close()\n")
+    return [
+        ("os.system", os.system, (f"touch {marker}",)),
+        ("subprocess.call", __import__("subprocess").call, (["touch", marker],)),
+        ("subprocess.Popen", __import__("subprocess").Popen, (["touch", marker],)),
+        ("subprocess.check_output", __import__("subprocess").check_output, (["touch", marker],)),
+        ("pty.spawn", resolve("pty.spawn"), (["touch", marker],)),
+        ("builtins.exec", exec, (f"open({marker!r}, 'w').close()",)),
+        ("builtins.eval", eval, (f"open({marker!r}, 'w').close()",)),
+        ("builtins.open", open, (marker, "w")),
+        ("io.open", io.open, (marker, "w")),
+        ("codecs.open", resolve("codecs.open"), (marker, "w")),
+        ("shutil.copyfile", resolve("shutil.copyfile"), (src, marker)),
+        ("sqlite3.connect", resolve("sqlite3.connect"), (marker,)),
+        ("tarfile.open", resolve("tarfile.open"), (marker, "w")),
+        ("zipfile.ZipFile", resolve("zipfile.ZipFile"), (marker, "w")),
+        ("py_compile.compile", resolve("py_compile.compile"), (src, marker)),
+        ("pickle.loads", pickle.loads, (inner,)),
+        ("_pickle.loads", resolve("_pickle.loads"), (inner,)),
+        ("runpy.run_path", resolve("runpy.run_path"), (src,)),
+        ("timeit.timeit", resolve("timeit.timeit"), (f"open({marker!r}, 'w').close()",)),
+        ("cProfile.run", resolve("cProfile.run"), (f"open({marker!r}, 'w').close()",)),
+        ("profile.run", resolve("profile.run"), (f"open({marker!r}, 'w').close()",)),
+        ("pydoc.pipepager", resolve("pydoc.pipepager"), ("x", f"touch {marker}")),
+        ("code.InteractiveInterpreter", resolve("code.InteractiveInterpreter"), ()),
+        ("multiprocessing.Process", resolve("multiprocessing.Process"), ()),
+        ("logging.config.listen", resolve("logging.config.listen"), ()),
+        ("marshal.loads", resolve("marshal.loads"), (b"N",)),
+        ("sys.exit", sys.exit, (3,)),
+        ("socket.socket", resolve("socket.socket"), ()),
+        ("ctypes.CDLL", resolve("ctypes.CDLL"), (None,)),
+        ("importlib.import_module", importlib.import_module, ("os",)),
+        ("pkgutil.resolve_name", resolve("pkgutil.resolve_name"), ("os.system",)),
+        ("types.FunctionType", resolve("types.FunctionType"), ()),
+        ("inspect.getsource", resolve("inspect.getsource"), (os,)),
+        ("functools.partial", resolve("functools.partial"), (os.system, f"touch {marker}")),
+        ("operator.attrgetter", resolve("operator.attrgetter"), ("system",)),
+        ("operator.itemgetter", resolve("operator.itemgetter"), (0,)),
+        ("operator.methodcaller", resolve("operator.methodcaller"), ("system", f"touch {marker}")),
+        ("builtins.getattr", getattr, (os, "system")),
+        ("builtins.setattr", setattr, (os, "x", 1)),
+        ("builtins.compile", compile, ("1", "x", "eval")),
+        ("builtins.__import__", __import__, ("os",)),
+        ("builtins.globals", globals, ()),
+        ("builtins.vars", vars, ()),
+        ("trace.Trace", resolve("trace.Trace"), ()),
+        ("doctest.run_docstring_examples", resolve("doctest.run_docstring_examples"), (f">>> open({marker!r}, 'w').close()", {})),
+        ("pdb.Pdb", resolve("pdb.Pdb"), ()),
+        ("http.server.test", resolve("http.server.test"), ()),
+        ("urllib.request.urlopen", resolve("urllib.request.urlopen"), ("file://" + src,)),
+        ("numpy.load", np.load, (src,)),
+        ("numpy.testing.assert_equal", resolve("numpy.testing.assert_equal"), (1, 1)),
+        ("_posixsubprocess.fork_exec", resolve("_posixsubprocess.fork_exec"), ()),
+        ("posix.system", resolve("posix.system"), (f"touch {marker}",)),
+    ]
+
+
+def test_every_listed_escape_is_refused_with_no_side_effect(tmp_path):
+    marker = str(tmp_path / "pwned")
+    payloads = marker_payloads(marker)
+    for desc, func, args in payloads:
+        for protocol in (0, 2, pickle.HIGHEST_PROTOCOL):
+            try:
+                data = pickle.dumps(Call(func, *args), protocol=protocol)
+            except (pickle.PicklingError, TypeError, AttributeError):
+                # args that pickle cannot hold (a module): call with no args
+                module, _, name = desc.rpartition(".")
+                data = f"c{module}\n{name}\n(tR.".encode()
+            with pytest.raises(ForbiddenGlobal) as info:
+                safe_loads(data)
+            assert info.value.module and info.value.name, desc
+            assert not os.path.exists(marker), f"{desc} ran!"
+    assert len(payloads) >= 50
+
+
+def test_numpy_f2py_is_refused():
+    data = b"cnumpy.f2py\ncompile\n(tR."
+    with pytest.raises(ForbiddenGlobal, match="numpy.f2py"):
+        safe_loads(data)
+
+
+def test_the_oracle_really_runs_the_payload(tmp_path):
+    """Control: plain pickle does run the exploit, so the test above can fail."""
+    marker = tmp_path / "ran"
+    data = pickle.dumps(Call(os.system, f"touch {marker}"))
+    with pytest.raises(ForbiddenGlobal, match="system"):
+        safe_loads(data)
+    assert not marker.exists()
+    pickle.loads(data)  # the unsafe way, on purpose
+    assert marker.exists()
+
+
+def test_documented_reduce_exploit_is_refused(tmp_path):
+    marker = tmp_path / "doc"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with pytest.raises(ForbiddenGlobal):
+        safe_loads(pickle.dumps(Exploit()))
+    assert not marker.exists()
+
+
+def stack_global(module: bytes, qualname: bytes) -> bytes:
+    """A protocol-4 pickle that is just STACK_GLOBAL module qualname."""
+    short = lambda b: b"\x8c" + bytes([len(b)]) + b + b"\x94"  # noqa: E731  SHORT_BINUNICODE, MEMOIZE
+    return b"\x80\x04" + short(module) + short(qualname) + b"\x93\x94."
+
+
+def test_dotted_qualname_under_an_allowed_module_is_refused():
+    # protocol 4: STACK_GLOBAL "uuid" "UUID.__init__.__globals__" -> uuid's globals dict
+    data = stack_global(b"uuid", b"UUID.__init__.__globals__")
+    with pytest.raises(ForbiddenGlobal, match=r"uuid\.UUID\.__init__\.__globals__"):
+        safe_loads(data)
+    assert pickle.loads(data) is vars(uuid)  # what it would have given
+
+
+def test_extension_registry_opcodes_are_refused(tmp_path):
+    marker = tmp_path / "ext"
+    copyreg.add_extension("posix", "system", 0xBEEF)
+    try:
+        data = pickle.dumps(Call(os.system, f"touch {marker}"), protocol=2)
+        assert b"\x83" in data  # EXT2
+        with pytest.raises(ForbiddenOpcode, match="EXT2"):
+            safe_loads(data)
+    finally:
+        copyreg.remove_extension("posix", "system", 0xBEEF)
+    # with the registry empty again, an EXT opcode cannot resolve at all
+    with pytest.raises(ForbiddenOpcode):
+        safe_loads(data)
+    assert not marker.exists()
+
+
+def test_persistent_ids_are_refused():
+    class P(pickle.Pickler):
+        def persistent_id(self, obj):
+            return "pid" if obj == "secret" else None
+
+    buf = io.BytesIO()
+    P(buf).dump(["secret"])
+    with pytest.raises(ForbiddenOpcode):
+        safe_loads(buf.getvalue())
+
+
+def test_size_and_depth_caps():
+    data = pickle.dumps(list(range(1000)))
+    with pytest.raises(LimitExceeded, match="max_bytes"):
+        safe_loads(data, max_bytes=100)
+    nested: list = []
+    for _ in range(200):
+        nested = [nested]
+    deep = pickle.dumps(nested)
+    assert safe_loads(deep, max_depth=500) == nested
+    with pytest.raises(LimitExceeded, match="max_depth"):
+        safe_loads(deep, max_depth=50)
+
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+
+    def __eq__(self, other):
+        return isinstance(other, Point) and other.x == self.x
+
+
+def test_allow_extends_with_names_classes_and_predicates():
+    data = pickle.dumps(Point(3))
+    with pytest.raises(ForbiddenGlobal, match="Point"):
+        safe_loads(data)
+    assert safe_loads(data, allow=[f"{__name__}:Point"]) == Point(3)
+    assert safe_loads(data, allow=[Point]) == Point(3)
+    assert safe_loads(data, allow=Point) == Point(3)
+    assert safe_loads(data, allow=[(__name__, "Point")]) == Point(3)
+    assert safe_loads(data, allow=lambda m, n: n == "Point") == Point(3)
+    assert safe_loads(data, allow=ALL) == Point(3)
+
+
+def test_allow_can_never_admit_the_denylist():
+    with pytest.raises(ValueError, match="never allowed"):
+        safe_loads(pickle.dumps(1), allow=["os.system"])
+    with pytest.raises(ValueError, match="reaches attributes or runs code"):
+        safe_loads(pickle.dumps(1), allow=["builtins.getattr"])
+    # a predicate that says yes to everything still cannot admit them
+    with pytest.raises(ForbiddenGlobal, match="never allowed"):
+        safe_loads(pickle.dumps(Call(os.system, "true")), allow=lambda m, n: True)
+
+
+def test_safe_load_from_file_and_path(tmp_path):
+    path = tmp_path / "x.pkl"
+    path.write_bytes(pickle.dumps({"a": 1}))
+    assert safe_load(path) == {"a": 1}
+    with open(path, "rb") as fh:
+        assert safe_load(fh) == {"a": 1}
+    with pytest.raises(LimitExceeded):
+        safe_load(path, max_bytes=3)
+
+
+# -- versioned files -------------------------------------------------------------
+
+
+def test_versioned_round_trip_and_migrations(tmp_path):
+    path = tmp_path / "profile.pkl"
+    save_versioned(path, {"name": "Ann"}, version=1)
+    migrations = {1: lambda d: {**d, "age": None}, 2: lambda d: {**d, "tags": []}}
+    assert load_versioned(path, current=1) == {"name": "Ann"}
+    assert load_versioned(path, current=3, migrations=migrations) == {"name": "Ann", "age": None, "tags": []}
+    assert pickling.read_version(path) == 1
+
+
+def test_versioned_errors(tmp_path):
+    path = tmp_path / "v.pkl"
+    save_versioned(path, [1], version=5)
+    with pytest.raises(VersionError, match="newer than the current version 3"):
+        load_versioned(path, current=3)
+    with pytest.raises(VersionError, match="no migration from version 6 to 7"):
+        load_versioned(path, current=8, migrations={5: list, 7: list})
+    other = tmp_path / "plain.pkl"
+    other.write_bytes(pickle.dumps([1]))
+    with pytest.raises(VersionError, match="not a binrec versioned file"):
+        load_versioned(other, current=1)
+    with pytest.raises(VersionError):
+        save_versioned(path, [1], version=-1)
+
+
+def test_versioned_save_is_atomic(tmp_path):
+    path = tmp_path / "v.pkl"
+    save_versioned(path, {"ok": True}, version=1)
+    before = path.read_bytes()
+    with pytest.raises(Exception):
+        save_versioned(path, {"bad": lambda: 1}, version=2)  # lambdas do not pickle
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["v.pkl"]  # no temporary left behind
+
+
+def test_versioned_restricted_load(tmp_path):
+    path = tmp_path / "v.pkl"
+    save_versioned(path, Point(1), version=1)
+    with pytest.raises(ForbiddenGlobal):
+        load_versioned(path, current=1, allow=None)
+
+
+# -- inspection -----------------------------------------------------------------
+
+
+def test_inspect_reports_globals_without_running(tmp_path):
+    marker = tmp_path / "never"
+    data = pickle.dumps(Call(os.system, f"touch {marker}"))
+    report = inspect(data)
+    assert (os.system.__module__, "system") in report.globals
+    assert not report.safe and "system" in report.verdict
+    assert report.calls >= 1
+    assert not marker.exists()
+    ok = inspect(pickle.dumps({"a": datetime.date(2020, 1, 1)}, protocol=4))
+    assert ok.safe and ok.verdict == "safe" and ok.protocol == 4
+    assert ok.globals == [("datetime", "date")]
+    p2 = inspect(pickle.dumps({"a": datetime.date(2020, 1, 1)}, protocol=2))
+    assert p2.safe and set(p2.globals) == {("datetime", "date"), ("_codecs", "encode")}
+
+
+def test_inspect_stream_and_protocol0():
+    data = pickle.dumps(1, protocol=0) + pickle.dumps(collections.OrderedDict(), protocol=0)
+    report = inspect(data)
+    assert report.pickles == 2
+    assert ("collections", "OrderedDict") in report.globals
+
+
+def test_inspect_garbage_reports_an_error():
+    report = inspect(b"\x80\x05not a pickle")
+    assert report.error and not report.safe
+
+
+def test_cli_pickle_inspect(tmp_path):
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps(Call(os.system, "true")))
+    good = tmp_path / "good.pkl"
+    good.write_bytes(pickle.dumps([1, 2]))
+    cmd = [sys.executable, "-m", "binrec", "pickle", "inspect"]
+    res = subprocess.run(cmd + [str(evil), "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1, res.stderr
+    out = json.loads(res.stdout)
+    assert out["safe"] is False and any("system" in g for g in out["globals"])
+    res = subprocess.run(cmd + [str(good)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "verdict:   safe" in res.stdout
