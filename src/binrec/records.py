@@ -557,6 +557,62 @@ class Struct:
         return nbytes
 
 
+    # -- files and data frames (see binrec.files) --------------------------------
+
+    def iter_unpack(self, source: Any, *, chunk_size: int = 65536, offset: int = 0, trailing: str = "error", **kw: Any):
+        """Stream records in chunks from a path, binary file (pipes too) or buffer.
+
+        Yields structured arrays of up to ``chunk_size`` records, read with
+        ``readinto`` into one reused buffer.  A partial record at the end
+        raises :class:`Error` naming its byte offset, unless ``trailing`` is
+        ``"ignore"`` (dropped) or ``"return"`` (yielded last, as ``bytes``).
+        ``kw`` (``text=``, ``threads=``...) goes to :meth:`unpack`.
+
+        Examples
+        --------
+        >>> import io, struct
+        >>> s = Struct("<H")
+        >>> [c["f0"].tolist() for c in s.iter_unpack(io.BytesIO(struct.pack("<5H", *range(5))), chunk_size=2)]
+        [[0, 1], [2, 3], [4]]
+        """
+        from .files import iter_unpack
+
+        return iter_unpack(self, source, chunk_size=chunk_size, offset=offset, trailing=trailing, **kw)
+
+    def read_file(self, path: Any, *, offset: int = 0, count: int | None = None, mmap: bool = False, **kw: Any) -> np.ndarray:
+        """Decode a record file; ``mmap=True`` decodes from a memory map
+        without reading the file into a bytes object first."""
+        from .files import read_file
+
+        return read_file(self, path, offset=offset, count=count, mmap=mmap, **kw)
+
+    def read_record(self, file: Any, index: int, *, offset: int = 0) -> np.void:
+        """Record ``index`` of a file (path or seekable binary file), by seek:
+        O(1) for fixed-size records; :class:`Error` past the end."""
+        from .files import read_record
+
+        return read_record(self, file, index, offset=offset)
+
+    def write_file(self, path: Any, values: Any, *, append: bool = False) -> int:
+        """Write records; without ``append`` the file is replaced atomically
+        (temporary file, fsync, rename).  Returns the number of records."""
+        from .files import write_file
+
+        return write_file(self, path, values, append=append)
+
+    def unpack_frame(self, buffer: Any, **kw: Any):
+        """:meth:`unpack_columns` as a pandas DataFrame (``binrec[pandas]``)."""
+        from .files import unpack_frame
+
+        return unpack_frame(self, buffer, **kw)
+
+    def unpack_table(self, buffer: Any, **kw: Any):
+        """:meth:`unpack_columns` as a pyarrow Table (``binrec[arrow]``)."""
+        from .files import unpack_table
+
+        return unpack_table(self, buffer, **kw)
+
+
 # -- module-level shortcuts, with a small cache of compiled formats -----------
 
 

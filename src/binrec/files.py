@@ -1,0 +1,305 @@
+"""Record files: streaming in chunks, random access, atomic writes, and
+hand-offs to pandas and Arrow.
+
+These functions back the ``Struct`` methods of the same names
+(``Struct.iter_unpack``, ``read_file``, ``read_record``, ``write_file``,
+``unpack_frame``, ``unpack_table``).
+"""
+
+from __future__ import annotations
+
+import mmap as _mmap
+import os
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator
+
+import numpy as np
+
+from ._atomic import atomic_writer
+from ._errors import Error
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .records import Struct
+
+__all__ = ["iter_unpack", "read_file", "read_record", "write_file", "unpack_frame", "unpack_table", "TRAILING"]
+
+TRAILING = ("error", "ignore", "return")
+_WRITE_CHUNK_RECORDS = 1 << 18
+
+
+def _check_trailing(trailing: str) -> None:
+    if trailing not in TRAILING:
+        raise ValueError(f"trailing must be one of {TRAILING}, got {trailing!r}")
+
+
+def _is_path(source: Any) -> bool:
+    return isinstance(source, (str, os.PathLike))
+
+
+def _readinto_full(fh: Any, view: memoryview) -> int:
+    """Fill ``view`` from ``fh`` until it is full or the stream ends (pipes
+    and sockets return short reads)."""
+    got = 0
+    total = len(view)
+    readinto = getattr(fh, "readinto", None)
+    while got < total:
+        if readinto is not None:
+            n = readinto(view[got:])
+        else:
+            data = fh.read(total - got)
+            n = len(data)
+            view[got : got + n] = data
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _skip(fh: Any, offset: int, where: str) -> None:
+    if offset == 0:
+        return
+    try:
+        seekable = fh.seekable()
+    except (AttributeError, OSError, ValueError):
+        seekable = False
+    if seekable:
+        here = fh.tell()
+        end = fh.seek(0, os.SEEK_END)
+        if here + offset > end:
+            raise Error(f"{where}: stream ended after {end - here} bytes, before the offset {offset}")
+        fh.seek(here + offset)
+        return
+    scratch = bytearray(min(offset, 1 << 20))
+    left = offset
+    while left:
+        n = _readinto_full(fh, memoryview(scratch)[: min(left, len(scratch))])
+        if not n:
+            raise Error(f"{where}: stream ended after {offset - left} bytes, before the offset {offset}")
+        left -= n
+
+
+def iter_unpack(
+    s: Struct,
+    source: Any,
+    *,
+    chunk_size: int = 65536,
+    offset: int = 0,
+    trailing: str = "error",
+    **unpack_kw: Any,
+) -> Iterator[Any]:
+    """Yield structured arrays of up to ``chunk_size`` records from a path,
+    a binary file object (pipes and sockets included) or a buffer.
+
+    Files are read with ``readinto`` into one reused buffer; each yielded
+    array owns its memory.  A partial record at the end raises
+    :class:`binrec.Error` naming its byte offset, unless ``trailing`` is
+    ``"ignore"`` (drop it) or ``"return"`` (yield its bytes, as a ``bytes``
+    object, after the last array).
+    """
+    _check_trailing(trailing)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if offset < 0:
+        raise Error(f"offset must be >= 0, got {offset}")
+    if _is_path(source):
+        with open(source, "rb") as fh:
+            yield from _iter_stream(s, fh, chunk_size, offset, trailing, os.fspath(source), unpack_kw)
+        return
+    if hasattr(source, "readinto") or hasattr(source, "read"):
+        name = getattr(source, "name", type(source).__name__)
+        yield from _iter_stream(s, source, chunk_size, offset, trailing, str(name), unpack_kw)
+        return
+    yield from _iter_buffer(s, source, chunk_size, offset, trailing, unpack_kw)
+
+
+def _iter_buffer(s: Struct, source: Any, chunk_size: int, offset: int, trailing: str, unpack_kw: dict) -> Iterator[Any]:
+    view = memoryview(source).cast("B")
+    if offset > len(view):
+        raise Error(f"offset {offset} is past the end of the buffer ({len(view)} bytes)")
+    size = s.size
+    whole = (len(view) - offset) // size
+    for start in range(0, whole, chunk_size):
+        n = min(chunk_size, whole - start)
+        yield s.unpack(view, offset=offset + start * size, count=n, **unpack_kw)
+    end = offset + whole * size
+    if end < len(view):
+        yield from _trailing(trailing, bytes(view[end:]), end, "buffer", size)
+
+
+def _trailing(trailing: str, rest: bytes, at: int, where: str, size: int) -> Iterator[bytes]:
+    if trailing == "error":
+        raise Error(f"{where}: partial record of {len(rest)} bytes (records are {size} bytes) at byte offset {at}")
+    if trailing == "return":
+        yield rest
+
+
+def _iter_stream(s: Struct, fh: Any, chunk_size: int, offset: int, trailing: str, where: str, unpack_kw: dict) -> Iterator[Any]:
+    _skip(fh, offset, where)
+    size = s.size
+    buf = bytearray(chunk_size * size)
+    view = memoryview(buf)
+    carry = 0  # bytes of a partial record kept at the front of buf
+    consumed = offset  # absolute offset of buf[0]
+    while True:
+        got = carry + _readinto_full(fh, view[carry:])
+        n = got // size
+        if n:
+            yield s.unpack(view, count=n, **unpack_kw)
+        rest = got - n * size
+        if got < len(buf):  # end of stream
+            if rest:
+                yield from _trailing(trailing, bytes(view[n * size : got]), consumed + n * size, where, size)
+            return
+        if rest:
+            view[:rest] = view[n * size : got]
+        consumed += n * size
+        carry = rest
+
+
+def _file_span(s: Struct, nbytes: int, offset: int, count: int | None, where: str) -> int:
+    if offset < 0:
+        raise Error(f"{where}: offset must be >= 0, got {offset}")
+    if offset > nbytes:
+        raise Error(f"{where}: offset {offset} is past the end of the file ({nbytes} bytes)")
+    available = nbytes - offset
+    if count is None:
+        if available % s.size:
+            whole = available // s.size
+            raise Error(
+                f"{where}: {available} bytes after offset {offset} are not a whole number of {s.size}-byte records "
+                f"(partial record at byte offset {offset + whole * s.size})"
+            )
+        return available // s.size
+    if count < 0:
+        raise Error(f"{where}: count must be >= 0, got {count}")
+    if count * s.size > available:
+        raise Error(f"{where}: {count} records of {s.size} bytes need {count * s.size} bytes after offset {offset}; the file has {available}")
+    return count
+
+
+def read_file(s: Struct, path: Any, *, offset: int = 0, count: int | None = None, mmap: bool = False, **unpack_kw: Any) -> np.ndarray:
+    """Decode a whole record file (or ``count`` records after ``offset``).
+
+    With ``mmap=True`` the records are decoded straight from a read-only
+    memory map, without reading the file into a bytes object first.
+    Otherwise the file is read in chunks with ``readinto`` and decoded into
+    the output array chunk by chunk (memory: the output plus one chunk).
+    """
+    where = os.fspath(path)
+    with open(path, "rb") as fh:
+        nbytes = os.fstat(fh.fileno()).st_size
+        n = _file_span(s, nbytes, offset, count, where)
+        if n == 0:
+            return s.unpack(b"", **unpack_kw)
+        if mmap:
+            with _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ) as mm:
+                return s.unpack(mm, offset=offset, count=n, **unpack_kw)
+        if unpack_kw.get("text"):
+            fh.seek(offset)
+            raw = bytearray(n * s.size)
+            if _readinto_full(fh, memoryview(raw)) != len(raw):
+                raise Error(f"{where}: file shrank while reading")
+            return s.unpack(raw, **unpack_kw)
+        out = np.empty(n, dtype=s.dtype)
+        fh.seek(offset)
+        chunk = max(1, (8 << 20) // s.size)
+        buf = bytearray(min(n, chunk) * s.size)
+        view = memoryview(buf)
+        for start in range(0, n, chunk):
+            k = min(chunk, n - start)
+            if _readinto_full(fh, view[: k * s.size]) != k * s.size:
+                raise Error(f"{where}: file shrank while reading (record {start + k} missing)")
+            s.unpack(view, count=k, out=out[start : start + k], **unpack_kw)
+        return out
+
+
+def read_record(s: Struct, file: Any, index: int, *, offset: int = 0) -> np.void:
+    """Record ``index`` of a record file (path or seekable binary file), by
+    seeking straight to it.  Negative indices count from the end."""
+    if _is_path(file):
+        with open(file, "rb") as fh:
+            return read_record(s, fh, index, offset=offset)
+    where = str(getattr(file, "name", "file"))
+    try:
+        nbytes = os.fstat(file.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        file.seek(0, os.SEEK_END)
+        nbytes = file.tell()
+    n = (nbytes - offset) // s.size if nbytes >= offset else 0
+    i = index + n if index < 0 else index
+    if not 0 <= i < n:
+        raise Error(f"{where}: record index {index} out of range: the file holds {n} records of {s.size} bytes after offset {offset}")
+    file.seek(offset + i * s.size)
+    raw = file.read(s.size)
+    if len(raw) != s.size:
+        raise Error(f"{where}: record {index} is truncated")
+    return s.unpack(raw)[0]
+
+
+def write_file(s: Struct, path: Any, values: Any, *, append: bool = False) -> int:
+    """Write records to ``path``; returns how many.
+
+    Every value is checked before the first byte is written.  Without
+    ``append`` the file is replaced atomically (temporary file in the same
+    folder, fsync, rename, fsync of the folder): a crash leaves the old file
+    or the new one, never half of one.  With ``append`` the records are
+    appended and fsynced.
+    """
+    arr, plens = s._native_rows(values)  # validate everything first
+    if append:
+        with open(path, "ab") as fh:
+            _write_records(s, fh, arr, plens)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return len(arr)
+    with atomic_writer(path) as fh:
+        _write_records(s, fh, arr, plens)
+    return len(arr)
+
+
+def _write_records(s: Struct, fh: BinaryIO, arr: np.ndarray, plens: dict) -> None:
+    from . import _backend
+
+    for start in range(0, len(arr), _WRITE_CHUNK_RECORDS):
+        stop = min(len(arr), start + _WRITE_CHUNK_RECORDS)
+        sub = {k: v[start:stop] for k, v in plens.items()}
+        fh.write(_backend.kernels.pack_bytes(s.layout, arr[start:stop], sub, 1))
+
+
+# -- pandas and Arrow ------------------------------------------------------------
+
+
+def _columns(s: Struct, buffer: Any, kw: dict) -> dict[str, np.ndarray]:
+    return s.unpack_columns(buffer, **kw)
+
+
+def unpack_frame(s: Struct, buffer: Any, **kw: Any):
+    """Decode into a :class:`pandas.DataFrame` (``binrec[pandas]``), one
+    column per field, built from the decoded columns without copying them."""
+    try:
+        import pandas as pd
+    except ImportError as exc:  # pragma: no cover - exercised without pandas
+        raise ImportError("unpack_frame needs pandas: pip install 'binrec[pandas]'") from exc
+    cols = _columns(s, buffer, kw)
+    return pd.DataFrame(cols, copy=False)
+
+
+def unpack_table(s: Struct, buffer: Any, **kw: Any):
+    """Decode into a :class:`pyarrow.Table` (``binrec[arrow]``).  Numeric
+    columns are handed to Arrow without a copy; ``S`` fields become binary
+    columns, ``text=`` fields string columns."""
+    try:
+        import pyarrow as pa
+    except ImportError as exc:  # pragma: no cover
+        raise ImportError("unpack_table needs pyarrow: pip install 'binrec[arrow]'") from exc
+    cols = _columns(s, buffer, kw)
+    arrays = []
+    for name, col in cols.items():
+        if col.dtype.kind == "S":
+            arrays.append(pa.array(col.tolist(), type=pa.binary()))
+        elif col.dtype.kind == "U":
+            arrays.append(pa.array(col, type=pa.string()))
+        elif col.dtype.kind == "c":
+            raise Error(f"field {name!r}: Arrow has no complex type")
+        else:
+            arrays.append(pa.array(col))
+    return pa.Table.from_arrays(arrays, names=list(cols))
