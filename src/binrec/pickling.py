@@ -293,8 +293,8 @@ def _resolve(module: str, qualname: str) -> Any:
 class _RestrictedUnpickler(pickle.Unpickler):
     """The C unpickler, with every global checked in ``find_class``."""
 
-    def __init__(self, file: IO[bytes], policy: _Policy) -> None:
-        super().__init__(file)
+    def __init__(self, file: IO[bytes], policy: _Policy, buffers: Iterable[Any] | None = None) -> None:
+        super().__init__(file, buffers=buffers)
         self._policy = policy
 
     def find_class(self, module: str, name: str) -> Any:
@@ -414,6 +414,15 @@ def safe_loads(
         if "unregistered extension code" in str(exc):
             raise ForbiddenOpcode(f"EXT opcode refused: {exc}") from None
         raise
+
+
+def _restricted_loads(data: Any, allow: AllowSpec, buffers: Iterable[Any] | None) -> Any:
+    """safe_loads with out-of-band buffers (pickle protocol 5)."""
+    if allow is ALL:
+        return pickle.loads(data, buffers=buffers)
+    if _extension_registry_in_use():
+        _refuse_ext_opcodes(memoryview(data))
+    return _RestrictedUnpickler(io.BytesIO(data), _policy(allow), buffers=buffers).load()
 
 
 def safe_load(file: BinaryIO | str | os.PathLike, *, allow: AllowSpec = None, max_bytes: int | None = DEFAULT_MAX_BYTES, max_depth: int | None = None) -> Any:

@@ -1,0 +1,162 @@
+"""Record files: streaming vs in-memory decode, the CLI end to end, Dask.
+
+* ``iter_unpack`` over a generated file (1 GB by default) against
+  ``unpack`` of the same bytes already in memory (target >= 80%);
+* ``binrec decode`` of that file to .npy and .parquet, wall time and the
+  child's peak RSS (bounded: chunks, not the whole file);
+* ``binrec.dask.read_records`` on a LocalCluster of 2 worker processes.
+
+    python benchmarks/bench_files.py [--size-mb 1024] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import binrec
+
+FMT, NAMES = ">I10sf", "id name temp"
+
+
+def generate(path: Path, size_mb: int) -> int:
+    s = binrec.Struct(FMT, NAMES)
+    n_total = size_mb * 1_000_000 // s.size
+    block = 1_000_000
+    rng = np.random.default_rng(0)
+    with open(path, "wb") as fh:
+        for start in range(0, n_total, block):
+            n = min(block, n_total - start)
+            arr = np.zeros(n, s.dtype)
+            arr["id"] = np.arange(start, start + n)
+            arr["name"] = b"station"
+            arr["temp"] = rng.normal(20, 5, n).astype(np.float32)
+            fh.write(s.pack(arr))
+    return n_total
+
+
+def timed(fn, reps=3) -> float:
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def child_peak_rss(cli_args: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of ``binrec CLI_ARGS`` in a fresh process."""
+    code = (
+        "import resource, sys\n"
+        "from binrec.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-c", code, *cli_args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    return wall, int(res.stderr.strip().splitlines()[-1]) / 1024
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size-mb", type=int, default=1024)
+    p.add_argument("--no-dask", action="store_true")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = p.parse_args(argv)
+    s = binrec.Struct(FMT, NAMES)
+    res: dict = {"backend": binrec.backend, "size_mb": args.size_mb}
+    tmp = Path(tempfile.mkdtemp(prefix="binrec-bench-"))
+    try:
+        path = tmp / "sensors.bin"
+        print(f"generating {args.size_mb} MB ...", file=sys.stderr)
+        n = generate(path, args.size_mb)
+        res["records"] = n
+        nbytes = path.stat().st_size
+
+        def stream():
+            total = 0
+            for chunk in s.iter_unpack(path, chunk_size=1 << 18):
+                total += len(chunk)
+            assert total == n
+
+        data = path.read_bytes()  # page cache warm, and the in-memory copy
+
+        def in_memory():
+            for start in range(0, n, 1 << 18):
+                s.unpack(data, offset=start * s.size, count=min(1 << 18, n - start))
+
+        def in_memory_whole():
+            s.unpack(data)
+
+        res["iter_unpack_MBps"] = nbytes / 1e6 / timed(stream)
+        res["unpack_in_memory_chunks_MBps"] = nbytes / 1e6 / timed(in_memory)
+        res["unpack_in_memory_whole_MBps"] = nbytes / 1e6 / timed(in_memory_whole, reps=2)
+        del data
+        res["stream_vs_memory"] = res["iter_unpack_MBps"] / res["unpack_in_memory_chunks_MBps"]
+        res["stream_vs_memory_whole"] = res["iter_unpack_MBps"] / res["unpack_in_memory_whole_MBps"]
+        res["read_file_mmap_MBps"] = nbytes / 1e6 / timed(lambda: s.read_file(path, mmap=True), reps=2)
+
+        for ext in (".npy", ".parquet"):
+            if ext == ".parquet":
+                try:
+                    import pyarrow  # noqa: F401
+                except ImportError:
+                    continue
+            out = tmp / f"out{ext}"
+            wall, rss = child_peak_rss(["decode", FMT, str(path), "--names", NAMES, "-q", "-o", str(out)])
+            res[f"decode{ext}_s"] = wall
+            res[f"decode{ext}_MBps"] = nbytes / 1e6 / wall
+            res[f"decode{ext}_peak_rss_MB"] = rss
+            out.unlink()
+
+        if not args.no_dask:
+            try:
+                import distributed
+
+                import binrec.dask as bdask
+            except ImportError:
+                distributed = None
+            if distributed is not None:
+                with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                    df = bdask.read_records(str(path), FMT, NAMES, blocksize="64MiB")
+
+                    def dask_sum():
+                        return client.compute(df["temp"].sum()).result()
+
+                    dask_sum()
+                    res["dask_sum_temp_s"] = timed(dask_sum, reps=2)
+                    res["dask_MBps"] = nbytes / 1e6 / res["dask_sum_temp_s"]
+                    res["dask_partitions"] = df.npartitions
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"\nfile: {args.size_mb} MB, {res['records']:,} records of {FMT}; backend {res['backend']}")
+    print(f"iter_unpack from file (chunks of 262,144):  {res['iter_unpack_MBps']:8.0f} MB/s")
+    print(f"unpack in memory, same chunks:              {res['unpack_in_memory_chunks_MBps']:8.0f} MB/s  -> stream is {res['stream_vs_memory']:.0%}")
+    print(f"unpack in memory, whole buffer at once:     {res['unpack_in_memory_whole_MBps']:8.0f} MB/s  -> stream is {res['stream_vs_memory_whole']:.0%}")
+    print(f"read_file(mmap=True):                       {res['read_file_mmap_MBps']:8.0f} MB/s")
+    for ext in (".npy", ".parquet"):
+        if f"decode{ext}_s" in res:
+            print(f"binrec decode -> {ext:<8}  {res[f'decode{ext}_s']:6.2f} s ({res[f'decode{ext}_MBps']:.0f} MB/s), peak RSS {res[f'decode{ext}_peak_rss_MB']:.0f} MB")
+    if "dask_sum_temp_s" in res:
+        print(f"dask read_records + sum(temp), LocalCluster 2 processes, {res['dask_partitions']} partitions: {res['dask_sum_temp_s']:.2f} s ({res['dask_MBps']:.0f} MB/s)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "files.json").write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

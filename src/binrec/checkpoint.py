@@ -1,0 +1,601 @@
+"""A checkpoint store for training state with numpy arrays.
+
+One file per checkpoint (format: ``docs/checkpoint-format.md``): a JSON
+header that ``list()`` reads without touching the payload, a pickle
+skeleton, numpy arrays written out of band (pickle protocol 5) as raw
+64-byte-aligned sections, and a footer with SHA-256 digests (HMAC-SHA256
+with ``key=``).  Writes are atomic and durable (temporary file in the same
+folder, fsync, ``os.replace``, fsync of the folder); loads check lengths and
+checksums before anything is unpickled, and unpickle with the restricted
+loader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import mmap as _mmap
+import os
+import pickle
+import re
+import struct
+import threading
+import time
+import warnings
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from . import signing
+from ._atomic import TEMP_PREFIX, fsync_dir
+from .pickling import AllowSpec, _restricted_loads, migrate
+from .signing import BadSignature
+
+__all__ = [
+    "CheckpointStore",
+    "CheckpointInfo",
+    "CheckpointError",
+    "CheckpointNotFound",
+    "CheckpointCorrupted",
+    "InvalidCheckpointName",
+    "BadSignature",
+    "FORMAT_VERSION",
+]
+
+MAGIC = b"BINRECCK"
+FOOTER_MAGIC = b"BRCKFOOT"
+FORMAT_VERSION = 1
+FLAG_KEYED = 1
+ALIGN = 64
+SUFFIX = ".ckpt"
+_PREFIX = struct.Struct("<8sIIQ")  # magic, format version, flags, header length
+_FOOTER = struct.Struct("<8s32s32s")  # magic, head digest, file digest
+_MAX_HEADER = 64 << 20
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+=@-]{0,199}$")
+_CONTEXT = b"binrec.checkpoint"
+_CHUNK = 8 << 20
+
+
+class CheckpointError(Exception):
+    """Base class of checkpoint errors."""
+
+
+class CheckpointNotFound(CheckpointError, LookupError):
+    """No checkpoint of that name."""
+
+
+class CheckpointCorrupted(CheckpointError, ValueError):
+    """The file is truncated, bit-flipped or not a checkpoint."""
+
+
+class InvalidCheckpointName(CheckpointError, ValueError):
+    """Names are 1-200 characters of letters, digits and ``._+=@-``, not
+    starting with a dot, with no ``..`` and no path separators."""
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What ``list()`` knows from a checkpoint's header alone."""
+
+    name: str
+    path: str
+    created: float
+    size: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    version: int | None = None
+    signed: bool = False
+    buffers: int = 0
+
+
+def _pad(n: int) -> int:
+    return (-n) % ALIGN
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise InvalidCheckpointName(f"invalid checkpoint name {name!r}: use 1-200 letters, digits and ._+=@- (no leading dot, no '..', no path separators)")
+    return name
+
+
+def _crc(view: Any) -> int:
+    return zlib.crc32(view) & 0xFFFFFFFF
+
+
+def _crcs(views: list[memoryview]) -> list[int]:
+    """CRC32 of each view; large ones in parallel (zlib releases the GIL)."""
+    if sum(v.nbytes for v in views) < (16 << 20) or (os.cpu_count() or 1) < 2:
+        return [_crc(v) for v in views]
+    with ThreadPoolExecutor(max_workers=min(len(views), os.cpu_count() or 2)) as pool:
+        return list(pool.map(_crc, views))
+
+
+class _Hasher:
+    """SHA-256 or HMAC-SHA256 over a byte stream."""
+
+    def __init__(self, key: bytes | None) -> None:
+        self._h = hmac.new(signing._subkey(key, _CONTEXT), digestmod=hashlib.sha256) if key else hashlib.sha256()
+
+    def update(self, data: Any) -> None:
+        self._h.update(data)
+
+    def copy(self) -> _Hasher:
+        h = _Hasher.__new__(_Hasher)
+        h._h = self._h.copy()
+        return h
+
+    def digest(self) -> bytes:
+        return self._h.digest()
+
+
+class _BackgroundHasher:
+    """Hash views in a worker thread while the caller writes them (hashlib
+    releases the GIL on large updates): the digest costs no extra wall time
+    when writing is the slower of the two."""
+
+    def __init__(self, hasher: _Hasher) -> None:
+        self._hasher = hasher
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._last = None
+
+    def update(self, data: Any) -> None:
+        self._last = self._pool.submit(self._hasher.update, data)
+
+    def snapshot(self) -> bytes:
+        if self._last is not None:
+            self._last.result()
+        return self._hasher.copy().digest()
+
+    def digest(self) -> bytes:
+        if self._last is not None:
+            self._last.result()
+        self._pool.shutdown()
+        return self._hasher.digest()
+
+
+class CheckpointStore:
+    """A folder of checkpoints.
+
+    Parameters
+    ----------
+    directory : path
+        Created if missing.
+    key : bytes or list of bytes, optional
+        Sign checkpoints with HMAC-SHA256 (the first key signs; all verify).
+    keep_last : int, optional
+        After each successful save, delete the oldest checkpoints beyond this many.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> store = CheckpointStore(tempfile.mkdtemp(), keep_last=2)
+    >>> for step in (100, 200, 300):
+    ...     _ = store.save(f"step-{step}", {"step": step, "w": np.full(3, step / 100)}, metadata={"loss": 1 / step})
+    >>> [info.name for info in store.list()]
+    ['step-200', 'step-300']
+    >>> store.load("step-300")["w"]
+    array([3., 3., 3.])
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, key: bytes | list[bytes] | None = None, keep_last: int | None = None) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 1):
+            raise ValueError(f"keep_last must be a positive int or None, got {keep_last!r}")
+        self.keep_last = keep_last
+        if key is None:
+            self._keys: list[bytes] | None = None
+        else:
+            self._keys = [signing._check_key(k) for k in ([key] if isinstance(key, (bytes, bytearray)) else key)]
+        self._lock = threading.Lock()
+
+    # -- paths ------------------------------------------------------------------
+
+    def path(self, name: str) -> Path:
+        return self.directory / (_check_name(name) + SUFFIX)
+
+    def __contains__(self, name: str) -> bool:
+        return self.path(name).exists()
+
+    def __repr__(self) -> str:
+        return f"CheckpointStore({str(self.directory)!r}, keep_last={self.keep_last})"
+
+    # -- save ---------------------------------------------------------------------
+
+    def save(self, name: str, state: Any, metadata: Mapping[str, Any] | None = None, *, version: int | None = None) -> CheckpointInfo:
+        """Write ``state`` as checkpoint ``name`` (replacing one of that name).
+
+        numpy arrays inside ``state`` go out of band as raw aligned sections.
+        ``metadata`` must be JSON-serialisable; ``version`` is the data
+        version used by ``load(..., migrations=...)``.
+        """
+        path = self.path(name)
+        meta = dict(metadata or {})
+        try:
+            json.dumps(meta)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"checkpoint metadata must be JSON-serialisable: {exc}") from None
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 0):
+            raise ValueError(f"version must be a non-negative int, got {version!r}")
+        buffers: list[pickle.PickleBuffer] = []
+        skeleton = pickle.dumps(state, protocol=5, buffer_callback=buffers.append)
+        views = [b.raw() for b in buffers]
+        crcs = _crcs([memoryview(skeleton)] + views)
+        created = time.time()
+        key = self._keys[0] if self._keys else None
+        header, offsets, footer_at = self._layout(name, meta, version, created, skeleton, crcs, buffers, views, key)
+        self._clean_temp_files()
+        prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, FLAG_KEYED if key else 0, len(header))
+        fd_path = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{name}{SUFFIX}"
+        try:
+            with open(fd_path, "wb") as fh:
+                hasher = _BackgroundHasher(_Hasher(key))
+                pos = 0
+
+                def write(data: Any) -> None:
+                    nonlocal pos
+                    hasher.update(data)
+                    fh.write(data)
+                    pos += memoryview(data).nbytes
+
+                write(prefix)
+                write(header)
+                write(bytes(_pad(pos)))
+                write(skeleton)
+                head_digest = hasher.snapshot()
+                for view, off in zip(views, offsets):
+                    write(bytes(off - pos))
+                    write(view)
+                write(bytes(footer_at - pos))
+                file_digest = hasher.digest()
+                fh.write(_FOOTER.pack(FOOTER_MAGIC, head_digest, file_digest))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(fd_path, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(fd_path)
+            raise
+        fsync_dir(self.directory)
+        info = self._info_from_header(json.loads(header), path, path.stat().st_size, bool(key))
+        if self.keep_last is not None:
+            self._apply_retention(keep=name)
+        return info
+
+    def _layout(self, name, meta, version, created, skeleton, crcs, buffers, views, key):
+        """Header JSON bytes, buffer offsets and footer offset.  Offsets
+        depend on the header's length, so settle it by iterating."""
+        header_len = 0
+        for _ in range(8):
+            pos = _PREFIX.size + header_len
+            pos += _pad(pos)
+            skel_off = pos
+            pos += len(skeleton)
+            table = []
+            offsets = []
+            for pb, view, crc in zip(buffers, views, crcs[1:]):
+                pos += _pad(pos)
+                mv = memoryview(pb)
+                offsets.append(pos)
+                table.append(
+                    {
+                        "offset": pos,
+                        "length": view.nbytes,
+                        "crc32": crc,
+                        "format": mv.format,
+                        "shape": list(mv.shape) if mv.shape is not None else None,
+                        "readonly": mv.readonly,
+                    }
+                )
+                pos += view.nbytes
+            pos += _pad(pos)
+            footer_at = pos
+            header_obj = {
+                "format_version": FORMAT_VERSION,
+                "name": name,
+                "created": created,
+                "metadata": meta,
+                "version": version,
+                "digest": "hmac-sha256" if key else "sha256",
+                "key_id": signing.key_id(key).hex() if key else None,
+                "skeleton": {"offset": skel_off, "length": len(skeleton), "crc32": crcs[0]},
+                "buffers": table,
+                "footer_offset": footer_at,
+                "file_size": footer_at + _FOOTER.size,
+            }
+            header = json.dumps(header_obj, separators=(",", ":"), sort_keys=True).encode("utf-8")
+            if len(header) == header_len:
+                return header, offsets, footer_at
+            header_len = len(header)
+        raise AssertionError("checkpoint header length did not settle")  # pragma: no cover
+
+    def _clean_temp_files(self) -> None:
+        """Remove temporary files left by crashed savers (dead PIDs only:
+        another live process may be saving right now)."""
+        for p in self.directory.glob(TEMP_PREFIX + "*" + SUFFIX):
+            m = re.match(re.escape(TEMP_PREFIX) + r"(\d+)-", p.name)
+            if not m:
+                continue
+            pid = int(m.group(1))
+            if pid == os.getpid():
+                continue
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+            except PermissionError:
+                pass
+
+    def _apply_retention(self, keep: str) -> None:
+        infos = sorted(self.list(), key=lambda i: (i.created, i.name))
+        excess = len(infos) - (self.keep_last or len(infos))
+        for info in infos:
+            if excess <= 0:
+                break
+            if info.name == keep:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(info.path)
+            excess -= 1
+        fsync_dir(self.directory)
+
+    # -- reading headers -------------------------------------------------------------
+
+    def _read_header(self, fh: Any, size: int, where: str) -> tuple[dict, int, int]:
+        prefix = fh.read(_PREFIX.size)
+        if len(prefix) < _PREFIX.size:
+            raise CheckpointCorrupted(f"{where}: file of {size} bytes is too short to be a checkpoint")
+        magic, fmt_version, flags, hlen = _PREFIX.unpack(prefix)
+        if magic != MAGIC:
+            raise CheckpointCorrupted(f"{where}: not a binrec checkpoint (bad magic {magic!r})")
+        if fmt_version != FORMAT_VERSION:
+            raise CheckpointCorrupted(f"{where}: unsupported checkpoint format version {fmt_version} (this binrec reads {FORMAT_VERSION})")
+        if hlen > _MAX_HEADER or _PREFIX.size + hlen > size:
+            raise CheckpointCorrupted(f"{where}: header length {hlen} does not fit in a file of {size} bytes")
+        raw = fh.read(hlen)
+        try:
+            header = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise CheckpointCorrupted(f"{where}: unreadable header: {exc}") from None
+        self._check_header(header, size, where)
+        return header, flags, hlen
+
+    @staticmethod
+    def _check_header(h: Any, size: int, where: str) -> None:
+        def bad(why: str) -> CheckpointCorrupted:
+            return CheckpointCorrupted(f"{where}: inconsistent header: {why}")
+
+        try:
+            if not isinstance(h, dict):
+                raise bad("not an object")
+            if h["file_size"] != size:
+                raise bad(f"file is {size} bytes, header says {h['file_size']} (truncated or extended)")
+            sk = h["skeleton"]
+            sections = [(sk["offset"], sk["length"])] + [(b["offset"], b["length"]) for b in h["buffers"]]
+            end = _PREFIX.size
+            for off, length in sections:
+                if not (isinstance(off, int) and isinstance(length, int)) or off < end or length < 0:
+                    raise bad(f"section at {off} overlaps or is out of order")
+                end = off + length
+            if h["footer_offset"] < end or h["footer_offset"] + _FOOTER.size != size:
+                raise bad("footer offset")
+            if not isinstance(h.get("metadata", {}), dict) or not isinstance(h["created"], (int, float)):
+                raise bad("metadata")
+        except (KeyError, TypeError) as exc:
+            raise bad(f"missing or malformed field {exc}") from None
+
+    def _info_from_header(self, h: dict, path: Path, size: int, signed: bool) -> CheckpointInfo:
+        return CheckpointInfo(
+            name=h["name"],
+            path=str(path),
+            created=float(h["created"]),
+            size=size,
+            metadata=h.get("metadata", {}),
+            format_version=h["format_version"],
+            version=h.get("version"),
+            signed=signed,
+            buffers=len(h["buffers"]),
+        )
+
+    def info(self, name: str) -> CheckpointInfo:
+        """Header-only information about one checkpoint."""
+        path = self.path(name)
+        try:
+            with open(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                header, flags, _ = self._read_header(fh, size, str(path))
+        except FileNotFoundError:
+            raise CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}") from None
+        return self._info_from_header(header, path, size, bool(flags & FLAG_KEYED))
+
+    def list(self) -> list[CheckpointInfo]:
+        """Every checkpoint, oldest first, from headers only.  Temporary
+        files of interrupted saves are ignored; an unreadable file is skipped
+        with a warning."""
+        infos = []
+        for p in self.directory.glob("*" + SUFFIX):
+            if p.name.startswith("."):
+                continue
+            try:
+                infos.append(self.info(p.name[: -len(SUFFIX)]))
+            except (CheckpointError, OSError) as exc:
+                warnings.warn(f"skipping unreadable checkpoint {p.name}: {exc}", RuntimeWarning, stacklevel=2)
+        return sorted(infos, key=lambda i: (i.created, i.name))
+
+    def latest(self) -> CheckpointInfo | None:
+        """The most recently saved checkpoint, or None."""
+        infos = self.list()
+        return infos[-1] if infos else None
+
+    def delete(self, name: str) -> None:
+        path = self.path(name)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            raise CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}") from None
+        fsync_dir(self.directory)
+
+    # -- load and verify ----------------------------------------------------------------
+
+    def _key_for(self, header: dict, flags: int, where: str) -> bytes | None:
+        signed = bool(flags & FLAG_KEYED)
+        if self._keys is None:
+            if signed:
+                raise BadSignature(f"{where}: checkpoint is signed; open the store with key=")
+            return None
+        if not signed:
+            raise BadSignature(f"{where}: checkpoint is not signed, but the store requires a key")
+        wanted = header.get("key_id")
+        for k in self._keys:
+            if signing.key_id(k).hex() == wanted:
+                return k
+        raise BadSignature(f"{where}: signed with key id {wanted}, which is not among the store's keys")
+
+    def _open_checked(self, name: str):
+        path = self.path(name)
+        try:
+            fh = open(path, "rb")
+        except FileNotFoundError:
+            raise CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}") from None
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            header, flags, hlen = self._read_header(fh, size, str(path))
+            key = self._key_for(header, flags, str(path))
+            sk = header["skeleton"]
+            fh.seek(0)
+            head = fh.read(sk["offset"] + sk["length"])
+            fh.seek(header["footer_offset"])
+            magic, head_digest, file_digest = _FOOTER.unpack(fh.read(_FOOTER.size))
+            if magic != FOOTER_MAGIC:
+                raise CheckpointCorrupted(f"{path}: bad footer magic")
+            hasher = _Hasher(key)
+            hasher.update(head)
+            if not hmac.compare_digest(hasher.copy().digest(), head_digest):
+                if key:
+                    raise BadSignature(f"{path}: header or skeleton signature mismatch (tampered, or a different key)")
+                raise CheckpointCorrupted(f"{path}: header/skeleton digest mismatch")
+            skeleton = memoryview(head)[sk["offset"] :]
+            if _crc(skeleton) != sk["crc32"]:
+                raise CheckpointCorrupted(f"{path}: skeleton checksum mismatch")
+            return fh, path, size, header, key, hasher, len(head), skeleton, file_digest
+        except BaseException:
+            fh.close()
+            raise
+
+    def load(
+        self,
+        name: str,
+        *,
+        mmap: bool = False,
+        allow: AllowSpec = None,
+        migrations: Mapping[int, Callable[[Any], Any]] | None = None,
+        current: int | None = None,
+    ) -> Any:
+        """Load checkpoint ``name``.
+
+        Lengths, the header/skeleton digest and every section's CRC32 are
+        checked before anything is unpickled (with a key, the whole-file
+        HMAC too).  Arrays are read with ``readinto`` into fresh arrays, or
+        with ``mmap=True`` returned as read-only views of a memory map (no
+        copy; header and footer are checked, :meth:`verify` does the full
+        pass).  The skeleton is unpickled with the restricted loader:
+        numpy, plain data and ``datetime`` by default; ``allow=`` extends.
+
+        ``migrations`` upgrades versioned state (saved with ``version=``) to
+        ``current`` (default: one past the highest migration).
+        """
+        fh, path, size, header, key, hasher, pos, skeleton, file_digest = self._open_checked(name)
+        try:
+            buffers: list[Any] = []
+            table = header["buffers"]
+            if mmap:
+                if table:
+                    mm = _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ)
+                    for b in table:
+                        buffers.append(np.frombuffer(mm, dtype=np.uint8, count=b["length"], offset=b["offset"]))
+                if key:  # authenticity of array data needs the full pass
+                    self._full_digest(fh, header, key, hasher, pos, file_digest, path)
+            else:
+                arrays = [np.empty(b["length"], dtype=np.uint8) for b in table]
+                for b, arr in zip(table, arrays):
+                    fh.seek(b["offset"])
+                    view = memoryview(arr)
+                    got = 0
+                    while got < len(view):
+                        n = fh.readinto(view[got:])
+                        if not n:
+                            raise CheckpointCorrupted(f"{path}: truncated buffer at byte {b['offset'] + got}")
+                        got += n
+                crcs = _crcs([memoryview(a) for a in arrays])
+                for i, (b, crc) in enumerate(zip(table, crcs)):
+                    if crc != b["crc32"]:
+                        raise CheckpointCorrupted(f"{path}: checksum mismatch in buffer {i} (bytes {b['offset']}..{b['offset'] + b['length']})")
+                if key:
+                    self._full_digest(fh, header, key, hasher, pos, file_digest, path)
+                buffers = arrays
+        finally:
+            fh.close()
+        try:
+            state = _restricted_loads(skeleton, allow, buffers)
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+            from .pickling import PickleSecurityError
+
+            if isinstance(exc, PickleSecurityError):
+                raise
+            raise CheckpointCorrupted(f"{path}: skeleton does not unpickle: {type(exc).__name__}: {exc}") from None
+        if migrations:
+            version = header.get("version")
+            if version is None:
+                raise CheckpointError(f"{path}: checkpoint was saved without version=, cannot migrate")
+            target = current if current is not None else max(migrations) + 1
+            state = migrate(state, version, target, migrations, where=str(path))
+        return state
+
+    def _full_digest(self, fh, header, key, hasher, pos, expected, path) -> None:
+        """Hash the rest of the file (after the skeleton) and compare."""
+        fh.seek(pos)
+        left = header["footer_offset"] - pos
+        buf = bytearray(min(_CHUNK, max(left, 1)))
+        view = memoryview(buf)
+        while left:
+            n = fh.readinto(view[: min(len(view), left)])
+            if not n:
+                raise CheckpointCorrupted(f"{path}: truncated")
+            hasher.update(view[:n])
+            left -= n
+        if not hmac.compare_digest(hasher.digest(), expected):
+            if key:
+                raise BadSignature(f"{path}: signature mismatch (tampered, or a different key)")
+            raise CheckpointCorrupted(f"{path}: whole-file SHA-256 mismatch")
+
+    def verify(self, name: str) -> CheckpointInfo:
+        """The full pass: header, every section's CRC32 and the whole-file
+        SHA-256 (HMAC with a key).  Returns the info, or raises
+        :class:`CheckpointCorrupted` / :class:`BadSignature`."""
+        fh, path, size, header, key, hasher, pos, skeleton, file_digest = self._open_checked(name)
+        try:
+            for i, b in enumerate(header["buffers"]):
+                fh.seek(b["offset"])
+                crc = 0
+                left = b["length"]
+                while left:
+                    chunk = fh.read(min(_CHUNK, left))
+                    if not chunk:
+                        raise CheckpointCorrupted(f"{path}: truncated buffer {i}")
+                    crc = zlib.crc32(chunk, crc)
+                    left -= len(chunk)
+                if crc & 0xFFFFFFFF != b["crc32"]:
+                    raise CheckpointCorrupted(f"{path}: checksum mismatch in buffer {i}")
+            self._full_digest(fh, header, key, hasher, pos, file_digest, path)
+        finally:
+            fh.close()
+        return self._info_from_header(header, path, size, bool(key))
+
+
