@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["binrec.records", "binrec.pickling", "binrec.signing", "binrec._atomic"]
+MODULES = ["binrec.records", "binrec.pickling", "binrec.signing", "binrec._atomic", "binrec.shelf", "binrec.checkpoint"]
 
 
 @pytest.mark.parametrize("name", MODULES)

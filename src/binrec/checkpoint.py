@@ -55,7 +55,7 @@ FLAG_KEYED = 1
 ALIGN = 64
 SUFFIX = ".ckpt"
 _PREFIX = struct.Struct("<8sIIQ")  # magic, format version, flags, header length
-_FOOTER = struct.Struct("<8s32s32s")  # magic, head digest, file digest
+_FOOTER = struct.Struct("<8s32s32sI")  # magic, head digest, file digest, crc32 of the 72 bytes before it
 _MAX_HEADER = 64 << 20
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+=@-]{0,199}$")
 _CONTEXT = b"binrec.checkpoint"
@@ -254,7 +254,7 @@ class CheckpointStore:
                     write(view)
                 write(bytes(footer_at - pos))
                 file_digest = hasher.digest()
-                fh.write(_FOOTER.pack(FOOTER_MAGIC, head_digest, file_digest))
+                fh.write(_FOOTER.pack(FOOTER_MAGIC, head_digest, file_digest, _crc(FOOTER_MAGIC + head_digest + file_digest)))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(fd_path, path)
@@ -472,9 +472,9 @@ class CheckpointStore:
             fh.seek(0)
             head = fh.read(sk["offset"] + sk["length"])
             fh.seek(header["footer_offset"])
-            magic, head_digest, file_digest = _FOOTER.unpack(fh.read(_FOOTER.size))
-            if magic != FOOTER_MAGIC:
-                raise CheckpointCorrupted(f"{path}: bad footer magic")
+            magic, head_digest, file_digest, footer_crc = _FOOTER.unpack(fh.read(_FOOTER.size))
+            if magic != FOOTER_MAGIC or _crc(magic + head_digest + file_digest) != footer_crc:
+                raise CheckpointCorrupted(f"{path}: damaged footer")
             hasher = _Hasher(key)
             hasher.update(head)
             if not hmac.compare_digest(hasher.copy().digest(), head_digest):
