@@ -93,6 +93,142 @@ def bench_safe_loads(n: int) -> dict:
     return {"elements": n, "pickle.loads s": t_plain, "safe_loads s": t_safe, "ratio": t_safe / t_plain}
 
 
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds else float("inf")
+
+
+def bench_shelf(n: int) -> dict:
+    import shelve
+
+    from binrec import shelf
+
+    keys = [f"user:{i}" for i in range(n)]
+    value = {"name": "Ann", "age": 30, "tags": ["a", "b"]}
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        # binrec
+        path = os.path.join(tmp, "b.db")
+        with shelf.open(path, "n") as db:
+            t0 = time.perf_counter()
+            for k in keys[: n // 4]:
+                db[k] = value
+            single = _rate(n // 4, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            with db.transaction():
+                for k in keys:
+                    db[k] = value
+            batched = _rate(n, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for k in keys:
+                db[k]
+            gets = _rate(n, time.perf_counter() - t0)
+        out["binrec.shelf"] = {"single": single, "batched": batched, "gets": gets}
+        # stdlib shelve
+        spath = os.path.join(tmp, "s")
+        with shelve.open(spath, "n") as db:
+            t0 = time.perf_counter()
+            for k in keys:
+                db[k] = value
+            sets = _rate(n, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for k in keys:
+                db[k]
+            gets = _rate(n, time.perf_counter() - t0)
+        import dbm
+
+        out[f"shelve ({dbm.whichdb(spath) or 'dbm'})"] = {"single": sets, "batched": float("nan"), "gets": gets}
+        try:
+            from sqlitedict import SqliteDict
+
+            p = os.path.join(tmp, "sd.db")
+            with SqliteDict(p, autocommit=True) as db:
+                t0 = time.perf_counter()
+                for k in keys[: n // 4]:
+                    db[k] = value
+                single = _rate(n // 4, time.perf_counter() - t0)
+            with SqliteDict(p, autocommit=False) as db:
+                t0 = time.perf_counter()
+                for k in keys:
+                    db[k] = value
+                db.commit()
+                batched = _rate(n, time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                for k in keys:
+                    db[k]
+                gets = _rate(n, time.perf_counter() - t0)
+            out["sqlitedict"] = {"single": single, "batched": batched, "gets": gets}
+        except ImportError:
+            pass
+        try:
+            import diskcache
+
+            with diskcache.Cache(os.path.join(tmp, "dc")) as cache:
+                t0 = time.perf_counter()
+                for k in keys:
+                    cache[k] = value
+                sets = _rate(n, time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                with cache.transact():
+                    for k in keys:
+                        cache[k] = value
+                batched = _rate(n, time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                for k in keys:
+                    cache[k]
+                gets = _rate(n, time.perf_counter() - t0)
+            out["diskcache"] = {"single": sets, "batched": batched, "gets": gets}
+        except ImportError:
+            pass
+    return out
+
+
+def bench_checkpoint(mib: int, list_n: int) -> dict:
+    from binrec.checkpoint import CheckpointStore
+
+    rng = np.random.default_rng(0)
+    n = mib * (1 << 20) // 8
+    state = {f"layer{i}": rng.normal(size=n) for i in range(4)}
+    state["step"] = 1000
+    out: dict = {"mib": mib, "list_n": list_n}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, key in (("binrec", None), ("binrec (key=)", b"k" * 32)):
+            store = CheckpointStore(os.path.join(tmp, label.replace(" ", "_")), key=key)
+            save = median_time(lambda: store.save("ckpt", state), 3)
+            load = median_time(lambda: store.load("ckpt"), 3)
+            mm = median_time(lambda: store.load("ckpt", mmap=True), 5)
+            out[label] = {"save": save, "load": load, "mmap": mm if key is None else None}
+            if key is None:
+                out["verify"] = median_time(lambda: store.verify("ckpt"), 3)
+        ppath = os.path.join(tmp, "state.pkl")
+
+        def pickle_save():
+            with open(ppath, "wb") as fh:
+                pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+        def pickle_load():
+            with open(ppath, "rb") as fh:
+                return pickle.load(fh)
+
+        out["pickle"] = {"save": median_time(pickle_save, 3), "load": median_time(pickle_load, 3), "mmap": None}
+        try:
+            import joblib
+
+            jpath = os.path.join(tmp, "state.joblib")
+            out["joblib"] = {
+                "save": median_time(lambda: joblib.dump(state, jpath), 3),
+                "load": median_time(lambda: joblib.load(jpath), 3),
+                "mmap": median_time(lambda: joblib.load(jpath, mmap_mode="r"), 5),
+            }
+        except ImportError:
+            pass
+        many = CheckpointStore(os.path.join(tmp, "many"))
+        small = {"w": rng.normal(size=(1 << 20) // 8)}  # 1 MiB each
+        for i in range(list_n):
+            many.save(f"step-{i:04d}", small, metadata={"step": i, "loss": 1.0 / (i + 1)})
+        out["list"] = median_time(lambda: many.list(), 5)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller sizes")
@@ -108,13 +244,10 @@ def main(argv=None) -> int:
     results["signing"] = bench_signing(sizes)
     print("safe_loads ...", file=sys.stderr)
     results["safe_loads"] = bench_safe_loads(n_safe)
-    extra_modules = []
-    try:
-        from benchmarks_persist_extra import run_extra  # type: ignore[import-not-found]
-    except ImportError:
-        run_extra = None
-    if run_extra is not None:
-        extra_modules = run_extra(results, quick=args.quick)
+    print("shelf ...", file=sys.stderr)
+    results["shelf"] = bench_shelf(5_000 if args.quick else 20_000)
+    print("checkpoint ...", file=sys.stderr)
+    results["checkpoint"] = bench_checkpoint(4 if args.quick else 32, 20 if args.quick else 100)
 
     print("\n| stream | pickle loop (s) | binrec (s) | binrec / pickle |\n|---|---:|---:|---:|")
     for r in results["streams"]:
@@ -125,8 +258,18 @@ def main(argv=None) -> int:
               f"{r['loads s'] * 1e3:.3f} ms | {r['signed_loads s'] * 1e3:.3f} ms | {r['load overhead']:+.0%} |")
     s = results["safe_loads"]
     print(f"\nsafe_loads vs pickle.loads, list of {s['elements']:,} small dicts: {s['safe_loads s']:.3f} s vs {s['pickle.loads s']:.3f} s = {s['ratio']:.2f}x")
-    for line in extra_modules:
-        print(line)
+    print("\n| shelf | sets/s (each commits) | sets/s (batched) | gets/s |\n|---|---:|---:|---:|")
+    for name, r in results["shelf"].items():
+        print(f"| {name} | {r.get('single', float('nan')):,.0f} | {r.get('batched', float('nan')):,.0f} | {r.get('gets', float('nan')):,.0f} |")
+    c = results["checkpoint"]
+    print(f"\ncheckpoint of 4 x {c['mib']} MiB float64 arrays (ms):\n")
+    print("| tool | save | load | mmap open |\n|---|---:|---:|---:|")
+    for name in ("binrec", "binrec (key=)", "pickle", "joblib"):
+        if name in c:
+            r = c[name]
+            mm = f"{r['mmap'] * 1e3:.2f}" if r.get("mmap") is not None else "-"
+            print(f"| {name} | {r['save'] * 1e3:.1f} | {r['load'] * 1e3:.1f} | {mm} |")
+    print(f"\nlist() of {c['list_n']} checkpoints: {c['list'] * 1e3:.2f} ms; verify() of one: {c['verify'] * 1e3:.1f} ms")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "persist.json").write_text(json.dumps(results, indent=1, default=str))

@@ -259,7 +259,7 @@ class _Policy:
         raise ForbiddenGlobal(module, name)
 
 
-_policy_cache: dict[Any, _Policy] = {}
+_policy_cache: dict[Any, _Policy] = {None: _Policy(None)}
 
 
 def _policy(allow: AllowSpec) -> _Policy:
@@ -310,6 +310,14 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         raise ForbiddenOpcode("persistent IDs are refused by the restricted loader")
+
+
+class _DefaultUnpickler(_RestrictedUnpickler):
+    """The default policy as a class attribute: no Python ``__init__`` to run
+    per load, which matters for many small values (a shelf's gets)."""
+
+    __init__ = pickle.Unpickler.__init__  # type: ignore[assignment]
+    _policy = _policy_cache[None]
 
 
 #: Default cap on the size of one pickle accepted by the safe loaders.
@@ -400,14 +408,17 @@ def safe_loads(
     """
     if allow is ALL:
         return pickle.loads(data)
-    view = memoryview(data)
-    if max_bytes is not None and view.nbytes > max_bytes:
-        raise LimitExceeded(f"pickle of {view.nbytes} bytes exceeds max_bytes={max_bytes}")
-    if _extension_registry_in_use():
-        _refuse_ext_opcodes(view)
-    if max_depth is not None and _max_depth(view) > max_depth:
+    nbytes = len(data) if isinstance(data, bytes) else memoryview(data).nbytes
+    if max_bytes is not None and nbytes > max_bytes:
+        raise LimitExceeded(f"pickle of {nbytes} bytes exceeds max_bytes={max_bytes}")
+    if copyreg._inverted_registry or copyreg._extension_cache:  # type: ignore[attr-defined]
+        _refuse_ext_opcodes(data)
+    if max_depth is not None and _max_depth(data) > max_depth:
         raise LimitExceeded(f"pickle nests deeper than max_depth={max_depth}")
-    unpickler = _RestrictedUnpickler(io.BytesIO(view), _policy(allow))
+    if allow is None:
+        unpickler: pickle.Unpickler = _DefaultUnpickler(io.BytesIO(data))
+    else:
+        unpickler = _RestrictedUnpickler(io.BytesIO(data), _policy(allow))
     try:
         return unpickler.load()
     except ValueError as exc:

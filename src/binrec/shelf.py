@@ -29,6 +29,7 @@ from .pickling import ALL, AllowSpec, safe_loads
 __all__ = ["Shelf", "open", "import_shelve"]
 
 _TABLE = "binrec_shelf"
+_SELECT = f"SELECT value FROM {_TABLE} WHERE key = ?"
 
 
 class Shelf(MutableMapping[str, Any]):
@@ -121,7 +122,7 @@ class Shelf(MutableMapping[str, Any]):
             self._check_open()
             if self.writeback and key in self._cache:
                 return self._cache[key]
-            row = self._db.execute(f"SELECT value FROM {_TABLE} WHERE key = ?", (key,)).fetchone()
+            row = self._db.execute(_SELECT, (key,)).fetchone()
             if row is None:
                 raise KeyError(key)
             value = self._loads(key, row[0])
