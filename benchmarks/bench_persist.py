@@ -209,7 +209,14 @@ def bench_checkpoint(mib: int, list_n: int) -> dict:
             with open(ppath, "rb") as fh:
                 return pickle.load(fh)
 
+        def pickle_save_fsync():
+            with open(ppath, "wb") as fh:
+                pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                fh.flush()
+                os.fsync(fh.fileno())
+
         out["pickle"] = {"save": median_time(pickle_save, 3), "load": median_time(pickle_load, 3), "mmap": None}
+        out["pickle + fsync"] = {"save": median_time(pickle_save_fsync, 3), "load": out["pickle"]["load"], "mmap": None}
         try:
             import joblib
 
@@ -264,7 +271,7 @@ def main(argv=None) -> int:
     c = results["checkpoint"]
     print(f"\ncheckpoint of 4 x {c['mib']} MiB float64 arrays (ms):\n")
     print("| tool | save | load | mmap open |\n|---|---:|---:|---:|")
-    for name in ("binrec", "binrec (key=)", "pickle", "joblib"):
+    for name in ("binrec", "binrec (key=)", "pickle", "pickle + fsync", "joblib"):
         if name in c:
             r = c[name]
             mm = f"{r['mmap'] * 1e3:.2f}" if r.get("mmap") is not None else "-"

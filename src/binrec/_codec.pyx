@@ -1,4 +1,4 @@
-# cython: language_level=3, cdivision=True
+# cython: language_level=3, cdivision=True, freethreading_compatible=True
 """Compiled record kernels: the same interface as ``binrec._kernels_py``.
 
 Each format is turned once into a *plan*: a short list of byte operations
