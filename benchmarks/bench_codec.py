@@ -108,26 +108,54 @@ def bench_record(label: str, fmt: str, names, n: int, struct_reps: bool) -> list
     add("unpack", "numpy frombuffer+astype", median_time(lambda: np.frombuffer(raw, wire).astype(native)))
     if compiled is not None:
         add("unpack", "binrec compiled", median_time(lambda: with_kernels(compiled, lambda: s.unpack(raw))))
-        add("unpack", "binrec compiled, 2 threads", median_time(lambda: with_kernels(compiled, lambda: s.unpack(raw, threads=2))))
+        add(
+            "unpack",
+            "binrec compiled, 2 threads",
+            median_time(lambda: with_kernels(compiled, lambda: s.unpack(raw, threads=2))),
+        )
     add("unpack", "binrec python", median_time(lambda: with_kernels(python, lambda: s.unpack(raw))))
     if struct_reps:
-        add("unpack", "struct.iter_unpack", median_time(lambda: list(struct.iter_unpack(fmt, raw)), budget=0.5 if big else 0.6, min_reps=1 if big else 3))
+        add(
+            "unpack",
+            "struct.iter_unpack",
+            median_time(
+                lambda: list(struct.iter_unpack(fmt, raw)), budget=0.5 if big else 0.6, min_reps=1 if big else 3
+            ),
+        )
     # -- unpack_columns
-    add("unpack_columns", "numpy per-field astype", median_time(lambda: {k: np.frombuffer(raw, wire)[k].astype(native[k]) for k in s.names}))
+    add(
+        "unpack_columns",
+        "numpy per-field astype",
+        median_time(lambda: {k: np.frombuffer(raw, wire)[k].astype(native[k]) for k in s.names}),
+    )
     if compiled is not None:
-        add("unpack_columns", "binrec compiled", median_time(lambda: with_kernels(compiled, lambda: s.unpack_columns(raw))))
+        add(
+            "unpack_columns",
+            "binrec compiled",
+            median_time(lambda: with_kernels(compiled, lambda: s.unpack_columns(raw))),
+        )
     add("unpack_columns", "binrec python", median_time(lambda: with_kernels(python, lambda: s.unpack_columns(raw))))
     # -- pack
     arr = s.unpack(raw)
     add("pack", "numpy astype+tobytes", median_time(lambda: arr.astype(wire).tobytes()))
     if compiled is not None:
         add("pack", "binrec compiled", median_time(lambda: with_kernels(compiled, lambda: s.pack(arr))))
-        add("pack", "binrec compiled, 2 threads", median_time(lambda: with_kernels(compiled, lambda: s.pack(arr, threads=2))))
+        add(
+            "pack",
+            "binrec compiled, 2 threads",
+            median_time(lambda: with_kernels(compiled, lambda: s.pack(arr, threads=2))),
+        )
     add("pack", "binrec python", median_time(lambda: with_kernels(python, lambda: s.pack(arr))))
     if struct_reps:
         rows_py = arr.tolist()
         pk = struct.Struct(fmt).pack
-        add("pack", "struct.pack loop", median_time(lambda: b"".join([pk(*r) for r in rows_py]), budget=0.5 if big else 0.6, min_reps=1 if big else 3))
+        add(
+            "pack",
+            "struct.pack loop",
+            median_time(
+                lambda: b"".join([pk(*r) for r in rows_py]), budget=0.5 if big else 0.6, min_reps=1 if big else 3
+            ),
+        )
     return rows
 
 
@@ -149,9 +177,13 @@ def extra_checks(n: int) -> dict:
     s = binrec.Struct(">I10sf")
     small = make_buffer(s, 1000)
     out["per_call_us_1000_records"] = with_kernels(kern, lambda: median_time(lambda: s.unpack(small))) * 1e6
-    out["per_call_us_1000_records_columns"] = with_kernels(kern, lambda: median_time(lambda: s.unpack_columns(small))) * 1e6
+    out["per_call_us_1000_records_columns"] = (
+        with_kernels(kern, lambda: median_time(lambda: s.unpack_columns(small))) * 1e6
+    )
     out["per_call_us_1_record"] = with_kernels(kern, lambda: median_time(lambda: s.unpack(small[: s.size]))) * 1e6
-    out["per_call_us_1_record_columns"] = with_kernels(kern, lambda: median_time(lambda: s.unpack_columns(small[: s.size]))) * 1e6
+    out["per_call_us_1_record_columns"] = (
+        with_kernels(kern, lambda: median_time(lambda: s.unpack_columns(small[: s.size]))) * 1e6
+    )
     fresh = np.ones(128 << 20, np.uint8)
     out["fresh_memcpy_MBps"] = len(fresh) / 1e6 / median_time(lambda: fresh.copy())
 
@@ -218,7 +250,10 @@ def chart(rows: list[dict], path: Path) -> bool:
         impls = list(dict.fromkeys(r["impl"] for r in sel if r["op"] == op))
         width = 0.8 / max(1, len(impls))
         for k, impl in enumerate(impls):
-            ys = [next((r["MBps"] for r in sel if r["op"] == op and r["impl"] == impl and r["record"] == rec), 0) for rec in records]
+            ys = [
+                next((r["MBps"] for r in sel if r["op"] == op and r["impl"] == impl and r["record"] == rec), 0)
+                for rec in records
+            ]
             ax.bar([i + k * width for i in range(len(records))], ys, width, label=impl)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(records))], [rec.split()[0] for rec in records])
         ax.set_title(f"{op}, {top:,} records")
@@ -250,10 +285,16 @@ def main(argv=None) -> int:
     print(f"\nmachine: {machine()}\n")
     print_table(rows)
     print()
-    print(f"- per-call time, 1,000 sensor records: unpack {extra['per_call_us_1000_records']:.1f} us, unpack_columns {extra['per_call_us_1000_records_columns']:.1f} us; one record (the fixed overhead): unpack {extra['per_call_us_1_record']:.1f} us, unpack_columns {extra['per_call_us_1_record_columns']:.1f} us")
-    print(f"- fresh memcpy (the ceiling for any decoder that returns new memory): {extra['fresh_memcpy_MBps']:,.0f} MB/s")
+    print(
+        f"- per-call time, 1,000 sensor records: unpack {extra['per_call_us_1000_records']:.1f} us, unpack_columns {extra['per_call_us_1000_records_columns']:.1f} us; one record (the fixed overhead): unpack {extra['per_call_us_1_record']:.1f} us, unpack_columns {extra['per_call_us_1_record_columns']:.1f} us"
+    )
+    print(
+        f"- fresh memcpy (the ceiling for any decoder that returns new memory): {extra['fresh_memcpy_MBps']:,.0f} MB/s"
+    )
     print(f"- peak traced memory of unpack / output size: {extra['unpack_peak_over_output']:.3f}")
-    print(f"- wide record, two Python threads each decoding one half vs one thread: {extra['two_python_threads_speedup']:.2f}x; threads=2: {extra['threads2_speedup']:.2f}x")
+    print(
+        f"- wide record, two Python threads each decoding one half vs one thread: {extra['two_python_threads_speedup']:.2f}x; threads=2: {extra['threads2_speedup']:.2f}x"
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "codec.json").write_text(json.dumps({"machine": machine(), "rows": rows, "extra": extra}, indent=1))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -64,7 +63,13 @@ def child_peak_rss(cli_args: list[str]) -> tuple[float, float]:
         "sys.exit(rc)\n"
     )
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", code, *cli_args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    res = subprocess.run(
+        [sys.executable, "-c", code, *cli_args],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     return wall, int(res.stderr.strip().splitlines()[-1]) / 1024
 
@@ -103,7 +108,7 @@ def main(argv=None) -> int:
         res["iter_unpack_MBps"] = nbytes / 1e6 / timed(stream)
         res["unpack_in_memory_chunks_MBps"] = nbytes / 1e6 / timed(in_memory)
         res["unpack_in_memory_whole_MBps"] = nbytes / 1e6 / timed(in_memory_whole, reps=2)
-        del data
+        data = b""  # free it before the CLI runs
         res["stream_vs_memory"] = res["iter_unpack_MBps"] / res["unpack_in_memory_chunks_MBps"]
         res["stream_vs_memory_whole"] = res["iter_unpack_MBps"] / res["unpack_in_memory_whole_MBps"]
         res["read_file_mmap_MBps"] = nbytes / 1e6 / timed(lambda: s.read_file(path, mmap=True), reps=2)
@@ -129,7 +134,12 @@ def main(argv=None) -> int:
             except ImportError:
                 distributed = None
             if distributed is not None:
-                with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                with (
+                    distributed.LocalCluster(
+                        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+                    ) as cluster,
+                    distributed.Client(cluster) as client,
+                ):
                     df = bdask.read_records(str(path), FMT, NAMES, blocksize="64MiB")
 
                     def dask_sum():
@@ -144,14 +154,22 @@ def main(argv=None) -> int:
 
     print(f"\nfile: {args.size_mb} MB, {res['records']:,} records of {FMT}; backend {res['backend']}")
     print(f"iter_unpack from file (chunks of 262,144):  {res['iter_unpack_MBps']:8.0f} MB/s")
-    print(f"unpack in memory, same chunks:              {res['unpack_in_memory_chunks_MBps']:8.0f} MB/s  -> stream is {res['stream_vs_memory']:.0%}")
-    print(f"unpack in memory, whole buffer at once:     {res['unpack_in_memory_whole_MBps']:8.0f} MB/s  -> stream is {res['stream_vs_memory_whole']:.0%}")
+    print(
+        f"unpack in memory, same chunks:              {res['unpack_in_memory_chunks_MBps']:8.0f} MB/s  -> stream is {res['stream_vs_memory']:.0%}"
+    )
+    print(
+        f"unpack in memory, whole buffer at once:     {res['unpack_in_memory_whole_MBps']:8.0f} MB/s  -> stream is {res['stream_vs_memory_whole']:.0%}"
+    )
     print(f"read_file(mmap=True):                       {res['read_file_mmap_MBps']:8.0f} MB/s")
     for ext in (".npy", ".parquet"):
         if f"decode{ext}_s" in res:
-            print(f"binrec decode -> {ext:<8}  {res[f'decode{ext}_s']:6.2f} s ({res[f'decode{ext}_MBps']:.0f} MB/s), peak RSS {res[f'decode{ext}_peak_rss_MB']:.0f} MB")
+            print(
+                f"binrec decode -> {ext:<8}  {res[f'decode{ext}_s']:6.2f} s ({res[f'decode{ext}_MBps']:.0f} MB/s), peak RSS {res[f'decode{ext}_peak_rss_MB']:.0f} MB"
+            )
     if "dask_sum_temp_s" in res:
-        print(f"dask read_records + sum(temp), LocalCluster 2 processes, {res['dask_partitions']} partitions: {res['dask_sum_temp_s']:.2f} s ({res['dask_MBps']:.0f} MB/s)")
+        print(
+            f"dask read_records + sum(temp), LocalCluster 2 processes, {res['dask_partitions']} partitions: {res['dask_sum_temp_s']:.2f} s ({res['dask_MBps']:.0f} MB/s)"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "files.json").write_text(json.dumps(res, indent=1))

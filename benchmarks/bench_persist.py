@@ -14,7 +14,6 @@ Prints Markdown tables and writes ``benchmarks/results/persist.json``.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import pickle
@@ -80,9 +79,18 @@ def bench_signing(sizes: list[int]) -> list[dict]:
         blob_s = signing.signed_dumps(obj, key)
         t_l = median_time(lambda: pickle.loads(blob_p), reps)
         t_sl = median_time(lambda: signing.signed_loads(blob_s, key), reps)
-        rows.append({"payload": size, "dumps s": t_d, "signed_dumps s": t_sd, "dump overhead": t_sd / t_d - 1,
-                     "loads s": t_l, "signed_loads s": t_sl, "load overhead": t_sl / t_l - 1,
-                     "roundtrip overhead": (t_sd + t_sl) / (t_d + t_l) - 1})
+        rows.append(
+            {
+                "payload": size,
+                "dumps s": t_d,
+                "signed_dumps s": t_sd,
+                "dump overhead": t_sd / t_d - 1,
+                "loads s": t_l,
+                "signed_loads s": t_sl,
+                "load overhead": t_sl / t_l - 1,
+                "roundtrip overhead": (t_sd + t_sl) / (t_d + t_l) - 1,
+            }
+        )
     return rows
 
 
@@ -259,15 +267,23 @@ def main(argv=None) -> int:
     print("\n| stream | pickle loop (s) | binrec (s) | binrec / pickle |\n|---|---:|---:|---:|")
     for r in results["streams"]:
         print(f"| {r['what']} | {r['pickle loop s']:.3f} | {r['binrec s']:.3f} | {r['ratio']:.2f} |")
-    print("\n| payload | pickle.dumps | signed_dumps | overhead | pickle.loads | signed_loads | overhead |\n|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "\n| payload | pickle.dumps | signed_dumps | overhead | pickle.loads | signed_loads | overhead |\n|---:|---:|---:|---:|---:|---:|---:|"
+    )
     for r in results["signing"]:
-        print(f"| {r['payload']:,} B | {r['dumps s'] * 1e3:.3f} ms | {r['signed_dumps s'] * 1e3:.3f} ms | {r['dump overhead']:+.0%} | "
-              f"{r['loads s'] * 1e3:.3f} ms | {r['signed_loads s'] * 1e3:.3f} ms | {r['load overhead']:+.0%} |")
+        print(
+            f"| {r['payload']:,} B | {r['dumps s'] * 1e3:.3f} ms | {r['signed_dumps s'] * 1e3:.3f} ms | {r['dump overhead']:+.0%} | "
+            f"{r['loads s'] * 1e3:.3f} ms | {r['signed_loads s'] * 1e3:.3f} ms | {r['load overhead']:+.0%} |"
+        )
     s = results["safe_loads"]
-    print(f"\nsafe_loads vs pickle.loads, list of {s['elements']:,} small dicts: {s['safe_loads s']:.3f} s vs {s['pickle.loads s']:.3f} s = {s['ratio']:.2f}x")
+    print(
+        f"\nsafe_loads vs pickle.loads, list of {s['elements']:,} small dicts: {s['safe_loads s']:.3f} s vs {s['pickle.loads s']:.3f} s = {s['ratio']:.2f}x"
+    )
     print("\n| shelf | sets/s (each commits) | sets/s (batched) | gets/s |\n|---|---:|---:|---:|")
     for name, r in results["shelf"].items():
-        print(f"| {name} | {r.get('single', float('nan')):,.0f} | {r.get('batched', float('nan')):,.0f} | {r.get('gets', float('nan')):,.0f} |")
+        print(
+            f"| {name} | {r.get('single', float('nan')):,.0f} | {r.get('batched', float('nan')):,.0f} | {r.get('gets', float('nan')):,.0f} |"
+        )
     c = results["checkpoint"]
     print(f"\ncheckpoint of 4 x {c['mib']} MiB float64 arrays (ms):\n")
     print("| tool | save | load | mmap open |\n|---|---:|---:|---:|")
@@ -276,7 +292,9 @@ def main(argv=None) -> int:
             r = c[name]
             mm = f"{r['mmap'] * 1e3:.2f}" if r.get("mmap") is not None else "-"
             print(f"| {name} | {r['save'] * 1e3:.1f} | {r['load'] * 1e3:.1f} | {mm} |")
-    print(f"\nlist() of {c['list_n']} checkpoints: {c['list'] * 1e3:.2f} ms; verify() of one: {c['verify'] * 1e3:.1f} ms")
+    print(
+        f"\nlist() of {c['list_n']} checkpoints: {c['list'] * 1e3:.2f} ms; verify() of one: {c['verify'] * 1e3:.1f} ms"
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "persist.json").write_text(json.dumps(results, indent=1, default=str))

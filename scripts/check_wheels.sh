@@ -64,8 +64,9 @@ log "building the sdist ..."
 "$TOOLS/bin/python" -m build --sdist --outdir "$WORK/sdist" "$ROOT" >"$WORK/sdist.log" 2>&1 || { tail -20 "$WORK/sdist.log"; echo "check_wheels: sdist build FAILED"; exit 1; }
 SDIST=$(ls "$WORK"/sdist/*.tar.gz)
 SDIST_OK=1
-if ! tar tzf "$SDIST" | grep -q 'src/binrec/_codec.pyx$'; then echo "sdist lacks _codec.pyx"; SDIST_OK=0; fi
-if tar tzf "$SDIST" | grep -q 'src/binrec/_codec.c$'; then echo "sdist ships a generated _codec.c"; SDIST_OK=0; fi
+SDIST_FILES=$(tar tzf "$SDIST")  # listed once: `tar | grep -q` trips pipefail with SIGPIPE
+grep -q 'src/binrec/_codec.pyx$' <<<"$SDIST_FILES" || { log "sdist lacks _codec.pyx"; SDIST_OK=0; }
+grep -q 'src/binrec/_codec.c$' <<<"$SDIST_FILES" && { log "sdist ships a generated _codec.c"; SDIST_OK=0; }
 
 FAIL=0
 SUMMARY=()
@@ -100,14 +101,15 @@ for PY in "${PYTHONS[@]}"; do
     SUMMARY+=("CPython $VER: wheel build FAILED"); FAIL=1; continue
   fi
   RAW=$(ls "$WORK/dist-$VER"/*.whl)
-  if ! "$TOOLS/bin/auditwheel" repair -w "$WORK/wheelhouse-$VER" "$RAW" >"$WORK/repair-$VER.log" 2>&1; then
+  if ! PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" repair -w "$WORK/wheelhouse-$VER" "$RAW" >"$WORK/repair-$VER.log" 2>&1; then
     tail -20 "$WORK/repair-$VER.log" >&2
     SUMMARY+=("CPython $VER: auditwheel repair FAILED"); FAIL=1; continue
   fi
   WHEEL=$(ls "$WORK/wheelhouse-$VER"/*.whl)
   [[ $(basename "$WHEEL") == *"$TAG"*manylinux* ]] || { status="FAIL"; log "unexpected wheel name $(basename "$WHEEL")"; }
-  unzip -l "$WHEEL" | grep -q '_codec\..*\.so' || { status="FAIL"; log "wheel has no compiled _codec"; }
-  unzip -l "$WHEEL" | grep -qE '\.(pyx|c)$' && { status="FAIL"; log "wheel ships .pyx/.c sources"; }
+  WHEEL_FILES=$("$TOOLS/bin/python" -c 'import sys, zipfile; print("\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))' "$WHEEL")
+  grep -qE 'binrec/_codec\..*\.so$' <<<"$WHEEL_FILES" || { status="FAIL"; log "wheel has no compiled _codec"; }
+  grep -qE '\.(pyx|c)$' <<<"$WHEEL_FILES" && { status="FAIL"; log "wheel ships .pyx/.c sources"; }
   WV="$WORK/wheel-venv-$VER"
   "$PY" -m venv "$WV"
   "$WV/bin/pip" install -q "$WHEEL[test]" >"$WORK/install-$VER.log" 2>&1 || { tail -5 "$WORK/install-$VER.log" >&2; status="FAIL"; }
@@ -141,5 +143,5 @@ grep -q 'musllinux_aarch64' <<<"$IDS" && { CIBW="builds musllinux aarch64"; FAIL
 echo
 for line in "${SUMMARY[@]}"; do echo "$line"; done
 echo "sdist: $(basename "$SDIST"): $([[ $SDIST_OK == 1 ]] && echo 'has _codec.pyx, no generated .c' || echo FAILED)"
-echo "cibuildwheel $("$TOOLS/bin/cibuildwheel" --version 2>/dev/null | awk '{print $2}') linux identifiers: $CIBW ($(wc -l <<<"$IDS") builds)"
+echo "cibuildwheel $("$TOOLS/bin/python" -c 'import importlib.metadata as m; print(m.version("cibuildwheel"))') linux identifiers: $CIBW ($(wc -l <<<"$IDS") builds)"
 exit $FAIL

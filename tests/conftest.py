@@ -27,7 +27,10 @@ def pytest_addoption(parser):
 
 
 def require_compiled(config) -> bool:
-    return bool(config.getoption("--require-extension")) or os.environ.get("BINREC_REQUIRE_COMPILED", "") not in ("", "0")
+    return bool(config.getoption("--require-extension")) or os.environ.get("BINREC_REQUIRE_COMPILED", "") not in (
+        "",
+        "0",
+    )
 
 
 def pytest_report_header(config):

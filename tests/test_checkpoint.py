@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import json
 import os
+import pickle
 import random
 import signal
 import struct
@@ -141,7 +142,7 @@ def test_retention_deletes_only_after_the_new_one_is_safe(tmp_path):
         assert len(store.list()) == min(i + 1, 3)
     assert [i.name for i in store.list()] == ["step-3", "step-4", "step-5"]
     # a failing save (unpicklable state) deletes nothing
-    with pytest.raises(Exception):
+    with pytest.raises((pickle.PicklingError, AttributeError)):
         store.save("step-6", {"f": lambda: 1})
     assert [i.name for i in store.list()] == ["step-3", "step-4", "step-5"]
 
@@ -276,7 +277,9 @@ def test_sigkill_during_saves_never_leaves_a_torn_checkpoint(tmp_path):
     last = 0
     kills = 0
     while kills < 20:
-        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(tmp_path), str(last)], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(tmp_path), str(last)], stdout=subprocess.PIPE, text=True
+        )
         proc.stdout.readline()  # at least one save completed in this process
         time.sleep(rng.uniform(0.0, 0.15))
         proc.send_signal(signal.SIGKILL)
@@ -299,7 +302,9 @@ def test_sigkill_during_saves_never_leaves_a_torn_checkpoint(tmp_path):
 def test_leftover_temp_file_of_a_dead_saver_is_ignored_then_cleaned(tmp_path):
     store = CheckpointStore(tmp_path)
     store.save("good", {"w": np.ones(3)})
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     torn = tmp_path / f".binrec-tmp-{dead}-1-torn.ckpt"
     torn.write_bytes(b"BINRECCK" + bytes(100))
     assert [i.name for i in store.list()] == ["good"]

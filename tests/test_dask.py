@@ -82,7 +82,9 @@ def test_local_cluster_with_two_worker_processes(files):
         with distributed.Client(cluster) as client:
             df = bdask.read_records(str(d / "part*.bin"), FMT, NAMES, offset=4, blocksize="4KiB")
             got = client.compute(df).result(timeout=120)
-            arr = client.compute(bdask.read_records(str(d / "part*.bin"), FMT, NAMES, offset=4, blocksize="4KiB", to_array=True)).result(timeout=120)
+            arr = client.compute(
+                bdask.read_records(str(d / "part*.bin"), FMT, NAMES, offset=4, blocksize="4KiB", to_array=True)
+            ).result(timeout=120)
             workers = client.run(lambda: __import__("os").getpid())
     exp = expected(paths, s)
     assert len(set(workers.values())) == 2

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from binrec import Error, Struct, _backend
+
 from tests_support import formats
 
 compiled = _backend.compiled_kernels

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import struct
-import sys
 
 import numpy as np
 import pytest
@@ -13,11 +12,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from binrec import Error, Struct
+
 from tests_support import formats
 
 pytestmark = pytest.mark.usefixtures("backend")
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
 
 def value_strategy(code: str, size: int, count: int):
     if code in "bhilqn":

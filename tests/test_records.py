@@ -372,9 +372,7 @@ def test_pack_2d_numeric_array():
 INT_CODES = [("b", 1), ("B", 1), ("h", 2), ("H", 2), ("i", 4), ("I", 4), ("l", 4), ("L", 4), ("q", 8), ("Q", 8)]
 
 
-@pytest.mark.parametrize(
-    "order,code", [(o, c) for o in "<>@" for c, _ in INT_CODES] + [("@", "n"), ("@", "N")]
-)
+@pytest.mark.parametrize("order,code", [(o, c) for o in "<>@" for c, _ in INT_CODES] + [("@", "n"), ("@", "N")])
 def test_integer_range_checks_match_struct(order, code):
     size = struct.calcsize(order + code)
     if code.islower():
@@ -387,7 +385,9 @@ def test_integer_range_checks_match_struct(order, code):
     for bad in (lo - 1, hi + 1):
         with pytest.raises(struct.error):
             struct.pack(fmt, bad)
-        with pytest.raises(Error, match=rf"field 'f0' \(format '{code}', row 1\): '{code}' format requires {lo} <= number <= {hi}"):
+        with pytest.raises(
+            Error, match=rf"field 'f0' \(format '{code}', row 1\): '{code}' format requires {lo} <= number <= {hi}"
+        ):
             s.pack([(0,), (bad,)])
     # numpy columns of a wider type: checked, never wrapped
     wide = np.array([0, hi], dtype=np.uint64 if lo == 0 else np.int64)

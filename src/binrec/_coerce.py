@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import Error
-from ._layout import Field, Layout, int_range
+from ._layout import Field, int_range
 
 __all__ = ["coerce_column", "field_error"]
 

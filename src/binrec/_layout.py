@@ -23,8 +23,8 @@ from __future__ import annotations
 import re
 import struct
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -145,7 +145,6 @@ class Field:
     @property
     def is_string(self) -> bool:
         return self.code in "csp"
-
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,10 +25,11 @@ import threading
 import time
 import warnings
 import zlib
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,9 @@ def _pad(n: int) -> int:
 
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
-        raise InvalidCheckpointName(f"invalid checkpoint name {name!r}: use 1-200 letters, digits and ._+=@- (no leading dot, no '..', no path separators)")
+        raise InvalidCheckpointName(
+            f"invalid checkpoint name {name!r}: use 1-200 letters, digits and ._+=@- (no leading dot, no '..', no path separators)"
+        )
     return name
 
 
@@ -183,7 +186,9 @@ class CheckpointStore:
     array([3., 3., 3.])
     """
 
-    def __init__(self, directory: str | os.PathLike, *, key: bytes | list[bytes] | None = None, keep_last: int | None = None) -> None:
+    def __init__(
+        self, directory: str | os.PathLike, *, key: bytes | list[bytes] | None = None, keep_last: int | None = None
+    ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 1):
@@ -208,7 +213,9 @@ class CheckpointStore:
 
     # -- save ---------------------------------------------------------------------
 
-    def save(self, name: str, state: Any, metadata: Mapping[str, Any] | None = None, *, version: int | None = None) -> CheckpointInfo:
+    def save(
+        self, name: str, state: Any, metadata: Mapping[str, Any] | None = None, *, version: int | None = None
+    ) -> CheckpointInfo:
         """Write ``state`` as checkpoint ``name`` (replacing one of that name).
 
         numpy arrays inside ``state`` go out of band as raw aligned sections.
@@ -254,7 +261,9 @@ class CheckpointStore:
                     write(view)
                 write(bytes(footer_at - pos))
                 file_digest = hasher.digest()
-                fh.write(_FOOTER.pack(FOOTER_MAGIC, head_digest, file_digest, _crc(FOOTER_MAGIC + head_digest + file_digest)))
+                fh.write(
+                    _FOOTER.pack(FOOTER_MAGIC, head_digest, file_digest, _crc(FOOTER_MAGIC + head_digest + file_digest))
+                )
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(fd_path, path)
@@ -356,7 +365,9 @@ class CheckpointStore:
         if magic != MAGIC:
             raise CheckpointCorrupted(f"{where}: not a binrec checkpoint (bad magic {magic!r})")
         if fmt_version != FORMAT_VERSION:
-            raise CheckpointCorrupted(f"{where}: unsupported checkpoint format version {fmt_version} (this binrec reads {FORMAT_VERSION})")
+            raise CheckpointCorrupted(
+                f"{where}: unsupported checkpoint format version {fmt_version} (this binrec reads {FORMAT_VERSION})"
+            )
         if hlen > _MAX_HEADER or _PREFIX.size + hlen > size:
             raise CheckpointCorrupted(f"{where}: header length {hlen} does not fit in a file of {size} bytes")
         raw = fh.read(hlen)
@@ -536,7 +547,9 @@ class CheckpointStore:
                 crcs = _crcs([memoryview(a) for a in arrays])
                 for i, (b, crc) in enumerate(zip(table, crcs)):
                     if crc != b["crc32"]:
-                        raise CheckpointCorrupted(f"{path}: checksum mismatch in buffer {i} (bytes {b['offset']}..{b['offset'] + b['length']})")
+                        raise CheckpointCorrupted(
+                            f"{path}: checksum mismatch in buffer {i} (bytes {b['offset']}..{b['offset'] + b['length']})"
+                        )
                 if key:
                     self._full_digest(fh, header, key, hasher, pos, file_digest, path)
                 buffers = arrays
@@ -597,5 +610,3 @@ class CheckpointStore:
         finally:
             fh.close()
         return self._info_from_header(header, path, size, bool(key))
-
-

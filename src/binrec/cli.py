@@ -14,7 +14,7 @@ import struct
 import sys
 import tempfile
 import time
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -160,7 +160,7 @@ class _Writer:
         dtype_descr = npformat.dtype_to_descr(self.s.dtype)
         # the shape is written with a fixed width, so the header can be
         # rewritten in place once the record count is known (pipes)
-        header = "{'descr': %r, 'fortran_order': False, 'shape': (%20d,), }" % (dtype_descr, n)
+        header = f"{{'descr': {dtype_descr!r}, 'fortran_order': False, 'shape': ({n:20d},), }}"
         pad = 64 - (10 + len(header) + 1) % 64
         body = (header + " " * pad + "\n").encode("latin-1")
         self.fh.write(b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body)
@@ -249,13 +249,17 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     if args.count is not None and size is not None:
         available = (size - args.offset) // s.size
         if args.count > available:
-            raise Error(f"{args.input}: --count {args.count} but the file holds {available} records after offset {args.offset}")
+            raise Error(
+                f"{args.input}: --count {args.count} but the file holds {available} records after offset {args.offset}"
+            )
     bar = _progress(size, args.quiet, "decode")
 
     def run(out_fh) -> int:
         writer = _Writer(kind, out_fh, s, text, None)
         done = 0
-        for chunk in s.iter_unpack(src, chunk_size=_CHUNK, offset=args.offset, trailing="ignore" if limit is not None else "error"):
+        for chunk in s.iter_unpack(
+            src, chunk_size=_CHUNK, offset=args.offset, trailing="ignore" if limit is not None else "error"
+        ):
             if limit is not None and done + len(chunk) > limit:
                 chunk = chunk[: limit - done]
             cols = None
@@ -432,7 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--offset", type=int, default=0, help="header bytes to skip")
     dec.add_argument("--count", type=int, default=None, help="decode exactly N records (error if fewer)")
     dec.add_argument("--head", type=int, default=None, help="decode at most the first N records")
-    dec.add_argument("--text", nargs="+", default=None, metavar="FIELD", help="string fields to decode as ASCII text, padding stripped")
+    dec.add_argument(
+        "--text",
+        nargs="+",
+        default=None,
+        metavar="FIELD",
+        help="string fields to decode as ASCII text, padding stripped",
+    )
     dec.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     dec.set_defaults(func=_cmd_decode)
     enc = sub.add_parser("encode", help="encode a .csv, .jsonl or .npy file into records, with struct's range checks")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import mmap as _mmap
 import os
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -132,7 +133,9 @@ def _trailing(trailing: str, rest: bytes, at: int, where: str, size: int) -> Ite
         yield rest
 
 
-def _iter_stream(s: Struct, fh: Any, chunk_size: int, offset: int, trailing: str, where: str, unpack_kw: dict) -> Iterator[Any]:
+def _iter_stream(
+    s: Struct, fh: Any, chunk_size: int, offset: int, trailing: str, where: str, unpack_kw: dict
+) -> Iterator[Any]:
     _skip(fh, offset, where)
     size = s.size
     buf = bytearray(chunk_size * size)
@@ -172,11 +175,15 @@ def _file_span(s: Struct, nbytes: int, offset: int, count: int | None, where: st
     if count < 0:
         raise Error(f"{where}: count must be >= 0, got {count}")
     if count * s.size > available:
-        raise Error(f"{where}: {count} records of {s.size} bytes need {count * s.size} bytes after offset {offset}; the file has {available}")
+        raise Error(
+            f"{where}: {count} records of {s.size} bytes need {count * s.size} bytes after offset {offset}; the file has {available}"
+        )
     return count
 
 
-def read_file(s: Struct, path: Any, *, offset: int = 0, count: int | None = None, mmap: bool = False, **unpack_kw: Any) -> np.ndarray:
+def read_file(
+    s: Struct, path: Any, *, offset: int = 0, count: int | None = None, mmap: bool = False, **unpack_kw: Any
+) -> np.ndarray:
     """Decode a whole record file (or ``count`` records after ``offset``).
 
     With ``mmap=True`` the records are decoded straight from a read-only
@@ -227,7 +234,9 @@ def read_record(s: Struct, file: Any, index: int, *, offset: int = 0) -> np.void
     n = (nbytes - offset) // s.size if nbytes >= offset else 0
     i = index + n if index < 0 else index
     if not 0 <= i < n:
-        raise Error(f"{where}: record index {index} out of range: the file holds {n} records of {s.size} bytes after offset {offset}")
+        raise Error(
+            f"{where}: record index {index} out of range: the file holds {n} records of {s.size} bytes after offset {offset}"
+        )
     file.seek(offset + i * s.size)
     raw = file.read(s.size)
     if len(raw) != s.size:

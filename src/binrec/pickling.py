@@ -30,9 +30,10 @@ import pickle
 import pickletools
 import struct
 import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Mapping
+from typing import IO, Any, BinaryIO
 
 from ._atomic import atomic_writer
 
@@ -150,7 +151,13 @@ def _default_allow() -> frozenset[tuple[str, str]]:
     names.add(_name_of(fractions.Fraction))
     names.add(_name_of(uuid.UUID))
     names.add(("uuid", "SafeUUID"))  # UUID.__setstate__ restores is_safe through it
-    for t in (collections.OrderedDict, collections.deque, collections.defaultdict, collections.Counter, collections.ChainMap):
+    for t in (
+        collections.OrderedDict,
+        collections.deque,
+        collections.defaultdict,
+        collections.Counter,
+        collections.ChainMap,
+    ):
         names.add(_name_of(t))
     for t in (pathlib.PurePath, pathlib.PurePosixPath, pathlib.PureWindowsPath):
         names.add(_name_of(t))
@@ -223,7 +230,9 @@ def _parse_allow_item(item: Any) -> tuple[str, str]:
         return module, name
     if hasattr(item, "__module__") and hasattr(item, "__qualname__"):
         return item.__module__, item.__qualname__
-    raise TypeError(f"allow entries must be 'module.qualname' strings, (module, qualname) tuples or classes/functions, not {item!r}")
+    raise TypeError(
+        f"allow entries must be 'module.qualname' strings, (module, qualname) tuples or classes/functions, not {item!r}"
+    )
 
 
 class _Policy:
@@ -436,7 +445,13 @@ def _restricted_loads(data: Any, allow: AllowSpec, buffers: Iterable[Any] | None
     return _RestrictedUnpickler(io.BytesIO(data), _policy(allow), buffers=buffers).load()
 
 
-def safe_load(file: BinaryIO | str | os.PathLike, *, allow: AllowSpec = None, max_bytes: int | None = DEFAULT_MAX_BYTES, max_depth: int | None = None) -> Any:
+def safe_load(
+    file: BinaryIO | str | os.PathLike,
+    *,
+    allow: AllowSpec = None,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    max_depth: int | None = None,
+) -> Any:
     """:func:`safe_loads` on the next pickle of a binary file or a path.
 
     The whole file is read (at most ``max_bytes + 1`` bytes) before
@@ -461,7 +476,9 @@ def _open_for(file: BinaryIO | str | os.PathLike, mode: str) -> tuple[BinaryIO, 
     return file, False
 
 
-def dump_many(objects: Iterable[Any], file: BinaryIO | str | os.PathLike, *, protocol: int | None = None, append: bool = False) -> int:
+def dump_many(
+    objects: Iterable[Any], file: BinaryIO | str | os.PathLike, *, protocol: int | None = None, append: bool = False
+) -> int:
     """Pickle each object, one after another, into a file or stream.
 
     Parameters
@@ -528,7 +545,9 @@ class _CountingReader(io.RawIOBase):
         return n
 
 
-def load_many(file: BinaryIO | str | os.PathLike, *, allow: AllowSpec = ALL, max_bytes: int | None = None) -> Iterator[Any]:
+def load_many(
+    file: BinaryIO | str | os.PathLike, *, allow: AllowSpec = ALL, max_bytes: int | None = None
+) -> Iterator[Any]:
     """Yield the objects of a stream written by :func:`dump_many` (or by
     repeated :func:`pickle.dump`), lazily, stopping at a clean end of file.
 
@@ -581,7 +600,19 @@ def _load_stream(fh: BinaryIO, policy: _Policy | None, max_bytes: int | None) ->
             if reader.tell() - base == start:
                 return  # nothing left: a clean end of the stream
             raise TruncatedError(start, index, exc) from exc
-        except (pickle.UnpicklingError, ValueError, KeyError, IndexError, TypeError, struct.error, OverflowError, AttributeError, ImportError, MemoryError, RecursionError) as exc:
+        except (
+            pickle.UnpicklingError,
+            ValueError,
+            KeyError,
+            IndexError,
+            TypeError,
+            struct.error,
+            OverflowError,
+            AttributeError,
+            ImportError,
+            MemoryError,
+            RecursionError,
+        ) as exc:
             raise TruncatedError(start, index, exc) from exc
         end = reader.tell() - base
         if max_bytes is not None and end - start > max_bytes:
@@ -634,14 +665,20 @@ def _parse_version_header(head: bytes, path: Any) -> int:
     return version
 
 
-def migrate(data: Any, version: int, current: int, migrations: Mapping[int, Callable[[Any], Any]], *, where: str = "data") -> Any:
+def migrate(
+    data: Any, version: int, current: int, migrations: Mapping[int, Callable[[Any], Any]], *, where: str = "data"
+) -> Any:
     """Apply ``migrations[version]``, ``migrations[version + 1]``, ... until
     ``data`` is at version ``current``."""
     if version > current:
-        raise VersionError(f"{where} has version {version}, newer than the current version {current}: upgrade the program")
+        raise VersionError(
+            f"{where} has version {version}, newer than the current version {current}: upgrade the program"
+        )
     missing = [v for v in range(version, current) if v not in migrations]
     if missing:
-        raise VersionError(f"{where} has version {version}; no migration from version {missing[0]} to {missing[0] + 1} (current is {current})")
+        raise VersionError(
+            f"{where} has version {version}; no migration from version {missing[0]} to {missing[0] + 1} (current is {current})"
+        )
     for v in range(version, current):
         data = migrations[v](data)
     return data

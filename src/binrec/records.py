@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import operator
 import os
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,9 @@ def _byte_view(buffer: Any, *, writable: bool = False, what: str = "buffer") -> 
     try:
         mv = memoryview(buffer)
     except TypeError:
-        raise TypeError(f"{what} must support the buffer protocol (bytes, bytearray, memoryview, mmap, ndarray), not {type(buffer).__name__}") from None
+        raise TypeError(
+            f"{what} must support the buffer protocol (bytes, bytearray, memoryview, mmap, ndarray), not {type(buffer).__name__}"
+        ) from None
     if not mv.c_contiguous:
         raise Error(f"{what} must be C-contiguous")
     if writable and mv.readonly:
@@ -222,7 +225,9 @@ class Struct:
         for name in names:
             f = self._layout.field(name)
             if not f.is_string:
-                raise Error(f"field {name!r} (format {f.code!r}) is not a string field; text= applies to c, s and p fields")
+                raise Error(
+                    f"field {name!r} (format {f.code!r}) is not a string field; text= applies to c, s and p fields"
+                )
             if name not in present:
                 raise Error(f"text field {name!r} is not among the selected fields")
         return names
@@ -396,7 +401,9 @@ class Struct:
                 try:
                     value.decode(encoding)
                 except UnicodeDecodeError as exc:
-                    raise Error(f"field {f.name!r} (row {i}): cannot decode {value!r} as {encoding}: {exc.reason}") from None
+                    raise Error(
+                        f"field {f.name!r} (row {i}): cannot decode {value!r} as {encoding}: {exc.reason}"
+                    ) from None
             raise  # pragma: no cover - numpy and Python disagree
 
     def _with_text(self, rows: np.ndarray, text_names: set[str], encoding: str, strip: bytes) -> np.ndarray:
@@ -556,7 +563,6 @@ class Struct:
         _backend.kernels.pack_rows(self._layout, arr, plens, target[offset : offset + nbytes], nthreads)
         return nbytes
 
-
     # -- files and data frames (see binrec.files) --------------------------------
 
     def iter_unpack(self, source: Any, *, chunk_size: int = 65536, offset: int = 0, trailing: str = "error", **kw: Any):
@@ -579,7 +585,9 @@ class Struct:
 
         return iter_unpack(self, source, chunk_size=chunk_size, offset=offset, trailing=trailing, **kw)
 
-    def read_file(self, path: Any, *, offset: int = 0, count: int | None = None, mmap: bool = False, **kw: Any) -> np.ndarray:
+    def read_file(
+        self, path: Any, *, offset: int = 0, count: int | None = None, mmap: bool = False, **kw: Any
+    ) -> np.ndarray:
         """Decode a record file; ``mmap=True`` decodes from a memory map
         without reading the file into a bytes object first."""
         from .files import read_file

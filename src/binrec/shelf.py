@@ -75,7 +75,9 @@ class Shelf(MutableMapping[str, Any]):
                 self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             if flag != "r":
-                self._db.execute(f"CREATE TABLE IF NOT EXISTS {_TABLE} (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID")
+                self._db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {_TABLE} (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID"
+                )
                 if flag == "n":
                     self._db.execute(f"DELETE FROM {_TABLE}")
             else:
@@ -212,7 +214,9 @@ class Shelf(MutableMapping[str, Any]):
                 items = list(self._cache.items())
                 with self.transaction():
                     for k, v in items:
-                        self._db.execute(f"INSERT OR REPLACE INTO {_TABLE} (key, value) VALUES (?, ?)", (k, self._dumps(k, v)))
+                        self._db.execute(
+                            f"INSERT OR REPLACE INTO {_TABLE} (key, value) VALUES (?, ?)", (k, self._dumps(k, v))
+                        )
             self._cache.clear()
 
     def close(self) -> None:

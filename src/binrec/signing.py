@@ -31,7 +31,8 @@ import pickle
 import secrets
 import struct
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .pickling import ALL, AllowSpec, safe_loads
 
@@ -124,7 +125,9 @@ def _context(context: Any) -> bytes:
     return context
 
 
-def sign(payload: bytes | bytearray | memoryview, key: bytes, *, context: bytes | str = b"", created_ns: int | None = None) -> bytes:
+def sign(
+    payload: bytes | bytearray | memoryview, key: bytes, *, context: bytes | str = b"", created_ns: int | None = None
+) -> bytes:
     """Wrap ``payload`` in a signed envelope.
 
     Examples
@@ -145,7 +148,9 @@ def sign(payload: bytes | bytearray | memoryview, key: bytes, *, context: bytes 
 
 
 def _header(key: bytes, ctx: bytes, created_ns: int, length: int) -> bytes:
-    return _PREFIX.pack(MAGIC, VERSION, ALG_HMAC_SHA256, _key_id(key), len(ctx)) + ctx + _MIDDLE.pack(created_ns, length)
+    return (
+        _PREFIX.pack(MAGIC, VERSION, ALG_HMAC_SHA256, _key_id(key), len(ctx)) + ctx + _MIDDLE.pack(created_ns, length)
+    )
 
 
 def _open_envelope(envelope: Any, keys: Any, context: Any, max_age: float | None, now_ns: int | None) -> memoryview:
@@ -166,10 +171,14 @@ def _open_envelope(envelope: Any, keys: Any, context: Any, max_age: float | None
         raise BadSignature("envelope is truncated")
     created, length = _MIDDLE.unpack_from(env, _PREFIX.size + clen)
     if len(env) != head_end + length + TAG_BYTES:
-        raise BadSignature(f"envelope length {len(env)} does not match its payload length {length} (truncated or padded)")
+        raise BadSignature(
+            f"envelope length {len(env)} does not match its payload length {length} (truncated or padded)"
+        )
     key = ring.get(bytes(kid))
     if key is None:
-        raise BadSignature(f"envelope was signed with key id {bytes(kid).hex()}, which is not among the {len(ring)} key(s) given")
+        raise BadSignature(
+            f"envelope was signed with key id {bytes(kid).hex()}, which is not among the {len(ring)} key(s) given"
+        )
     digest = hmac.digest(_subkey(key, ctx), env[: head_end + length], "sha256")
     if not hmac.compare_digest(digest, env[head_end + length :]):
         raise BadSignature("signature mismatch: the envelope was tampered with, or the context is wrong")
@@ -230,7 +239,9 @@ def sign_detached(payload: bytes | bytearray | memoryview, key: bytes, *, contex
     return head + mac.digest()
 
 
-def verify_detached(payload: bytes | bytearray | memoryview, tag: bytes, keys: bytes | Iterable[bytes], *, context: bytes | str = b"") -> bool:
+def verify_detached(
+    payload: bytes | bytearray | memoryview, tag: bytes, keys: bytes | Iterable[bytes], *, context: bytes | str = b""
+) -> bool:
     """Return True if ``tag`` was made by :func:`sign_detached` for
     ``payload`` with one of ``keys``; raise :class:`BadSignature` otherwise."""
     ring = _keyring(keys)
