@@ -72,7 +72,8 @@ FAIL=0
 SUMMARY=()
 
 run_suite() {  # venv-python label -> prints "N passed" or FAILED
-  local py=$1 label=$2 dir="$WORK/run-$label"
+  local py=$1 label=$2
+  local dir="$WORK/run-$label"
   rm -rf "$dir" && mkdir -p "$dir"
   cp -r "$ROOT/tests" "$ROOT/pyproject.toml" "$dir/"
   (cd "$dir" && "$py" -m pytest "${PYTEST_ARGS[@]}") >"$WORK/$label.pytest.log" 2>&1
