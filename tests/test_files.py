@@ -220,3 +220,17 @@ def test_unpack_frame_and_table(s):
     ids = cols["id"]
     t2 = pa.table({"id": pa.array(ids)})
     assert t2.column("id").chunk(0).buffers()[1].address == ids.ctypes.data
+
+
+@pytest.mark.parametrize("n,chunk", [(0, 4), (1, 4), (9, 4), (1000, 64)])
+def test_iter_unpack_mmap_matches_readinto(tmp_path, s, n, chunk):
+    raw = b"HDR" + make_records(n) + b"\x07"
+    path = tmp_path / "r.bin"
+    path.write_bytes(raw)
+    a = collect(s.iter_unpack(path, chunk_size=chunk, offset=3, trailing="return", mmap=True))
+    b = collect(s.iter_unpack(path, chunk_size=chunk, offset=3, trailing="return"))
+    assert a == b and a[0] == oracle(raw[3:-1]) and a[1] == [b"\x07"]
+    with pytest.raises(Error, match="partial record"):
+        list(s.iter_unpack(path, offset=3, mmap=True))
+    with pytest.raises(ValueError, match="path"):
+        list(s.iter_unpack(io.BytesIO(raw), mmap=True))

@@ -85,6 +85,7 @@ def iter_unpack(
     chunk_size: int = 65536,
     offset: int = 0,
     trailing: str = "error",
+    use_mmap: bool = False,
     **unpack_kw: Any,
 ) -> Iterator[Any]:
     """Yield structured arrays of up to ``chunk_size`` records from a path,
@@ -95,6 +96,11 @@ def iter_unpack(
     :class:`binrec.Error` naming its byte offset, unless ``trailing`` is
     ``"ignore"`` (drop it) or ``"return"`` (yield its bytes, as a ``bytes``
     object, after the last array).
+
+    With ``use_mmap=True`` (paths only) chunks are decoded straight from a
+    read-only memory map instead of being copied in with ``readinto``: on
+    a file in the page cache that copy is the bottleneck.  The file must not
+    shrink while it is read (each chunk checks its size first).
     """
     _check_trailing(trailing)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
@@ -103,8 +109,13 @@ def iter_unpack(
         raise Error(f"offset must be >= 0, got {offset}")
     if _is_path(source):
         with open(source, "rb") as fh:
-            yield from _iter_stream(s, fh, chunk_size, offset, trailing, os.fspath(source), unpack_kw)
+            if use_mmap:
+                yield from _iter_mmap(s, fh, chunk_size, offset, trailing, os.fspath(source), unpack_kw)
+            else:
+                yield from _iter_stream(s, fh, chunk_size, offset, trailing, os.fspath(source), unpack_kw)
         return
+    if use_mmap:
+        raise ValueError("mmap=True needs a path to a regular file")
     if hasattr(source, "readinto") or hasattr(source, "read"):
         name = getattr(source, "name", type(source).__name__)
         yield from _iter_stream(s, source, chunk_size, offset, trailing, str(name), unpack_kw)
@@ -156,6 +167,33 @@ def _iter_stream(
             view[:rest] = view[n * size : got]
         consumed += n * size
         carry = rest
+
+
+def _iter_mmap(
+    s: Struct, fh: Any, chunk_size: int, offset: int, trailing: str, where: str, unpack_kw: dict
+) -> Iterator[Any]:
+    size = s.size
+    nbytes = os.fstat(fh.fileno()).st_size
+    if offset > nbytes:
+        raise Error(f"{where}: stream ended after {nbytes} bytes, before the offset {offset}")
+    whole = (nbytes - offset) // size
+    if whole:
+        mm = _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ)
+        try:
+            if hasattr(mm, "madvise") and hasattr(_mmap, "MADV_SEQUENTIAL"):
+                mm.madvise(_mmap.MADV_SEQUENTIAL)
+            for start in range(0, whole, chunk_size):
+                n = min(chunk_size, whole - start)
+                end = offset + (start + n) * size
+                if os.fstat(fh.fileno()).st_size < end:  # touching pages past EOF would SIGBUS
+                    raise Error(f"{where}: file shrank while being read (needed {end} bytes)")
+                yield s.unpack(mm, offset=offset + start * size, count=n, **unpack_kw)
+        finally:
+            mm.close()
+    end = offset + whole * size
+    if end < nbytes:
+        fh.seek(end)
+        yield from _trailing(trailing, fh.read(nbytes - end), end, where, size)
 
 
 def _file_span(s: Struct, nbytes: int, offset: int, count: int | None, where: str) -> int:

@@ -565,14 +565,25 @@ class Struct:
 
     # -- files and data frames (see binrec.files) --------------------------------
 
-    def iter_unpack(self, source: Any, *, chunk_size: int = 65536, offset: int = 0, trailing: str = "error", **kw: Any):
+    def iter_unpack(
+        self,
+        source: Any,
+        *,
+        chunk_size: int = 65536,
+        offset: int = 0,
+        trailing: str = "error",
+        mmap: bool = False,
+        **kw: Any,
+    ):
         """Stream records in chunks from a path, binary file (pipes too) or buffer.
 
         Yields structured arrays of up to ``chunk_size`` records, read with
         ``readinto`` into one reused buffer.  A partial record at the end
         raises :class:`Error` naming its byte offset, unless ``trailing`` is
         ``"ignore"`` (dropped) or ``"return"`` (yielded last, as ``bytes``).
-        ``kw`` (``text=``, ``threads=``...) goes to :meth:`unpack`.
+        ``mmap=True`` (paths only) decodes from a memory map instead of
+        copying with ``readinto``.  ``kw`` (``text=``, ``threads=``...) goes
+        to :meth:`unpack`.
 
         Examples
         --------
@@ -583,7 +594,7 @@ class Struct:
         """
         from .files import iter_unpack
 
-        return iter_unpack(self, source, chunk_size=chunk_size, offset=offset, trailing=trailing, **kw)
+        return iter_unpack(self, source, chunk_size=chunk_size, offset=offset, trailing=trailing, use_mmap=mmap, **kw)
 
     def read_file(
         self, path: Any, *, offset: int = 0, count: int | None = None, mmap: bool = False, **kw: Any
