@@ -144,29 +144,49 @@ def _trailing(trailing: str, rest: bytes, at: int, where: str, size: int) -> Ite
         yield rest
 
 
+#: Bytes read per ``readinto``: small enough that the piece is still in cache
+#: when it is decoded (measured: a 1 MiB buffer copies out of the page cache
+#: at 2-7 GB/s here, 4-16 MiB buffers at under 2 GB/s).
+_PIECE_BYTES = 1 << 20
+
+
 def _iter_stream(
     s: Struct, fh: Any, chunk_size: int, offset: int, trailing: str, where: str, unpack_kw: dict
 ) -> Iterator[Any]:
     _skip(fh, offset, where)
     size = s.size
-    buf = bytearray(chunk_size * size)
+    text = unpack_kw.pop("text", None)
+    encoding = unpack_kw.pop("encoding", "ascii")
+    strip = unpack_kw.pop("strip", b"\x00 ")
+    text_names = s._text_fields(text, s.layout.fields)
+    piece_records = max(1, min(chunk_size, _PIECE_BYTES // size))
+    buf = bytearray(piece_records * size)
     view = memoryview(buf)
-    carry = 0  # bytes of a partial record kept at the front of buf
-    consumed = offset  # absolute offset of buf[0]
+    consumed = offset  # absolute offset of the next byte to read
     while True:
-        got = carry + _readinto_full(fh, view[carry:])
-        n = got // size
-        if n:
-            yield s.unpack(view, count=n, **unpack_kw)
-        rest = got - n * size
-        if got < len(buf):  # end of stream
+        out = np.empty(chunk_size, dtype=s.dtype)
+        filled = 0
+        rest = b""
+        eof = False
+        while filled < chunk_size:
+            want = min(piece_records, chunk_size - filled)
+            got = _readinto_full(fh, view[: want * size])
+            n = got // size
+            if n:
+                s.unpack(view, count=n, out=out[filled : filled + n], **unpack_kw)
+            filled += n
+            consumed += n * size
+            if got < want * size:  # end of stream
+                eof = True
+                rest = bytes(view[n * size : got])
+                break
+        if filled:
+            chunk = out if filled == chunk_size else out[:filled].copy()
+            yield s._with_text(chunk, text_names, encoding, strip) if text_names else chunk
+        if eof:
             if rest:
-                yield from _trailing(trailing, bytes(view[n * size : got]), consumed + n * size, where, size)
+                yield from _trailing(trailing, rest, consumed, where, size)
             return
-        if rest:
-            view[:rest] = view[n * size : got]
-        consumed += n * size
-        carry = rest
 
 
 def _iter_mmap(
