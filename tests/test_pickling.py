@@ -536,3 +536,11 @@ def test_cli_pickle_inspect(tmp_path):
     assert out["safe"] is False and any("system" in g for g in out["globals"])
     res = subprocess.run(cmd + [str(good)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "verdict:   safe" in res.stdout
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_safe_loads_accepts_any_buffer(protocol):
+    obj = {"text": "line1\nline2", "blob": b"\x00\n" * 40_000, "n": [1.5, None, True]}
+    data = pickle.dumps(obj, protocol=protocol)
+    for buf in (data, bytearray(data), memoryview(data), np.frombuffer(data, np.uint8)):
+        assert safe_loads(buf) == obj

@@ -321,6 +321,36 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise ForbiddenOpcode("persistent IDs are refused by the restricted loader")
 
 
+class _ViewReader:
+    """A read-only file over a buffer, without copying it up front."""
+
+    __slots__ = ("_view", "_pos")
+
+    def __init__(self, data: Any) -> None:
+        self._view = memoryview(data).cast("B")
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        start = self._pos
+        end = len(self._view) if n is None or n < 0 else min(len(self._view), start + n)
+        self._pos = end
+        return bytes(self._view[start:end])
+
+    def readinto(self, b: Any) -> int:
+        out = memoryview(b).cast("B")
+        n = min(len(out), len(self._view) - self._pos)
+        out[:n] = self._view[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def readline(self) -> bytes:
+        rest = self._view[self._pos :]
+        i = bytes(rest[:65536]).find(b"\n") if len(rest) else -1
+        if i < 0:
+            i = rest.tobytes().find(b"\n")
+        return self.read(len(rest) if i < 0 else i + 1)
+
+
 class _DefaultUnpickler(_RestrictedUnpickler):
     """The default policy as a class attribute: no Python ``__init__`` to run
     per load, which matters for many small values (a shelf's gets)."""
@@ -424,10 +454,13 @@ def safe_loads(
         _refuse_ext_opcodes(data)
     if max_depth is not None and _max_depth(data) > max_depth:
         raise LimitExceeded(f"pickle nests deeper than max_depth={max_depth}")
+    # BytesIO shares a bytes object but copies any other buffer: read views
+    # in place instead (a signed 100 MB payload would otherwise be copied once more).
+    stream = io.BytesIO(data) if isinstance(data, bytes) else _ViewReader(data)
     if allow is None:
-        unpickler: pickle.Unpickler = _DefaultUnpickler(io.BytesIO(data))
+        unpickler: pickle.Unpickler = _DefaultUnpickler(stream)
     else:
-        unpickler = _RestrictedUnpickler(io.BytesIO(data), _policy(allow))
+        unpickler = _RestrictedUnpickler(stream, _policy(allow))
     try:
         return unpickler.load()
     except ValueError as exc:
