@@ -147,7 +147,7 @@ def _trailing(trailing: str, rest: bytes, at: int, where: str, size: int) -> Ite
 #: Bytes read per ``readinto``: small enough that the buffer stays in cache,
 #: which makes the kernel's copy out of the page cache much faster (measured
 #: here on a 1 GB file: 256 KiB pieces 2.07 GB/s end to end, 1 MiB 1.27 GB/s).
-_PIECE_BYTES = 128 << 10
+_PIECE_BYTES = 256 << 10
 
 
 def _iter_stream(
