@@ -234,3 +234,26 @@ def test_iter_unpack_mmap_matches_readinto(tmp_path, s, n, chunk):
         list(s.iter_unpack(path, offset=3, mmap=True))
     with pytest.raises(ValueError, match="path"):
         list(s.iter_unpack(io.BytesIO(raw), mmap=True))
+
+
+def test_small_file_with_a_huge_chunk_size_allocates_little(tmp_path, s):
+    import tracemalloc
+
+    path = tmp_path / "r.bin"
+    path.write_bytes(make_records(3))
+    tracemalloc.start()
+    chunks = list(s.iter_unpack(path, chunk_size=50_000_000))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert collect(chunks)[0] == oracle(make_records(3))
+    assert peak < 10_000_000  # not 50,000,000 records x 18 bytes
+
+
+def test_file_object_already_past_a_header(tmp_path, s):
+    raw = make_records(5)
+    path = tmp_path / "r.bin"
+    path.write_bytes(b"HEADER" + raw)
+    with open(path, "rb") as fh:
+        fh.read(6)
+        rows, _ = collect(s.iter_unpack(fh, chunk_size=2))
+    assert rows == oracle(raw)

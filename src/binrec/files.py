@@ -8,6 +8,7 @@ These functions back the ``Struct`` methods of the same names
 
 from __future__ import annotations
 
+import io
 import mmap as _mmap
 import os
 from collections.abc import Iterator
@@ -150,6 +151,21 @@ def _trailing(trailing: str, rest: bytes, at: int, where: str, size: int) -> Ite
 _PIECE_BYTES = 256 << 10
 
 
+def _remaining_bytes(fh: Any):
+    """For a regular file, a function giving the bytes left to read from the
+    current position; None for pipes, sockets and other streams."""
+    import stat
+
+    try:
+        fd = fh.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        fh.tell()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return lambda: max(0, os.fstat(fd).st_size - fh.tell())
+
+
 def _iter_stream(
     s: Struct, fh: Any, chunk_size: int, offset: int, trailing: str, where: str, unpack_kw: dict
 ) -> Iterator[Any]:
@@ -163,13 +179,17 @@ def _iter_stream(
     buf = bytearray(piece_records * size)
     view = memoryview(buf)
     consumed = offset  # absolute offset of the next byte to read
+    remaining = _remaining_bytes(fh)
     while True:
-        out = np.empty(chunk_size, dtype=s.dtype)
+        # a regular file says how much is left: never allocate a chunk_size
+        # array for the last few records (a growing file just yields more)
+        cap = chunk_size if remaining is None else max(1, min(chunk_size, remaining() // size))
+        out = np.empty(cap, dtype=s.dtype)
         filled = 0
         rest = b""
         eof = False
-        while filled < chunk_size:
-            want = min(piece_records, chunk_size - filled)
+        while filled < cap:
+            want = min(piece_records, cap - filled)
             got = _readinto_full(fh, view[: want * size])
             n = got // size
             if n:
@@ -181,7 +201,7 @@ def _iter_stream(
                 rest = bytes(view[n * size : got])
                 break
         if filled:
-            chunk = out if filled == chunk_size else out[:filled].copy()
+            chunk = out if filled == cap else out[:filled].copy()
             yield s._with_text(chunk, text_names, encoding, strip) if text_names else chunk
         if eof:
             if rest:
