@@ -31,6 +31,11 @@ from binrec.signing import BadSignature
 KEY = bytes(range(32))
 
 
+needs_sigkill = pytest.mark.skipif(
+    not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX only (Windows has no signals to kill with)"
+)
+
+
 def training_state(seed: int = 0, n: int = 1000) -> dict:
     rng = np.random.default_rng(seed)
     return {
@@ -270,6 +275,7 @@ while True:
 """
 
 
+@needs_sigkill
 def test_sigkill_during_saves_never_leaves_a_torn_checkpoint(tmp_path):
     store = CheckpointStore(tmp_path, keep_last=2)
     store.save("step-000000", {"step": 0, "w": np.full(1_500_000, 0.0)}, metadata={"step": 0})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -17,6 +18,11 @@ from binrec import Error, Struct
 
 FMT = ">I10sf"
 NAMES = "id name temp"
+
+
+needs_sigkill = pytest.mark.skipif(
+    not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX only (Windows has no signals to kill with)"
+)
 
 
 def make_records(n: int) -> bytes:
@@ -177,6 +183,7 @@ def test_write_file_atomic_and_append(tmp_path, s):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.bin"]  # no temp left
 
 
+@needs_sigkill
 def test_write_file_crash_leaves_old_file(tmp_path, s):
     """A writer killed mid-write (SIGKILL) leaves the previous file whole."""
     path = tmp_path / "w.bin"

@@ -238,9 +238,13 @@ class Call:
 
 
 def resolve(dotted: str):
+    """The object named ``dotted``, or None where this platform lacks it
+    (posix, pty and _posixsubprocess do not exist on Windows)."""
     module, _, name = dotted.rpartition(".")
-    obj = importlib.import_module(module)
-    return getattr(obj, name)
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
 
 
 def marker_payloads(marker: str):
@@ -311,7 +315,7 @@ def marker_payloads(marker: str):
 
 def test_every_listed_escape_is_refused_with_no_side_effect(tmp_path):
     marker = str(tmp_path / "pwned")
-    payloads = marker_payloads(marker)
+    payloads = [p for p in marker_payloads(marker) if p[1] is not None]
     for desc, func, args in payloads:
         for protocol in (0, 2, pickle.HIGHEST_PROTOCOL):
             try:
@@ -324,7 +328,7 @@ def test_every_listed_escape_is_refused_with_no_side_effect(tmp_path):
                 safe_loads(data)
             assert info.value.module and info.value.name, desc
             assert not os.path.exists(marker), f"{desc} ran!"
-    assert len(payloads) >= 50
+    assert len(payloads) >= (50 if os.name == "posix" else 40)
 
 
 def test_numpy_f2py_is_refused():
@@ -334,10 +338,10 @@ def test_numpy_f2py_is_refused():
 
 
 def test_the_oracle_really_runs_the_payload(tmp_path):
-    """Control: plain pickle does run the exploit, so the test above can fail."""
+    """Control: plain pickle does run such payloads, so the tests above can fail."""
     marker = tmp_path / "ran"
-    data = pickle.dumps(Call(os.system, f"touch {marker}"))
-    with pytest.raises(ForbiddenGlobal, match="system"):
+    data = pickle.dumps(Call(exec, f"open({str(marker)!r}, 'w').close()"))
+    with pytest.raises(ForbiddenGlobal, match="exec"):
         safe_loads(data)
     assert not marker.exists()
     pickle.loads(data)  # the unsafe way, on purpose

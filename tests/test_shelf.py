@@ -23,6 +23,11 @@ from binrec.signing import BadSignature
 KEY = bytes(range(32))
 
 
+needs_sigkill = pytest.mark.skipif(
+    not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX only (Windows has no signals to kill with)"
+)
+
+
 def test_mapping_api(tmp_path):
     path = tmp_path / "s.db"
     with shelf.open(path) as db:
@@ -247,6 +252,7 @@ with shelf.open(path) as db:
 """
 
 
+@needs_sigkill
 def test_sigkill_mid_transaction_loses_only_the_batch(tmp_path):
     path = tmp_path / "s.db"
     with shelf.open(path) as db:

@@ -207,6 +207,23 @@ class _BackgroundHasher:
         return self._hasher.digest()
 
 
+def _pid_alive(pid: int, path: Path) -> bool:
+    """Might process ``pid`` still be writing ``path``?"""
+    if os.name != "posix":
+        # os.kill(pid, 0) would send CTRL_C_EVENT on Windows: judge by age
+        try:
+            return time.time() - path.stat().st_mtime < 3600
+        except FileNotFoundError:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
+
+
 class CheckpointStore:
     """A folder of checkpoints.
 
@@ -377,15 +394,10 @@ class CheckpointStore:
             if not m:
                 continue
             pid = int(m.group(1))
-            if pid == os.getpid():
+            if pid == os.getpid() or _pid_alive(pid, p):
                 continue
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
-            except PermissionError:
-                pass
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                p.unlink()
 
     def _apply_retention(self, keep: str) -> None:
         infos = sorted(self.list(), key=lambda i: (i.created, i.name))

@@ -245,9 +245,10 @@ class Shelf(MutableMapping[str, Any]):
 
 
 def _uri_path(path: str) -> str:
-    from urllib.parse import quote
+    """``file:`` URI of a path, on POSIX and Windows alike."""
+    from pathlib import Path
 
-    return quote(os.path.abspath(path))
+    return Path(os.path.abspath(path)).as_uri()[len("file:") :]
 
 
 def open(
