@@ -20,13 +20,11 @@ __all__ = ["kernels", "backend", "python_kernels", "compiled_kernels"]
 
 python_kernels: ModuleType = _kernels_py
 compiled_kernels: ModuleType | None
-_import_error: BaseException | None = None
 
 try:
     from . import _codec as compiled_kernels  # type: ignore[attr-defined,no-redef]
-except ImportError as exc:  # no compiled wheel for this platform, or a pure install
+except ImportError:  # no compiled wheel for this platform, or a pure install
     compiled_kernels = None
-    _import_error = exc
 
 _forced_python = os.environ.get("BINREC_PUREPYTHON", "").strip() not in ("", "0")
 

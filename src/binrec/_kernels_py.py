@@ -48,8 +48,6 @@ def _pascal_mask(lengths: np.ndarray, width: int) -> np.ndarray:
 def unpack_rows(layout: Layout, buf, offset: int, count: int, out: np.ndarray, threads: int = 1) -> np.ndarray:
     raw = _raw_rows(layout, buf, offset, count)
     out_bytes = out.view(np.uint8).reshape(count, layout.size)
-    if count and len(layout.fields) != len(layout.dtype.names or ()):  # pragma: no cover - defensive
-        raise AssertionError("layout and dtype disagree")
     # Padding bytes in the output are zeroed, so out.tobytes() is deterministic.
     out_bytes[...] = 0
     # Structured assignment copies field by field, by position, converting

@@ -137,8 +137,8 @@ def _text_value(value):
 class _Writer:
     """Writes decoded chunks to one output format."""
 
-    def __init__(self, kind: str, fh, s: Struct, text: list[str], total: int | None):
-        self.kind, self.fh, self.s, self.total = kind, fh, s, total
+    def __init__(self, kind: str, fh, s: Struct):
+        self.kind, self.fh, self.s = kind, fh, s
         self.names = list(s.names)
         self.rows = 0
         if kind == "csv":
@@ -255,7 +255,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     bar = _progress(size, args.quiet, "decode")
 
     def run(out_fh) -> int:
-        writer = _Writer(kind, out_fh, s, text, None)
+        writer = _Writer(kind, out_fh, s)
         done = 0
         for chunk in s.iter_unpack(
             src, chunk_size=_CHUNK, offset=args.offset, trailing="ignore" if limit is not None else "error"

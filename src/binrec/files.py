@@ -355,10 +355,6 @@ def _write_records(s: Struct, fh: BinaryIO, arr: np.ndarray, plens: dict) -> Non
 # -- pandas and Arrow ------------------------------------------------------------
 
 
-def _columns(s: Struct, buffer: Any, kw: dict) -> dict[str, np.ndarray]:
-    return s.unpack_columns(buffer, **kw)
-
-
 def unpack_frame(s: Struct, buffer: Any, **kw: Any):
     """Decode into a :class:`pandas.DataFrame` (``binrec[pandas]``), one
     column per field, built from the decoded columns without copying them."""
@@ -366,7 +362,7 @@ def unpack_frame(s: Struct, buffer: Any, **kw: Any):
         import pandas as pd
     except ImportError as exc:  # pragma: no cover - exercised without pandas
         raise ImportError("unpack_frame needs pandas: pip install 'binrec[pandas]'") from exc
-    cols = _columns(s, buffer, kw)
+    cols = s.unpack_columns(buffer, **kw)
     return pd.DataFrame(cols, copy=False)
 
 
@@ -378,7 +374,7 @@ def unpack_table(s: Struct, buffer: Any, **kw: Any):
         import pyarrow as pa
     except ImportError as exc:  # pragma: no cover
         raise ImportError("unpack_table needs pyarrow: pip install 'binrec[arrow]'") from exc
-    cols = _columns(s, buffer, kw)
+    cols = s.unpack_columns(buffer, **kw)
     arrays = []
     for name, col in cols.items():
         if col.dtype.kind == "S":
