@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import Error
+from .files import _file_span
 from .records import Struct
 
 __all__ = ["read_records", "partitions"]
@@ -62,16 +63,7 @@ def partitions(paths: Any, s: Struct, *, offset: int = 0, blocksize: int | str =
     per_block = max(1, _parse_blocksize(blocksize) // s.size)
     parts: list[Partition] = []
     for path in _expand(paths):
-        nbytes = os.path.getsize(path)
-        if nbytes < offset:
-            raise Error(f"{path}: file of {nbytes} bytes is shorter than the header offset {offset}")
-        body = nbytes - offset
-        if body % s.size:
-            raise Error(
-                f"{path}: {body} bytes after offset {offset} are not a whole number of {s.size}-byte records "
-                f"(partial record at byte offset {offset + body // s.size * s.size})"
-            )
-        n = body // s.size
+        n = _file_span(s, os.path.getsize(path), offset, None, path)
         if n == 0:
             parts.append(Partition(path, offset, 0))
         for start in range(0, n, per_block):
