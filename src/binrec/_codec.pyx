@@ -577,3 +577,156 @@ def unpack_columns(layout, buf, Py_ssize_t offset, Py_ssize_t count, fields, out
         else:
             _run_split(job.run, count, threads)
     return list(outs)
+
+
+# -- packing straight from columns ------------------------------------------------------
+# One pass from the user's columns to the wire: range checks, narrowing and
+# byte swaps fused, instead of coercing every column to the native dtype,
+# assembling a structured array and encoding that.  Any value that fails a
+# check stops the kernel; the caller then runs the ordinary path, which
+# raises the exact struct-style error.
+
+cdef enum:
+    PK_COPY = 0        # same width, native source: copy, maybe swap
+    PK_I64 = 1         # int64 source -> checked [lo, hi] -> width bytes
+    PK_U64 = 2         # uint64 source -> checked <= uhi -> width bytes
+    PK_F64_F32 = 3     # float64 -> float32 (overflow check when asked)
+    PK_BOOL = 4        # native bool column: normalise
+    PK_COPY_HALVES = 5 # complex: copy, swap each half
+
+
+ctypedef struct PackOp:
+    int64_t kind
+    int64_t off
+    int64_t width
+    int64_t swap
+    int64_t lo
+    int64_t hi
+    uint64_t uhi
+    int64_t check
+    const unsigned char *src
+
+
+cdef extern from *:
+    """
+    #include <math.h>
+    static inline void br_store(unsigned char *d, uint64_t v, int64_t width, int64_t swap) {
+        if (width == 1) { d[0] = (unsigned char)v; return; }
+        if (width == 2) { uint16_t x = (uint16_t)v; if (swap) x = BR_BSWAP16(x); memcpy(d, &x, 2); return; }
+        if (width == 4) { uint32_t x = (uint32_t)v; if (swap) x = BR_BSWAP32(x); memcpy(d, &x, 4); return; }
+        { uint64_t x = v; if (swap) x = BR_BSWAP64(x); memcpy(d, &x, 8); }
+    }
+    static inline int br_f64_to_f32(const unsigned char *s, unsigned char *d, int64_t check, int64_t swap) {
+        double x; float y; uint32_t bits;
+        memcpy(&x, s, 8);
+        y = (float)x;
+        if (check && isinf(y) && !isinf(x)) return 0;
+        memcpy(&bits, &y, 4);
+        if (swap) bits = BR_BSWAP32(bits);
+        memcpy(d, &bits, 4);
+        return 1;
+    }
+    """
+    void br_store(unsigned char *d, uint64_t v, int64_t width, int64_t swap) nogil
+    int br_f64_to_f32(const unsigned char *s, unsigned char *d, int64_t check, int64_t swap) nogil
+
+
+cdef Py_ssize_t _pack_columns_loop(const PackOp *ops, Py_ssize_t nops, unsigned char *dst, Py_ssize_t size,
+                                   Py_ssize_t count) noexcept nogil:
+    """Returns -1 on success, else the first row that failed a check."""
+    cdef Py_ssize_t r, j, b, end, k
+    cdef const PackOp *o
+    cdef int64_t iv
+    cdef uint64_t uv
+    cdef unsigned char *d
+    cdef int64_t block = BLOCK_BYTES // size
+    if block < 1:
+        block = 1
+    b = 0
+    while b < count:
+        end = b + block
+        if end > count:
+            end = count
+        memset(dst + b * size, 0, (end - b) * size)  # pad bytes, while in cache
+        for j in range(nops):
+            o = &ops[j]
+            if o.kind == PK_I64:
+                for r in range(b, end):
+                    memcpy(&iv, o.src + 8 * r, 8)
+                    if iv < o.lo or iv > o.hi:
+                        return r
+                    br_store(dst + r * size + o.off, <uint64_t>iv, o.width, o.swap)
+            elif o.kind == PK_U64:
+                for r in range(b, end):
+                    memcpy(&uv, o.src + 8 * r, 8)
+                    if uv > o.uhi:
+                        return r
+                    br_store(dst + r * size + o.off, uv, o.width, o.swap)
+            elif o.kind == PK_F64_F32:
+                for r in range(b, end):
+                    if not br_f64_to_f32(o.src + 8 * r, dst + r * size + o.off, o.check, o.swap):
+                        return r
+            elif o.kind == PK_BOOL:
+                for r in range(b, end):
+                    dst[r * size + o.off] = o.src[r] != 0
+            elif o.kind == PK_COPY:
+                for r in range(b, end):
+                    d = dst + r * size + o.off
+                    if o.swap and o.width == 4:
+                        br_swap4(o.src + 4 * r, d)
+                    elif o.swap and o.width == 8:
+                        br_swap8(o.src + 8 * r, d)
+                    elif o.swap and o.width == 2:
+                        br_swap2(o.src + 2 * r, d)
+                    elif o.width <= 64:
+                        br_copy_small(o.src + o.width * r, d, o.width)
+                    else:
+                        memcpy(d, o.src + o.width * r, o.width)
+            elif o.kind == PK_COPY_HALVES:
+                for r in range(b, end):
+                    d = dst + r * size + o.off
+                    for k in range(2):
+                        if o.width == 16:
+                            br_swap8(o.src + 16 * r + 8 * k, d + 8 * k)
+                        else:
+                            br_swap4(o.src + 8 * r + 4 * k, d + 4 * k)
+        b = end
+    return -1
+
+
+def pack_columns(layout, specs, int threads=1):
+    """Encode columns straight to bytes.  ``specs``: one tuple per field
+    (kind, array, lo, hi, uhi, check), arrays 1-D C-contiguous of equal
+    length.  Returns bytes, or None if a value failed a check."""
+    cdef Py_ssize_t size = layout.size
+    cdef Py_ssize_t count = len(specs[0][1]) if specs else 0
+    cdef Py_ssize_t i, nops = len(specs)
+    cdef PackOp *ops
+    cdef unsigned char *dst
+    cdef Py_ssize_t bad
+    if count == 0:
+        return b""
+    result = PyBytes_FromStringAndSize(NULL, count * size)
+    dst = <unsigned char *> PyBytes_AS_STRING(result)
+    br_hugepage_hint(dst, count * size)
+    ops = <PackOp *> PyMem_Malloc(max(1, nops) * sizeof(PackOp))
+    if ops == NULL:
+        raise MemoryError()
+    try:
+        for i, (f, (kind, arr, lo, hi, uhi, check)) in enumerate(zip(layout.fields, specs)):
+            if len(arr) != count:
+                raise ValueError("pack_columns: columns of different lengths")
+            ops[i].kind = kind
+            ops[i].off = f.offset
+            ops[i].width = f.size
+            ops[i].swap = 1 if _swap_needed(f) else 0
+            ops[i].lo = lo
+            ops[i].hi = hi
+            ops[i].uhi = uhi
+            ops[i].check = check
+            ops[i].src = <const unsigned char *> _address(arr, False, count * arr.itemsize)
+        with nogil:
+            bad = _pack_columns_loop(ops, nops, dst, size, count)
+    finally:
+        PyMem_Free(ops)
+    return None if bad >= 0 else result

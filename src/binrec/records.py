@@ -18,7 +18,7 @@ import numpy as np
 from . import _backend
 from ._coerce import coerce_column
 from ._errors import Error
-from ._layout import Field, Layout, build_layout
+from ._layout import Field, Layout, build_layout, int_range
 
 __all__ = [
     "Struct",
@@ -70,6 +70,34 @@ def _resolve_threads(threads: int | None, nbytes: int) -> int:
     if t < 0:
         raise Error(f"threads must be >= 0, got {t}")
     return max(1, min(t, nbytes // _MIN_BYTES_PER_THREAD or 1))
+
+
+_I64 = (-(1 << 63), (1 << 63) - 1)
+_PK_COPY, _PK_I64, _PK_U64, _PK_F64_F32, _PK_BOOL, _PK_COPY_HALVES = range(6)
+
+
+def _pack_spec(f: Field, col: Any) -> tuple:
+    """(kind, contiguous array, lo, hi, uhi, check) for the fused pack kernel."""
+    if isinstance(col, np.ndarray) and col.ndim == 1:
+        dt = col.dtype
+        if dt == f.native and f.code != "?":
+            kind = (
+                _PK_COPY_HALVES
+                if (f.kind == "complex" and f.wire.byteorder not in ("=", "|") and not f.wire.isnative)
+                else _PK_COPY
+            )
+            return kind, np.ascontiguousarray(col), 0, 0, 0, 0
+        if f.kind == "int" and dt in (np.int64, np.uint64):
+            lo, hi = int_range(f.code, f.size)
+            if dt == np.int64:
+                return _PK_I64, np.ascontiguousarray(col), max(lo, _I64[0]), min(hi, _I64[1]), 0, 0
+            return _PK_U64, np.ascontiguousarray(col), 0, 0, hi, 0
+        if f.code == "f" and dt == np.float64:
+            return _PK_F64_F32, np.ascontiguousarray(col), 0, 0, 0, 0 if f.native_mode else 1
+    native, _ = coerce_column(f, col)
+    if f.code == "?":
+        return _PK_BOOL, np.ascontiguousarray(native), 0, 0, 0, 0
+    return _pack_spec(f, native) if native.dtype == f.native else (_PK_COPY, np.ascontiguousarray(native), 0, 0, 0, 0)
 
 
 def _column_arrays(dtypes: Sequence[np.dtype], count: int) -> list[np.ndarray]:
@@ -525,9 +553,39 @@ class Struct:
         ...
         binrec._errors.Error: field 'f0' (format 'B', row 0): 'B' format requires 0 <= number <= 255
         """
-        arr, plens = self._native_rows(values)
+        fast = self._pack_from_columns(values)
+        if fast is not None:
+            return fast
+        arr, plens = self._native_rows(values)  # the checks, and their exact errors
         nthreads = _resolve_threads(threads, len(arr) * self.size)
         return _backend.kernels.pack_bytes(self._layout, arr, plens, nthreads)
+
+    def _pack_from_columns(self, values: Any) -> bytes | None:
+        """The fused path for column inputs (a mapping, or a structured array
+        of another dtype): int64/uint64/float64 columns are range-checked,
+        narrowed and swapped in one pass by the compiled kernel.  Returns
+        None when it does not apply or any value fails a check: the ordinary
+        path then runs and raises the precise error."""
+        pack_columns = getattr(_backend.kernels, "pack_columns", None)
+        if pack_columns is None or any(f.code == "p" for f in self._layout.fields):
+            return None
+        if isinstance(values, np.ndarray) and values.dtype.names is not None:
+            if values.ndim != 1 or values.dtype == self.dtype or set(values.dtype.names) != set(self.names):
+                return None
+            columns: Mapping[str, Any] = {n: values[n] for n in self.names}
+        elif isinstance(values, Mapping):
+            if set(values) != set(self.names):
+                return None
+            columns = values
+        else:
+            return None
+        try:
+            specs = [_pack_spec(f, columns[f.name]) for f in self._layout.fields]
+        except (Error, TypeError, ValueError):
+            return None
+        if len({len(spec[1]) for spec in specs}) > 1:
+            return None
+        return pack_columns(self._layout, specs)
 
     def pack_into(self, buffer: Any, offset: int, values: Any, *, threads: int | None = None) -> int:
         """Encode records into ``buffer`` at byte ``offset``.
