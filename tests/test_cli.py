@@ -144,3 +144,27 @@ def test_demo_runs():
     assert res.returncode == 0, res.stderr
     out = res.stdout.decode()
     assert "struct.iter_unpack" in out and "speed-up" in out
+
+
+def test_encode_names_the_right_line_past_blank_lines_and_npy_records(tmp_path):
+    src = tmp_path / "in.jsonl"
+    good = '{"id": 1, "name": "a", "temp": 0.5}\n'
+    src.write_text(good + "\n\n" + good + '{"id": -1, "name": "b", "temp": 0.5}\n')
+    res = run("encode", FMT, src, "--names", NAMES, "-o", tmp_path / "o.bin")
+    assert res.returncode == 1 and "in.jsonl: line 5:" in res.stderr.decode()
+    arr = np.zeros(3, dtype=[("id", "<i8"), ("name", "S10"), ("temp", "<f8")])
+    arr["id"] = [1, 2, -7]
+    np.save(tmp_path / "in.npy", arr)
+    res = run("encode", FMT, tmp_path / "in.npy", "--names", NAMES, "-o", tmp_path / "o.bin")
+    assert res.returncode == 1 and "in.npy: record 2:" in res.stderr.decode()
+
+
+def test_decode_into_a_closed_pipe_exits_quietly(sensor_file):
+    path, raw = sensor_file
+    big = path.parent / "big.bin"
+    big.write_bytes(raw * 4000)
+    proc = subprocess.Popen(binrec_exe() + ["decode", FMT, str(big)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(100)
+    proc.stdout.close()  # like `| head -c 100`
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in err

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -224,12 +225,6 @@ def _struct(args: argparse.Namespace) -> Struct:
         raise _Usage(str(exc)) from None
 
 
-def _suppress_all():
-    import contextlib
-
-    return contextlib.suppress(Exception)
-
-
 def _cmd_decode(args: argparse.Namespace) -> int:
     s = _struct(args)
     kind = _output_kind(args.output)
@@ -338,60 +333,73 @@ def _json_cell(f, value, line: int):
     return value
 
 
-def _encode_rows(s: Struct, path: str) -> Iterator[tuple[int, list]]:
-    """Yield (first line number, rows) batches from a .csv, .jsonl or .npy."""
-    ext = os.path.splitext(path)[1].lower()
+def _batched(numbered_rows: Iterator[tuple[int, tuple]]) -> Iterator[tuple[list[int], list[tuple]]]:
+    """Group (line number, row) pairs into batches of ``_CHUNK`` rows."""
+    lines: list[int] = []
+    rows: list[tuple] = []
+    for line, row in numbered_rows:
+        lines.append(line)
+        rows.append(row)
+        if len(rows) == _CHUNK:
+            yield lines, rows
+            lines, rows = [], []
+    if rows:
+        yield lines, rows
+
+
+def _csv_rows(s: Struct, path: str) -> Iterator[tuple[int, tuple]]:
+    import csv
+
     fields = s.layout.fields
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            return
+        if header != list(s.names):
+            raise Error(f"{path}: line 1: header {header} does not match the field names {list(s.names)}")
+        for row in reader:
+            line = reader.line_num  # right even when a quoted value spans lines
+            if len(row) != len(fields):
+                raise Error(f"{path}: line {line}: expected {len(fields)} values, got {len(row)}")
+            yield line, tuple(_parse_cell(f, v, line) for f, v in zip(fields, row))
+
+
+def _jsonl_rows(s: Struct, path: str) -> Iterator[tuple[int, tuple]]:
+    import json
+
+    fields = s.layout.fields
+    with open(path, encoding="utf-8") as fh:
+        for line, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise Error(f"{path}: line {line}: invalid JSON: {exc.msg}") from None
+            if not isinstance(obj, dict) or set(obj) != set(s.names):
+                raise Error(f"{path}: line {line}: expected an object with keys {list(s.names)}")
+            yield line, tuple(_json_cell(f, obj[f.name], line) for f in fields)
+
+
+def _encode_batches(s: Struct, path: str) -> Iterator[tuple[str, Sequence[int], Any]]:
+    """Yield (what a number counts, the number of each row, rows) batches
+    from a .csv, .jsonl (line numbers) or .npy (record numbers)."""
+    ext = os.path.splitext(path)[1].lower()
     if ext == ".npy":
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
         for start in range(0, len(arr), _CHUNK):
-            yield start + 1, arr[start : start + _CHUNK]
+            rows = arr[start : start + _CHUNK]
+            yield "record", range(start, start + len(rows)), rows
         return
     if ext == ".csv":
-        import csv
-
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                return
-            if header != list(s.names):
-                raise Error(f"{path}: line 1: header {header} does not match the field names {list(s.names)}")
-            batch: list = []
-            first = 2
-            for line, row in enumerate(reader, start=2):
-                if len(row) != len(fields):
-                    raise Error(f"{path}: line {line}: expected {len(fields)} values, got {len(row)}")
-                batch.append(tuple(_parse_cell(f, v, line) for f, v in zip(fields, row)))
-                if len(batch) == _CHUNK:
-                    yield first, batch
-                    batch, first = [], line + 1
-            if batch:
-                yield first, batch
-        return
-    if ext in (".jsonl", ".ndjson"):
-        import json
-
-        with open(path, encoding="utf-8") as fh:
-            batch = []
-            first = 1
-            for line, text in enumerate(fh, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    obj = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise Error(f"{path}: line {line}: invalid JSON: {exc.msg}") from None
-                if not isinstance(obj, dict) or set(obj) != set(s.names):
-                    raise Error(f"{path}: line {line}: expected an object with keys {list(s.names)}")
-                batch.append(tuple(_json_cell(f, obj[f.name], line) for f in fields))
-                if len(batch) == _CHUNK:
-                    yield first, batch
-                    batch, first = [], line + 1
-            if batch:
-                yield first, batch
-        return
-    raise _Usage(f"unknown input extension {ext!r} (use .csv, .jsonl or .npy)")
+        numbered = _csv_rows(s, path)
+    elif ext in (".jsonl", ".ndjson"):
+        numbered = _jsonl_rows(s, path)
+    else:
+        raise _Usage(f"unknown input extension {ext!r} (use .csv, .jsonl or .npy)")
+    for lines, rows in _batched(numbered):
+        yield "line", lines, rows
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
@@ -400,16 +408,13 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         raise _Usage(f"input file not found: {args.input}")
     with atomic_writer(args.output) as out_fh:
         total = 0
-        for first_line, rows in _encode_rows(s, args.input):
+        for unit, numbers, rows in _encode_batches(s, args.input):
             try:
                 out_fh.write(s.pack(rows))
             except Error as exc:
                 m = re.search(r"row (\d+)", str(exc))
-                if m and not isinstance(rows, np.ndarray):
-                    line = first_line + int(m.group(1))
-                    raise Error(f"{args.input}: line {line}: {exc}") from None
                 if m:
-                    raise Error(f"{args.input}: record {first_line - 1 + int(m.group(1))}: {exc}") from None
+                    raise Error(f"{args.input}: {unit} {numbers[int(m.group(1))]}: {exc}") from None
                 raise
             total += len(rows)
     if not args.quiet:
@@ -475,8 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"binrec: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `binrec decode ... | head`
-        with _suppress_all():
-            sys.stdout = None  # type: ignore[assignment]
+        # point stdout at devnull so the interpreter's final flush stays quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (Error, struct.error, ValueError, OSError) as exc:
         print(f"binrec: error: {exc}", file=sys.stderr)
