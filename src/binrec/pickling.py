@@ -450,32 +450,31 @@ def safe_loads(
     nbytes = len(data) if isinstance(data, bytes) else memoryview(data).nbytes
     if max_bytes is not None and nbytes > max_bytes:
         raise LimitExceeded(f"pickle of {nbytes} bytes exceeds max_bytes={max_bytes}")
-    if copyreg._inverted_registry or copyreg._extension_cache:  # type: ignore[attr-defined]
-        _refuse_ext_opcodes(data)
     if max_depth is not None and _max_depth(data) > max_depth:
         raise LimitExceeded(f"pickle nests deeper than max_depth={max_depth}")
+    return _restricted_loads(data, allow, None)
+
+
+def _restricted_loads(data: Any, allow: AllowSpec, buffers: Iterable[Any] | None) -> Any:
+    """The restricted unpickling itself (no size or depth caps), with
+    optional out-of-band buffers (pickle protocol 5)."""
+    if allow is ALL:
+        return pickle.loads(data, buffers=buffers)
+    if _extension_registry_in_use():
+        _refuse_ext_opcodes(data)
     # BytesIO shares a bytes object but copies any other buffer: read views
     # in place instead (a signed 100 MB payload would otherwise be copied once more).
     stream = io.BytesIO(data) if isinstance(data, bytes) else _ViewReader(data)
-    if allow is None:
+    if allow is None and buffers is None:
         unpickler: pickle.Unpickler = _DefaultUnpickler(stream)
     else:
-        unpickler = _RestrictedUnpickler(stream, _policy(allow))
+        unpickler = _RestrictedUnpickler(stream, _policy(allow), buffers=buffers)
     try:
         return unpickler.load()
     except ValueError as exc:
         if "unregistered extension code" in str(exc):
             raise ForbiddenOpcode(f"EXT opcode refused: {exc}") from None
         raise
-
-
-def _restricted_loads(data: Any, allow: AllowSpec, buffers: Iterable[Any] | None) -> Any:
-    """safe_loads with out-of-band buffers (pickle protocol 5)."""
-    if allow is ALL:
-        return pickle.loads(data, buffers=buffers)
-    if _extension_registry_in_use():
-        _refuse_ext_opcodes(memoryview(data))
-    return _RestrictedUnpickler(io.BytesIO(data), _policy(allow), buffers=buffers).load()
 
 
 def safe_load(
