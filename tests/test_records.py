@@ -236,7 +236,8 @@ def test_count_and_offset():
     "kw,match",
     [
         ({}, r"multiple of 2 bytes"),
-        ({"offset": -1}, "offset must be >= 0"),
+        ({"offset": -14}, "offset -14 out of range for 13-byte buffer"),
+        ({"offset": -3, "count": 2}, "not enough data to unpack 4 bytes at offset -3"),
         ({"offset": 100}, "past the end"),
         ({"offset": 3, "count": 6}, r"requires a buffer of 12 bytes"),
         ({"offset": 3, "count": -1}, "count must be >= 0"),
@@ -524,3 +525,261 @@ def test_string_fields_round_trip_bytes_but_drop_trailing_nuls_on_read():
     assert arr["f0"][0] == b"ab"  # numpy S semantics (documented)
     assert arr.tobytes() == raw  # the stored bytes are intact
     assert Struct("4s").pack(arr) == raw
+
+
+# -- struct parity: exception classes, format type, negative offsets ----------
+# The oracle is the struct module of the running Python: the same call must
+# raise an exception that `except <struct's class>` catches, and binrec's
+# error must still be a binrec.Error.
+
+
+def struct_exception(func, *args):
+    """The exception ``func(*args)`` raises (it must raise)."""
+    with pytest.raises(Exception) as info:
+        func(*args)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    "fmt,value",
+    [(">f", 1e300), ("<f", -3.5e38), ("=f", 1e39), ("<e", 65520.0), (">e", -1e300), ("@e", 1e10)],
+)
+def test_float_too_large_is_an_overflow_error_as_in_struct(fmt, value):
+    assert isinstance(struct_exception(struct.pack, fmt, value), OverflowError)
+    for values in ([(value,)], {"f0": np.array([0.0, value])}, {"f0": [value]}):
+        with pytest.raises(OverflowError) as info:
+            Struct(fmt).pack(values)
+        assert isinstance(info.value, Error)
+        assert "float too large to pack with" in str(info.value)
+
+
+def test_complex_float_too_large_is_an_overflow_error_like_f():
+    with pytest.raises(OverflowError, match="float too large to pack with F format"):
+        Struct("<F").pack([(complex(1.0, 1e300),)])
+    with pytest.raises(binrec.FloatOverflowError):
+        Struct(">F").pack({"f0": np.array([1e300 + 0j])})
+    assert Struct("@F").pack([(1e300,)]) == struct.pack("@ff", math.inf, 0.0)  # native stores inf, as @f
+
+
+def test_native_f_still_stores_infinity_like_struct():
+    assert Struct("@f").pack([(1e300,)]) == struct.pack("@f", 1e300)
+
+
+def test_float_conversion_errors_become_struct_errors():
+    class Exploding:
+        def __float__(self):
+            raise ZeroDivisionError
+
+    assert type(struct_exception(struct.pack, "<d", Exploding())) is struct.error
+    with pytest.raises(Error, match="required argument is not a float"):
+        Struct("<d").pack([(Exploding(),)])
+    with pytest.raises(Error, match="required argument is not a complex"):
+        Struct("<D").pack([(Exploding(),)])
+
+
+def test_pack_into_read_only_or_strided_target_is_a_type_error_as_in_struct():
+    read_only = memoryview(bytearray(4)).toreadonly()
+    strided = memoryview(bytearray(8))[::2]
+    for target in (b"\x00\x00", read_only, strided):
+        assert isinstance(struct_exception(struct.pack_into, "<b", target, 0, 1), TypeError)
+        with pytest.raises(TypeError) as info:
+            Struct("<b").pack_into(target, 0, [(1,)])
+        assert isinstance(info.value, Error)
+
+
+def test_strided_source_is_a_buffer_error_as_in_struct():
+    strided = memoryview(bytes(8))[::2]
+    assert isinstance(struct_exception(struct.unpack, "<i", strided), BufferError)
+    with pytest.raises(BufferError) as info:
+        Struct("<i").unpack(strided)
+    assert isinstance(info.value, Error)
+    with pytest.raises(binrec.BufferContiguityError):
+        Struct("<i").unpack_columns(strided)
+
+
+def test_non_ascii_str_format_is_a_unicode_encode_error_as_in_struct():
+    assert isinstance(struct_exception(struct.calcsize, "i\xe9"), UnicodeEncodeError)
+    with pytest.raises(UnicodeEncodeError) as info:
+        Struct("i\xe9")
+    assert isinstance(info.value, Error)
+    assert "position 1" in str(info.value)
+
+
+def test_non_ascii_bytes_format_is_a_bad_char_as_in_struct():
+    assert type(struct_exception(struct.calcsize, b"i\xff")) is struct.error
+    with pytest.raises(Error, match="bad char in struct format"):
+        Struct(b"i\xff")
+
+
+@pytest.mark.parametrize("fmt", ["\0", "2\0i", b"\0", "<i\0"])
+def test_embedded_null_character_is_refused_in_struct_words(fmt):
+    assert "embedded null character" in str(struct_exception(struct.calcsize, fmt))
+    with pytest.raises(Error, match="embedded null character"):
+        Struct(fmt)
+
+
+@pytest.mark.parametrize("fmt", ["=n", "<N", "!P", "Z", "<iy"])
+def test_bad_format_code_says_bad_char_as_struct(fmt):
+    assert "bad char in struct format" in str(struct_exception(struct.calcsize, fmt))
+    with pytest.raises(Error, match="bad char in struct format"):
+        Struct(fmt)
+
+
+@pytest.mark.parametrize("fmt", [b"=i2H", b"<hd", "=i2H"])
+def test_format_attribute_is_str_as_in_struct(fmt):
+    assert type(struct.Struct(fmt).format) is str
+    s = Struct(fmt)
+    assert type(s.format) is str
+    assert s.format == struct.Struct(fmt).format
+    assert s.size == struct.calcsize(fmt)
+    assert Struct(s.format) == s
+
+
+def test_format_of_another_type_is_a_type_error_as_in_struct():
+    for fmt in (bytearray(b"<h"), 5, None):
+        assert isinstance(struct_exception(struct.Struct, fmt), TypeError)
+        with pytest.raises(TypeError, match="must be a str or bytes"):
+            Struct(fmt)
+
+
+def struct_outcome(func, *args, **kwargs):
+    """``func``'s result, or ("error", message) for a struct.error."""
+    try:
+        return func(*args, **kwargs)
+    except struct.error as exc:
+        return ("error", str(exc))
+
+
+def first_record(func, *args, **kwargs):
+    """The first record of an unpack result (array or columns) as a tuple."""
+    result = func(*args, **kwargs)
+    if isinstance(result, dict):
+        return tuple(col[0].item() for col in result.values())
+    return result[0].item()
+
+
+@pytest.mark.parametrize("fmt", ["<I", ">hb", "<B", "@ic"])
+def test_unpack_offset_matches_struct_unpack_from(fmt):
+    """Every offset, negative ones included, against struct.unpack_from:
+    the same record, or the same error message."""
+    buf = bytearray(range(1, 11))
+    s = Struct(fmt)
+    for offset in range(-14, 14):
+        expected = struct_outcome(struct.unpack_from, fmt, buf, offset)
+        got = struct_outcome(first_record, s.unpack, buf, offset=offset, count=1)
+        cols = struct_outcome(first_record, s.unpack_columns, buf, offset=offset, count=1)
+        if expected[0] == "error" and offset >= 0:
+            assert got[0] == cols[0] == "error", offset  # binrec's own wording for positive offsets
+        else:
+            assert got == cols == expected, offset
+
+
+@pytest.mark.parametrize("fmt", ["<I", ">hb", "<B", "@ic"])
+def test_pack_into_offset_matches_struct_pack_into(fmt):
+    values = (1, 2) if fmt == ">hb" else ((7, b"x") if fmt == "@ic" else (9,))
+    for offset in range(-14, 14):
+        theirs, ours = bytearray(b"\xee" * 10), bytearray(b"\xee" * 10)
+        expected = struct_outcome(struct.pack_into, fmt, theirs, offset, *values)
+        got = struct_outcome(Struct(fmt).pack_into, ours, offset, [values])
+        if expected is None:
+            assert got == struct.calcsize(fmt), offset
+        else:
+            assert got == expected, offset
+        assert ours == theirs, offset
+
+
+def test_negative_offset_counts_from_the_end_for_many_records():
+    raw = b"HDR" + struct.pack("<5h", 1, 2, 3, 4, 5)
+    s = Struct("<h")
+    assert s.unpack(raw, offset=-4)["f0"].tolist() == [4, 5]
+    assert s.unpack(raw, offset=-10, count=2)["f0"].tolist() == [1, 2]
+    assert s.unpack_columns(raw, offset=-6)["f0"].tolist() == [3, 4, 5]
+    assert binrec.unpack("<h", raw, offset=-2)["f0"].tolist() == [5]
+    buf = bytearray(8)
+    assert s.pack_into(buf, -4, [(7,), (8,)]) == 4
+    assert bytes(buf) == bytes(4) + struct.pack("<2h", 7, 8)
+    with pytest.raises(Error, match="no space to pack 6 bytes at offset -4"):
+        s.pack_into(buf, -4, [(7,), (8,), (9,)])
+    with pytest.raises(Error, match="not enough data to unpack 6 bytes at offset -4"):
+        s.unpack(raw, offset=-4, count=3)
+    with pytest.raises(Error, match="offset -14 out of range for 13-byte buffer"):
+        s.unpack(raw, offset=-14)
+
+
+def test_resolve_offset_is_shared_by_name():
+    """files.iter_unpack over a buffer reuses it: keep the name and meaning."""
+    from binrec.records import resolve_offset
+
+    assert resolve_offset(-4, 10, 4) == 6
+    assert resolve_offset(3, 10) == 3
+    assert resolve_offset(-10, 10) == 0
+    with pytest.raises(Error, match="no space to pack 4 bytes at offset -2"):
+        resolve_offset(-2, 10, 4, packing=True)
+    with pytest.raises(TypeError, match="offset must be an integer"):
+        resolve_offset(1.0, 10)
+
+
+# -- values struct refuses for s/c fields, zero-width text, threads= -----------
+
+
+@pytest.mark.parametrize(
+    "fmt,rows",
+    [
+        ("<4s", [(b"ab",), (12,)]),
+        ("<4s", [(b"ab",), (True,)]),
+        ("<4s", [(b"ab",), ("cd",)]),
+        ("<4s", [(b"ab",), (1.5,)]),
+        ("<3p", [(b"ab",), (7,)]),
+        ("<c", [(b"",)]),
+        ("<c", [(b"a",), (b"bc",)]),
+        ("<c", [(b"a",), (1,)]),
+        ("<c", [(bytearray(b"a"),)]),
+    ],
+)
+def test_pack_refuses_non_bytes_in_string_fields_as_struct(fmt, rows):
+    for row in rows:
+        try:
+            struct.pack(fmt, *row)
+        except struct.error as exc:
+            message = str(exc)
+            break
+    else:
+        pytest.fail("struct accepted every row: not a refusal case")
+    s = Struct(fmt)
+    for values in (rows, {"f0": [r[0] for r in rows]}):
+        with pytest.raises(Error) as info:
+            s.pack(values)
+        assert message in str(info.value)
+
+
+def test_pack_accepts_what_struct_accepts_in_string_fields():
+    rows = [(b"ab", b"x"), (bytearray(b"cdefg"), b"\x00"), (b"", b"\xff")]
+    expected = b"".join(struct.pack("<4sc", *row) for row in rows)
+    assert Struct("<4sc").pack(rows) == expected
+    assert Struct("<4sc").pack({"f0": [r[0] for r in rows], "f1": [r[1] for r in rows]}) == expected
+
+
+@pytest.mark.parametrize("fmt", ["<B0s", "<B0p", "<B1p", "@B0sB", "<0sB1p"])
+def test_text_of_a_zero_width_field_is_empty(fmt):
+    """struct unpacks 0s, 0p and 1p as b''; as text that is ''."""
+    n = struct.calcsize(fmt)
+    raw = bytes(range(65, 65 + 3 * n))
+    s = Struct(fmt)
+    empty = [f.name for f in s.layout.fields if f.native.itemsize == 0]
+    rows = s.unpack(raw, text=empty)
+    cols = s.unpack_columns(raw, text=empty)
+    for name in empty:
+        assert rows[name].tolist() == cols[name].tolist() == ["", "", ""]
+    # 0p lays out as 0s; struct before 3.13 fails on 0p itself (SystemError)
+    oracle = fmt.replace("0p", "0s")
+    expected = [tuple(v for v in rec if not isinstance(v, bytes)) for rec in struct.iter_unpack(oracle, raw)]
+    others = [f.name for f in s.layout.fields if f.name not in empty]
+    assert [tuple(r[name].item() for name in others) for r in rows] == expected
+
+
+@pytest.mark.parametrize("threads", [-1, "2", 1.5])
+def test_pack_validates_threads_on_every_path(threads):
+    s = Struct("<i")
+    for values in ({"f0": np.arange(3)}, [(1,), (2,)], np.zeros(2, dtype=s.dtype)):
+        with pytest.raises((Error, TypeError), match="threads"):
+            s.pack(values, threads=threads)

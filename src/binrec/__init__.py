@@ -9,11 +9,15 @@ byte as struct does.  ``binrec.backend`` says which kernels run:
 from __future__ import annotations
 
 from ._backend import backend
-from ._errors import Error
+from ._errors import BufferContiguityError, BufferTypeError, Error, FloatOverflowError, FormatEncodingError
 from .records import Struct, calcsize, dtype, pack, pack_into, unpack, unpack_columns
 
 __all__ = [
+    "BufferContiguityError",
+    "BufferTypeError",
     "Error",
+    "FloatOverflowError",
+    "FormatEncodingError",
     "Struct",
     "backend",
     "calcsize",

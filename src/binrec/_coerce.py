@@ -15,16 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import Error
+from ._errors import Error, FloatOverflowError
 from ._layout import Field, int_range
 
 __all__ = ["coerce_column", "field_error"]
 
 
-def field_error(f: Field, row: int | None, message: str) -> Error:
+def field_error(f: Field, row: int | None, message: str, cls: type[Error] = Error) -> Error:
     where = f"field {f.name!r} (format {_code(f)!r}"
     where += f", row {row})" if row is not None else ")"
-    return Error(f"{where}: {message}")
+    return cls(f"{where}: {message}")
 
 
 def _code(f: Field) -> str:
@@ -64,6 +64,14 @@ _FAST_KINDS = {
 }
 
 
+def _all_bytes(values: Any, kind: str) -> bool:
+    """Whether numpy may convert ``values`` itself: every value is ``bytes``
+    (for ``c`` also exactly one byte long, as struct requires)."""
+    if kind == "char":
+        return all(isinstance(v, bytes) and len(v) == 1 for v in values)
+    return all(isinstance(v, bytes) for v in values)
+
+
 def coerce_column(f: Field, values: Any, base_row: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """Return ``(column, pascal_lengths)``: ``column`` in ``f.native`` dtype,
     checked as struct checks; ``pascal_lengths`` only for ``p`` fields fed
@@ -71,6 +79,11 @@ def coerce_column(f: Field, values: Any, base_row: int = 0) -> tuple[np.ndarray,
     numpy ``S`` array cannot remember)."""
     if f.code == "p" and not isinstance(values, np.ndarray):
         # keep each bytes object's own length (trailing NULs count for 'p')
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = list(values)
+    elif f.kind in ("char", "bytes") and not isinstance(values, np.ndarray) and not _all_bytes(values, f.kind):
+        # numpy would turn 12 or True into b"12"/b"True" and b"" into a NUL
+        # byte: judge each Python object as struct does.
         arr = np.empty(len(values), dtype=object)
         arr[:] = list(values)
     else:
@@ -146,7 +159,7 @@ def _check_overflow(f: Field, src: np.ndarray, narrow: np.ndarray, base: int) ->
         return
     bad = np.isinf(narrow) & np.isfinite(src)
     if bad.any():
-        raise field_error(f, base + _first(bad), f"float too large to pack with {f.code} format")
+        raise field_error(f, base + _first(bad), f"float too large to pack with {f.code} format", FloatOverflowError)
 
 
 def _float_objects(f: Field, arr: np.ndarray, base: int) -> np.ndarray:
@@ -156,7 +169,7 @@ def _float_objects(f: Field, arr: np.ndarray, base: int) -> np.ndarray:
             raise field_error(f, base + i, "required argument is not a float")
         try:
             out[i] = float(v)
-        except (TypeError, ValueError, OverflowError):
+        except Exception:  # struct replaces whatever __float__ raised
             raise field_error(f, base + i, "required argument is not a float") from None
     return out
 
@@ -188,7 +201,7 @@ def _coerce_complex(f: Field, arr: np.ndarray, base: int) -> np.ndarray:
                 raise field_error(f, base + i, "required argument is not a complex")
             try:
                 src[i] = complex(v)
-            except (TypeError, ValueError, OverflowError):
+            except Exception:  # as for floats: struct replaces the error
                 raise field_error(f, base + i, "required argument is not a complex") from None
     else:
         raise field_error(f, base, "required argument is not a complex")
@@ -199,7 +212,7 @@ def _coerce_complex(f: Field, arr: np.ndarray, base: int) -> np.ndarray:
     if not f.native_mode:
         bad = (np.isinf(narrow.real) & np.isfinite(src.real)) | (np.isinf(narrow.imag) & np.isfinite(src.imag))
         if bad.any():
-            raise field_error(f, base + _first(bad), "float too large to pack with F format")
+            raise field_error(f, base + _first(bad), "float too large to pack with F format", FloatOverflowError)
     return narrow
 
 

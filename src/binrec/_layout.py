@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._errors import Error
+from ._errors import Error, FormatEncodingError
 
-__all__ = ["Field", "Layout", "parse_names", "build_layout"]
+__all__ = ["Field", "Layout", "parse_names", "build_layout", "format_text"]
 
 #: Most fields one record may have.  struct accepts ``'1000000000000q'`` and
 #: would build a 8 TB record; no numpy dtype can hold that many fields, and no
@@ -179,12 +179,28 @@ class _Item:
     count: int  # values for most codes; bytes for s/p; pad bytes for x
 
 
+def format_text(fmt: str | bytes) -> str:
+    """The format as ``str``, as struct takes it: a ``str`` must be ASCII
+    (else :class:`FormatEncodingError`, a :class:`UnicodeEncodeError`);
+    ``bytes`` are read as ASCII, a non-ASCII byte being a bad format code.
+    Like struct, a NUL character is refused."""
+    if isinstance(fmt, str):
+        if not fmt.isascii():
+            raise FormatEncodingError(fmt, next(i for i, ch in enumerate(fmt) if ord(ch) > 127))
+    elif isinstance(fmt, bytes):
+        raw = fmt
+        for i, byte in enumerate(raw):
+            if byte > 127:
+                raise Error(f"bad char in struct format {raw!r}: non-ASCII byte {raw[i : i + 1]!r} at position {i}")
+        fmt = raw.decode("ascii")
+    else:
+        raise TypeError(f"format must be a str or bytes, not {type(fmt).__name__}")
+    if "\x00" in fmt:
+        raise Error(f"bad format {fmt!r}: embedded null character at position {fmt.index(chr(0))}")
+    return fmt
+
+
 def _tokenize(fmt: str) -> tuple[str, list[_Item]]:
-    if not isinstance(fmt, str):
-        if isinstance(fmt, (bytes, bytearray)):
-            fmt = bytes(fmt).decode("ascii", "replace")
-        else:
-            raise TypeError(f"format must be a str, not {type(fmt).__name__}")
     order = "@"
     body = fmt
     if body[:1] in _BYTE_ORDERS and body:
@@ -201,9 +217,12 @@ def _tokenize(fmt: str) -> tuple[str, list[_Item]]:
         if code in _BYTE_ORDERS:
             raise Error(f"bad format {fmt!r}: byte-order character {code!r} at position {where} (only allowed first)")
         if code not in _ALL_CODES:
-            raise Error(f"bad format {fmt!r}: unknown format code {code!r} at position {where}")
+            raise Error(f"bad char in struct format {fmt!r}: unknown format code {code!r} at position {where}")
         if code in _NATIVE_ONLY and order != "@":
-            raise Error(f"bad format {fmt!r}: code {code!r} is only allowed in native mode ('@'), at position {where}")
+            raise Error(
+                f"bad char in struct format {fmt!r}: code {code!r} is only allowed in native mode ('@'), "
+                f"at position {where}"
+            )
         count = int(digits) if digits else 1
         items.append(_Item(code, count))
         pos = m.end()
@@ -256,7 +275,7 @@ def parse_names(names: str | Iterable[str] | None, n: int, fmt: str) -> tuple[st
     return tuple(parsed)
 
 
-def build_layout(fmt: str, names: str | Sequence[str] | None = None) -> Layout:
+def build_layout(fmt: str | bytes, names: str | Sequence[str] | None = None) -> Layout:
     """Parse ``fmt`` (a struct format) into a :class:`Layout`.
 
     Raises
@@ -264,6 +283,7 @@ def build_layout(fmt: str, names: str | Sequence[str] | None = None) -> Layout:
     binrec.Error
         Empty, invalid or absurd formats, and bad names.
     """
+    fmt = format_text(fmt)
     order, items = _tokenize(fmt)
     native_mode = order == "@"
     wire_order = {"@": "=", "=": "="}.get(order, "<" if order == "<" else ">")

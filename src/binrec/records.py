@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _backend
 from ._coerce import coerce_column
-from ._errors import Error
+from ._errors import BufferContiguityError, BufferTypeError, Error
 from ._layout import Field, Layout, build_layout, int_range
 
 __all__ = [
@@ -45,10 +45,13 @@ def _byte_view(buffer: Any, *, writable: bool = False, what: str = "buffer") -> 
         raise TypeError(
             f"{what} must support the buffer protocol (bytes, bytearray, memoryview, mmap, ndarray), not {type(buffer).__name__}"
         ) from None
-    if not mv.c_contiguous:
-        raise Error(f"{what} must be C-contiguous")
+    # struct raises TypeError for a target it cannot write ("argument must be
+    # read-write bytes-like object") and BufferError for a source that is not
+    # contiguous: binrec's errors are both those and binrec.Error.
     if writable and mv.readonly:
-        raise Error(f"{what} is read-only")
+        raise BufferTypeError(f"{what} is read-only: it must be a read-write bytes-like object")
+    if not mv.c_contiguous:
+        raise (BufferTypeError if writable else BufferContiguityError)(f"{what} must be C-contiguous")
     if mv.format != "B" or mv.ndim != 1:
         mv = mv.cast("B")
     return mv
@@ -59,6 +62,58 @@ def _index(value: Any, name: str) -> int:
         return operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
+
+
+def resolve_offset(offset: Any, length: int, nbytes: int | None = None, *, packing: bool = False) -> int:
+    """``offset`` into an in-memory buffer of ``length`` bytes, as struct's
+    ``unpack_from``/``pack_into`` read it: a negative offset counts from the
+    end of the buffer.
+
+    Parameters
+    ----------
+    offset : int
+        The offset the user gave (anything with ``__index__``).
+    length : int
+        Size of the buffer in bytes.
+    nbytes : int, optional
+        Bytes that will be read or written from the offset, when known: a
+        negative offset must leave room for them before the end.
+    packing : bool
+        Word the error as ``pack_into`` does (else as ``unpack_from``).
+
+    Returns
+    -------
+    int
+        The offset from the start of the buffer (>= 0; it may still be past
+        the end: the caller checks the span it needs).
+
+    Raises
+    ------
+    TypeError
+        ``offset`` is not an integer.
+    binrec.Error
+        With struct's messages: ``not enough data to unpack N bytes at offset
+        -K`` (``no space to pack ...``), ``offset -K out of range for
+        M-byte buffer``.
+
+    Examples
+    --------
+    >>> resolve_offset(-4, 10, 4)
+    6
+    >>> resolve_offset(-2, 10, 4)
+    Traceback (most recent call last):
+    ...
+    binrec._errors.Error: not enough data to unpack 4 bytes at offset -2
+    """
+    offset = _index(offset, "offset")
+    if offset >= 0:
+        return offset
+    if nbytes is not None and offset + nbytes > 0:
+        verb = "no space to pack" if packing else "not enough data to unpack"
+        raise Error(f"{verb} {nbytes} bytes at offset {offset}")
+    if offset + length < 0:
+        raise Error(f"offset {offset} out of range for {length}-byte buffer")
+    return offset + length
 
 
 def _resolve_threads(threads: int | None, nbytes: int) -> int:
@@ -128,9 +183,11 @@ class Struct:
 
     Parameters
     ----------
-    format : str
+    format : str or bytes
         A :mod:`struct` format string, e.g. ``'>I10sf'``.  All of struct's
         codes and byte orders are supported, plus ``F``/``D`` (complex).
+        Bytes are read as ASCII; :attr:`format` is always ``str``, as
+        struct's is since Python 3.7.
     names : str or sequence of str, optional
         One name per value that ``struct.unpack`` returns (pad bytes ``x``
         get none).  A sequence, or one string separated by commas or spaces.
@@ -162,7 +219,7 @@ class Struct:
 
     __slots__ = ("_layout", "__weakref__")
 
-    def __init__(self, format: str, names: str | Sequence[str] | None = None) -> None:
+    def __init__(self, format: str | bytes, names: str | Sequence[str] | None = None) -> None:
         self._layout: Layout = build_layout(format, names)
 
     # -- description ---------------------------------------------------------
@@ -207,10 +264,12 @@ class Struct:
     def _span(self, buf: memoryview, count: Any, offset: Any) -> tuple[int, int]:
         """Validate ``offset``/``count`` against the buffer: (offset, count)."""
         size = self.size
-        offset = _index(offset, "offset")
         total = len(buf)
-        if offset < 0:
-            raise Error(f"offset must be >= 0, got {offset}")
+        if count is not None:
+            count = _index(count, "count")
+            if count < 0:
+                raise Error(f"count must be >= 0, got {count}")
+        offset = resolve_offset(offset, total, None if count is None else count * size)
         if offset > total:
             raise Error(f"offset {offset} is past the end of the buffer ({total} bytes)")
         available = total - offset
@@ -222,9 +281,6 @@ class Struct:
                     f"at byte offset {offset + available - available % size})"
                 )
             return offset, available // size
-        count = _index(count, "count")
-        if count < 0:
-            raise Error(f"count must be >= 0, got {count}")
         if count > available // size:
             raise Error(
                 f"unpack requires a buffer of {count * size} bytes after offset {offset} "
@@ -285,7 +341,8 @@ class Struct:
             Records to decode.  Default: all bytes after ``offset``, which
             must then be a whole number of records.
         offset : int
-            Byte offset of the first record.
+            Byte offset of the first record.  A negative offset counts from
+            the end of the buffer, as in :func:`struct.unpack_from`.
         out : ndarray, optional
             C-contiguous array of ``self.dtype`` and shape ``(count,)`` to
             decode into (reused memory for pipelines).
@@ -421,6 +478,10 @@ class Struct:
         return out
 
     def _decode_text(self, f: Field, arr: np.ndarray, encoding: str, strip: bytes) -> np.ndarray:
+        if f.native.itemsize == 0:
+            # 0s, 0p, 1p hold no text; numpy's unsized 'S' view of such a field
+            # would read bytes beyond it, so never touch its data.
+            return np.zeros(len(arr), dtype="U1")
         stripped = np.strings.rstrip(arr, strip) if strip else arr
         try:
             return np.strings.decode(stripped, encoding)
@@ -553,6 +614,8 @@ class Struct:
         ...
         binrec._errors.Error: field 'f0' (format 'B', row 0): 'B' format requires 0 <= number <= 255
         """
+        if threads is not None:
+            _resolve_threads(threads, 0)  # validated on every path, the fused one included
         fast = self._pack_from_columns(values)
         if fast is not None:
             return fast
@@ -591,7 +654,8 @@ class Struct:
         """Encode records into ``buffer`` at byte ``offset``.
 
         Every value is checked before the first byte is written: on error
-        the buffer is left untouched.
+        the buffer is left untouched.  A negative ``offset`` counts from the
+        end of the buffer, as in :func:`struct.pack_into`.
 
         Returns
         -------
@@ -607,11 +671,10 @@ class Struct:
         b'\\x00\\x00\\x00\\x01\\x00\\x02'
         """
         target = _byte_view(buffer, writable=True)
-        offset = _index(offset, "offset")
+        _index(offset, "offset")
         arr, plens = self._native_rows(values)
         nbytes = len(arr) * self.size
-        if offset < 0:
-            raise Error(f"offset must be >= 0, got {offset}")
+        offset = resolve_offset(offset, len(target), nbytes, packing=True)
         if offset + nbytes > len(target):
             raise Error(
                 f"pack_into requires a buffer of at least {offset + nbytes} bytes for packing {nbytes} bytes "
