@@ -6,6 +6,11 @@ UTF-8 key, with the durability settings shelve-alikes usually trade away:
 WAL journal, ``synchronous=NORMAL`` (never OFF), a busy timeout.  Several
 threads may share one shelf and several processes may open the same file.
 
+Only a binrec shelf is ever written: opening any other file (a directory,
+a stdlib :mod:`shelve` or :mod:`dbm` file, another application's SQLite
+database) raises :class:`ShelfError` before anything in it changes.
+:func:`import_shelve` copies a :mod:`shelve` file into a new shelf.
+
 Values are pickled.  With ``key=`` every value is signed
 (:mod:`binrec.signing`, with the entry's own key in the signing context, so
 rows cannot be swapped either), and a tampered row raises
@@ -15,7 +20,9 @@ unpickler by default (``allow=`` as in :func:`binrec.pickling.safe_loads`).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import dbm
 import os
 import pickle
 import sqlite3
@@ -26,10 +33,24 @@ from typing import Any
 from . import signing
 from .pickling import ALL, AllowSpec, safe_loads
 
-__all__ = ["Shelf", "open", "import_shelve"]
+__all__ = ["Shelf", "ShelfError", "open", "import_shelve"]
 
 _TABLE = "binrec_shelf"
 _SELECT = f"SELECT value FROM {_TABLE} WHERE key = ?"
+# The table as binrec 0.1.0 created it.  SQLite stores this text verbatim in
+# sqlite_master, which is how an existing file is recognised as a shelf:
+# change it only together with a new recognised definition.
+_CREATE = f"CREATE TABLE {_TABLE} (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID"
+_CREATE_IF_MISSING = _CREATE.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_URI_MODE = {"r": "ro", "w": "rw", "c": "rwc", "n": "rwc"}
+
+
+class ShelfError(dbm.error[0]):  # type: ignore[misc,valid-type]
+    """A file cannot be opened as a binrec shelf (a directory, not SQLite,
+    another program's SQLite database, unreadable).  The message names the
+    file.  It subclasses :mod:`dbm`'s error class, so ``except dbm.error``
+    catches it as it does for :mod:`shelve`."""
 
 
 class Shelf(MutableMapping[str, Any]):
@@ -38,7 +59,7 @@ class Shelf(MutableMapping[str, Any]):
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: str | bytes | os.PathLike,
         flag: str = "c",
         *,
         writeback: bool = False,
@@ -49,7 +70,7 @@ class Shelf(MutableMapping[str, Any]):
     ) -> None:
         if flag not in ("r", "w", "c", "n"):
             raise ValueError(f"flag must be one of 'r', 'w', 'c', 'n', not {flag!r}")
-        self.path = os.fspath(path)
+        self.path = os.fsdecode(path)
         self.flag = flag
         self.writeback = writeback
         self._keys = None if key is None else ([key] if isinstance(key, (bytes, bytearray)) else list(key))
@@ -62,29 +83,41 @@ class Shelf(MutableMapping[str, Any]):
         self._cache: dict[str, Any] = {}
         self._depth = 0  # nesting of transaction()
         self._closed = False
-        if flag in ("r", "w") and not os.path.exists(self.path):
+        self._db = self._connect(flag, timeout)
+
+    def _connect(self, flag: str, timeout: float) -> sqlite3.Connection:
+        """Check what is at ``self.path`` (changing nothing), then connect."""
+        state = _probe(self.path)
+        if state == "missing" and flag in ("r", "w"):
             raise FileNotFoundError(f"no shelf at {self.path!r} (flag {flag!r} does not create one)")
-        if flag == "r":
-            uri = "file:" + _uri_path(self.path) + "?mode=ro"
-            self._db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
-        else:
-            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        if state == "empty" and flag in ("r", "w"):
+            raise ShelfError(f"{self.path!r} is an empty file, not a shelf (flag {flag!r} does not create one)")
         try:
-            self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            db = sqlite3.connect(
+                _uri(self.path, f"mode={_URI_MODE[flag]}"),
+                uri=True,
+                timeout=timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise ShelfError(f"cannot open shelf {self.path!r}: {exc}") from exc
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             if flag != "r":
-                self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            if flag != "r":
-                self._db.execute(
-                    f"CREATE TABLE IF NOT EXISTS {_TABLE} (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID"
-                )
-                if flag == "n":
-                    self._db.execute(f"DELETE FROM {_TABLE}")
-            else:
-                self._db.execute(f"SELECT 1 FROM {_TABLE} LIMIT 1")
-        except sqlite3.DatabaseError:
-            self._db.close()
-            raise
+                # The table first, so that no crash leaves a WAL-mode file
+                # without it (which would no longer be recognised as a shelf).
+                db.execute(_CREATE_IF_MISSING)
+                db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            if flag == "n":
+                db.execute(f"DELETE FROM {_TABLE}")
+            elif flag == "r":
+                db.execute(f"SELECT 1 FROM {_TABLE} LIMIT 1")
+        except sqlite3.Error as exc:
+            db.close()
+            raise ShelfError(f"cannot open shelf {self.path!r}: {exc}") from exc
+        return db
 
     # -- encoding ------------------------------------------------------------
 
@@ -180,6 +213,11 @@ class Shelf(MutableMapping[str, Any]):
     def transaction(self) -> Iterator[Shelf]:
         """Batch writes into one commit; rolled back if the block raises.
 
+        A rollback also undoes the block's assignments and deletions in the
+        write-back cache (``writeback=True``); in-place changes to objects
+        that were cached before the block began cannot be undone and are
+        still written back.
+
         >>> import tempfile, os
         >>> with open(os.path.join(tempfile.mkdtemp(), "s.db")) as db:
         ...     with db.transaction():
@@ -194,13 +232,18 @@ class Shelf(MutableMapping[str, Any]):
             outer = self._depth == 0
             if outer:
                 self._db.execute("BEGIN IMMEDIATE")
+                # What the write-back cache held before: a rollback restores
+                # it, so that neither reads nor close() see rolled-back writes.
+                saved_cache = dict(self._cache)
             self._depth += 1
             try:
                 yield self
             except BaseException:
                 self._depth -= 1
                 if outer:
-                    self._db.execute("ROLLBACK")
+                    self._cache = saved_cache
+                    if self._db.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
+                        self._db.execute("ROLLBACK")
                 raise
             self._depth -= 1
             if outer:
@@ -244,15 +287,85 @@ class Shelf(MutableMapping[str, Any]):
         return f"<binrec.shelf.Shelf {self.path!r} flag={self.flag!r}{' closed' if self._closed else ''}>"
 
 
-def _uri_path(path: str) -> str:
-    """``file:`` URI of a path, on POSIX and Windows alike."""
+def _uri(path: str, query: str) -> str:
+    """SQLite ``file:`` URI of a path, on POSIX and Windows alike.
+    (``as_uri`` percent-encodes ``?``, ``#`` and undecodable bytes.)"""
     from pathlib import Path
 
-    return Path(os.path.abspath(path)).as_uri()[len("file:") :]
+    return "file:" + Path(os.path.abspath(path)).as_uri()[len("file:") :] + "?" + query
+
+
+def _is_sqlite_file(path: str) -> bool:
+    """Whether ``path`` starts with the SQLite header.  Opening and closing
+    a file drops every POSIX lock this process holds on it, SQLite's
+    included, so use this only on files no connection here may hold (a
+    migration source), never on a shelf path."""
+    with builtins.open(path, "rb") as f:
+        return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+
+
+@contextlib.contextmanager
+def _inspecting(path: str) -> Iterator[sqlite3.Connection]:
+    """A query-only connection to the existing file ``path`` that leaves no
+    trace.  Through SQLite, never a plain ``open()``: see
+    :func:`_is_sqlite_file`.  Read-write mode, although nothing is written,
+    so that closing the last connection to a WAL-mode file removes the
+    ``-wal``/``-shm`` files that opening it created (a read-only connection
+    would leave them); read-only where the file is not writable."""
+    try:
+        con = sqlite3.connect(_uri(path, "mode=rw"), uri=True, isolation_level=None)
+    except sqlite3.OperationalError:
+        con = sqlite3.connect(_uri(path, "mode=ro"), uri=True, isolation_level=None)
+    try:
+        con.execute("PRAGMA query_only = ON")
+        yield con
+    finally:
+        con.close()
+
+
+def _read_schema(path: str) -> list[tuple[str, str, str | None]]:
+    """``(type, name, sql)`` of every object in the SQLite file ``path``."""
+    with _inspecting(path) as con:
+        return con.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+
+
+def _probe(path: str) -> str:
+    """What is at ``path``: ``'missing'``, ``'empty'`` (0 bytes) or
+    ``'shelf'``; anything else raises :class:`ShelfError` naming the file.
+    Changes nothing."""
+    if os.path.isdir(path):
+        raise ShelfError(f"{path!r} is a directory, not a shelf file")
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty"
+    except FileNotFoundError:
+        return "missing"
+    try:
+        objects = _read_schema(path)
+    except sqlite3.DatabaseError as exc:
+        if exc.sqlite_errorname != "SQLITE_NOTADB":
+            raise ShelfError(f"cannot open shelf {path!r}: {exc}") from exc
+        kind = dbm.whichdb(path)  # safe here: SQLite holds no lock on a file that is not SQLite
+        what = f"a {kind} database (stdlib dbm/shelve; binrec.shelf.import_shelve copies one)" if kind else "not SQLite"
+        raise ShelfError(f"{path!r} is not a binrec shelf: it is {what}") from None
+    tables = {name: sql for typ, name, sql in objects if not name.startswith("sqlite_")}
+    if tables == {_TABLE: _CREATE}:
+        return "shelf"
+    if not tables:
+        detail = "a SQLite database with no tables"
+    elif _is_dbm_sqlite3(objects):
+        detail = "a dbm.sqlite3 database (Python 3.13 shelve; binrec.shelf.import_shelve copies one)"
+    else:
+        detail = "a SQLite database with tables " + ", ".join(sorted(tables))
+    raise ShelfError(f"{path!r} is not a binrec shelf: it is {detail}; it was left unchanged")
+
+
+def _is_dbm_sqlite3(objects: list[tuple[str, str, str | None]]) -> bool:
+    return any(typ == "table" and name == "Dict" for typ, name, _ in objects)
 
 
 def open(
-    path: str | os.PathLike,
+    path: str | bytes | os.PathLike,
     flag: str = "c",
     *,
     writeback: bool = False,
@@ -281,6 +394,17 @@ def open(
     timeout : float
         Seconds to wait for another writer's lock.
 
+    Raises
+    ------
+    ShelfError
+        ``path`` is not a binrec shelf: a directory, a file that is not
+        SQLite (a :mod:`dbm` file, say), or a SQLite database of another
+        program, such as a Python 3.13 :mod:`shelve` file (see
+        :func:`import_shelve`).  Nothing in the file is changed.  Also an
+        empty file with flag ``'r'`` or ``'w'``.
+    FileNotFoundError
+        No file at ``path`` with flag ``'r'`` or ``'w'``.
+
     Examples
     --------
     >>> import tempfile, os
@@ -294,23 +418,74 @@ def open(
     return Shelf(path, flag, writeback=writeback, key=key, allow=allow, protocol=protocol, timeout=timeout)
 
 
-def import_shelve(src: str | os.PathLike, dst: str | os.PathLike | Shelf, **open_kw: Any) -> int:
+def import_shelve(src: str | os.PathLike | bytes, dst: str | os.PathLike | bytes | Shelf, **open_kw: Any) -> int:
     """Copy every entry of a stdlib :mod:`shelve` database into a binrec
     shelf, in one transaction.  Returns the number of entries copied.
 
-    The source is your own shelve file, read with plain pickle (as shelve
-    does).
-    """
-    import shelve
+    Parameters
+    ----------
+    src : path
+        The :mod:`shelve` file, in any format :mod:`dbm` writes here, plus
+        Python 3.13's ``dbm.sqlite3`` format on every Python (read directly
+        with :mod:`sqlite3` where :mod:`dbm.sqlite3` does not exist).  It is
+        your own file, so values are read with plain pickle, as shelve does.
+    dst : path or Shelf
+        The binrec shelf to write (opened with flag ``'c'`` and ``open_kw``
+        if a path).
 
+    Raises
+    ------
+    ShelfError
+        ``src`` is a SQLite database that is not a ``dbm.sqlite3`` file.
+    dbm.error
+        ``src`` is in no format :mod:`dbm` knows.
+
+    Examples
+    --------
+    >>> import os, shelve, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with shelve.open(os.path.join(folder, "old")) as old:
+    ...     old["alice"] = {"age": 30}
+    >>> import_shelve(os.path.join(folder, "old"), os.path.join(folder, "new.db"))
+    1
+    """
     target = dst if isinstance(dst, Shelf) else open(dst, "c", **open_kw)
     try:
-        with shelve.open(os.fspath(src), "r") as old, target.transaction():
+        with target.transaction():
             n = 0
-            for k in old.keys():
-                target[k] = old[k]
+            for k, v in _shelve_items(os.fsdecode(src)):
+                target[k] = v
                 n += 1
         return n
     finally:
         if not isinstance(dst, Shelf):
             target.close()
+
+
+def _shelve_items(src: str) -> Iterator[tuple[str, Any]]:
+    """``(key, value)`` of a :mod:`shelve` file, keys decoded as UTF-8
+    (shelve's default ``keyencoding``)."""
+    if os.path.isfile(src) and _is_sqlite_file(src):
+        yield from _dbm_sqlite3_items(src)
+        return
+    import shelve
+
+    with shelve.open(src, "r") as old:
+        for k in old.keys():
+            yield k, old[k]
+
+
+def _dbm_sqlite3_items(src: str) -> Iterator[tuple[str, Any]]:
+    """Rows of a ``dbm.sqlite3`` file (one table ``Dict(key BLOB, value
+    BLOB)``), read without writing anything."""
+    try:
+        with _inspecting(src) as con:
+            if not _is_dbm_sqlite3(con.execute("SELECT type, name, sql FROM sqlite_master").fetchall()):
+                raise ShelfError(
+                    f"{src!r} is a SQLite database but not a dbm.sqlite3 shelve file (it has no Dict table)"
+                )
+            for key, value in con.execute("SELECT key, value FROM Dict"):
+                text = key if isinstance(key, str) else bytes(key).decode("utf-8")
+                yield text, pickle.loads(value)
+    except sqlite3.Error as exc:
+        raise ShelfError(f"cannot read the dbm.sqlite3 file {src!r}: {exc}") from exc
