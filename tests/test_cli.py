@@ -168,3 +168,221 @@ def test_decode_into_a_closed_pipe_exits_quietly(sensor_file):
     proc.stdout.close()  # like `| head -c 100`
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and b"Traceback" not in err
+
+
+# -- issue 10: no silent wrong answers (run as `python -m binrec`) -----------------
+
+
+def binrec_m(*args, stdin: bytes | None = None, cwd=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::RuntimeWarning"}
+    return subprocess.run(
+        [sys.executable, "-m", "binrec", *[str(a) for a in args]],
+        input=stdin,
+        capture_output=True,
+        timeout=300,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def records(n: int) -> bytes:
+    return b"".join(struct.pack(FMT, i, b"st%d" % i, i / 4) for i in range(n))
+
+
+def one_line_error(res: subprocess.CompletedProcess) -> str:
+    err = res.stderr.decode()
+    assert err.startswith("binrec: error: ") and err.count("\n") == 1, err
+    return err.strip()
+
+
+def csv_ids(res: subprocess.CompletedProcess) -> list[int]:
+    return [int(row[0]) for row in list(csv.reader(res.stdout.decode().splitlines()))[1:]]
+
+
+def test_count_on_a_pipe_with_fewer_records_is_an_error():
+    res = binrec_m("decode", FMT, "-", "--count", "5000", stdin=records(1000))
+    assert res.returncode == 1
+    assert one_line_error(res) == (
+        "binrec: error: <stdin>: --count 5000 but the input holds only 1000 whole records after offset 0"
+    )
+
+
+def test_count_on_a_file_with_fewer_records_is_an_error_before_any_output(tmp_path):
+    path = tmp_path / "r.bin"
+    path.write_bytes(records(1000))
+    res = binrec_m("decode", FMT, path, "--count", "5000")
+    assert res.returncode == 1 and res.stdout == b""
+    assert "--count 5000 but the file holds only 1000 whole records after offset 0" in one_line_error(res)
+
+
+def test_head_with_fewer_records_is_fine_on_pipes_and_files(tmp_path):
+    raw = records(300)
+    path = tmp_path / "r.bin"
+    path.write_bytes(raw)
+    for res in (
+        binrec_m("decode", FMT, "-", "--head", "5000", stdin=raw),
+        binrec_m("decode", FMT, path, "--head", "5000"),
+    ):
+        assert res.returncode == 0, res.stderr
+        assert csv_ids(res) == list(range(300))
+
+
+@pytest.mark.parametrize("source", ["file", "pipe"])
+@pytest.mark.parametrize(
+    "extra,reached",
+    [
+        ([], True),
+        (["--head", "1000"], True),
+        (["--head", "10"], False),
+        (["--head", "500"], False),
+        (["--count", "500"], False),
+    ],
+)
+def test_a_partial_record_that_is_reached_is_an_error(tmp_path, source, extra, reached):
+    """500 whole records and 7 more bytes: reading up to the partial record
+    is an error in every mode; stopping before it is not."""
+    raw = records(500) + b"partial"
+    path = tmp_path / "r.bin"
+    path.write_bytes(raw)
+    args = ("decode", FMT, "-" if source == "pipe" else path, *extra)
+    res = binrec_m(*args, stdin=raw if source == "pipe" else None)
+    if reached:
+        assert res.returncode == 1
+        assert "partial record" in one_line_error(res) and "9000" in one_line_error(res)
+    else:
+        assert res.returncode == 0, res.stderr
+        assert csv_ids(res) == list(range(int(extra[1])))
+
+
+@pytest.mark.parametrize("source", ["file", "pipe"])
+@pytest.mark.parametrize("extra", [[], ["--head", "1000"]])
+def test_trailing_ignore_drops_the_partial_record(tmp_path, source, extra):
+    raw = records(500) + b"partial"
+    path = tmp_path / "r.bin"
+    path.write_bytes(raw)
+    res = binrec_m("decode", FMT, "-" if source == "pipe" else path, *extra, "--trailing", "ignore", stdin=raw)
+    assert res.returncode == 0, res.stderr
+    assert csv_ids(res) == list(range(500))
+    assert binrec_m("decode", FMT, path, "--trailing", "keep").returncode == 2
+
+
+@pytest.mark.parametrize("out", [None, "o.csv", "o.jsonl", "o.parquet", "o.npy"])
+def test_text_on_a_number_field_is_a_usage_error(tmp_path, sensor_file, out):
+    if out == "o.parquet":
+        pytest.importorskip("pyarrow")
+    path, raw = sensor_file
+    res = binrec_m("decode", FMT, path, "--names", NAMES, "--text", "temp", *(["-o", tmp_path / out] if out else []))
+    assert res.returncode == 2
+    err = res.stderr.decode()
+    assert "Traceback" not in err and "field 'temp' has format code 'f', not a string" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.bin"]
+
+
+def test_parquet_error_after_the_first_chunk_prints_only_the_message(tmp_path):
+    pytest.importorskip("pyarrow")
+    raw = records(70_000) + b"xyz"  # the error comes after the first 65,536-record chunk was written
+    res = binrec_m("decode", FMT, "-", "-o", tmp_path / "o.parquet", stdin=raw)
+    assert res.returncode == 1
+    assert res.stderr.decode() == (
+        "binrec: error: <stdin>: partial record of 3 bytes (records are 18 bytes) at byte offset 1260000\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_during_a_parquet_output_is_quiet(tmp_path):
+    pytest.importorskip("pyarrow")
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::RuntimeWarning"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "binrec", "decode", FMT, "-", "-o", str(tmp_path / "o.parquet")],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    proc.stdin.write(records(70_000))  # a first chunk, written; then the pipe stays open
+    proc.stdin.flush()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait for the first row group in the temporary file
+        temps = list(tmp_path.iterdir())
+        if temps and temps[0].stat().st_size > 100_000:
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("the first chunk never reached the output")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    proc.stdin.close()
+    assert proc.returncode == 130
+    assert b"Exception ignored" not in err and b"Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_names_the_users_path(tmp_path, sensor_file):
+    path, raw = sensor_file
+    res = binrec_m("decode", FMT, path, "-o", "nosuchdir/x.csv", cwd=tmp_path)
+    assert res.returncode == 1
+    assert one_line_error(res) == "binrec: error: cannot write nosuchdir/x.csv: No such file or directory"
+    src = tmp_path / "in.csv"
+    src.write_text("id,name,temp\n1,a,0.5\n")
+    res = binrec_m("encode", FMT, src, "--names", NAMES, "-o", "nosuchdir/y.bin", cwd=tmp_path)
+    assert res.returncode == 1 and ".binrec-tmp" not in res.stderr.decode()
+    assert one_line_error(res) == "binrec: error: cannot write nosuchdir/y.bin: No such file or directory"
+
+
+def test_offset_past_the_end_says_so(sensor_file):
+    path, raw = sensor_file
+    res = binrec_m("decode", FMT, path, "--offset", "100000", "--count", "1")
+    assert res.returncode == 1
+    assert one_line_error(res) == f"binrec: error: {path}: offset 100000 is past the end of the file ({len(raw)} bytes)"
+    res = binrec_m("decode", FMT, "-", "--offset", "100000", "--count", "1", stdin=raw)
+    assert res.returncode == 1 and "before the offset 100000" in one_line_error(res)
+
+
+def test_negative_offset_is_a_usage_error(sensor_file):
+    path, raw = sensor_file
+    res = binrec_m("decode", FMT, path, "--offset", "-5")
+    assert res.returncode == 2 and "--offset must be >= 0" in res.stderr.decode()
+
+
+def test_missing_input_is_the_same_data_error_in_decode_and_encode(tmp_path):
+    for command in (
+        ["decode", FMT, tmp_path / "missing.bin"],
+        ["encode", FMT, tmp_path / "missing.csv", "-o", tmp_path / "o.bin"],
+    ):
+        res = binrec_m(*command)
+        assert res.returncode == 1
+        assert one_line_error(res) == f"binrec: error: cannot open {command[2]}: No such file or directory"
+    res = binrec_m("decode", FMT, tmp_path)
+    assert res.returncode == 1 and one_line_error(res).endswith("Is a directory")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "npy"])
+def test_encode_reads_standard_input(tmp_path, sensor_file, fmt):
+    path, raw = sensor_file
+    decoded = tmp_path / f"d.{fmt}"
+    assert binrec_m("decode", FMT, path, "--names", NAMES, "-o", decoded).returncode == 0
+    out = tmp_path / "back.bin"
+    extra = [] if fmt == "csv" else ["--input-format", fmt]  # CSV is the default for -
+    res = binrec_m("encode", FMT, "-", "--names", NAMES, *extra, "-o", out, stdin=decoded.read_bytes())
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == raw
+
+
+def test_encode_from_standard_input_names_stdin_in_errors(tmp_path):
+    res = binrec_m(
+        "encode", FMT, "-", "--names", NAMES, "-o", tmp_path / "o.bin", stdin=b"id,name,temp\n1,a,0.5\n-1,b,0\n"
+    )
+    assert res.returncode == 1
+    assert one_line_error(res).startswith("binrec: error: <stdin>: line 3: ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_documents_exit_statuses():
+    for command in ("decode", "encode"):
+        out = binrec_m(command, "--help").stdout.decode()
+        assert "exit status:" in out and "1  data error" in out and "2  usage error" in out
+    assert "--trailing {error,ignore}" in binrec_m("decode", "--help").stdout.decode()

@@ -99,3 +99,59 @@ def test_bytes_fields_stay_bytes_even_when_not_utf8(tmp_path):
     s.write_file(path, [(1, b"ab\xff", 1.0)])
     got = bdask.read_records(path, s).compute(scheduler="sync")
     assert got["name"].tolist() == [b"ab\xff"]
+
+
+def test_a_directory_is_named_as_such_not_as_a_bad_record_file(tmp_path):
+    (tmp_path / "a.bin").write_bytes(bytes(18 * 2))
+    with pytest.raises(IsADirectoryError, match=r"is a directory, not a record file.*\*\.bin"):
+        bdask.read_records(str(tmp_path), FMT)
+    with pytest.raises(IsADirectoryError):
+        bdask.read_records([tmp_path / "a.bin", tmp_path], FMT)
+    (tmp_path / "sub.bin").mkdir()  # a glob skips the directories it matches
+    got = bdask.read_records(str(tmp_path / "*.bin"), FMT, to_array=True).compute(scheduler="sync")
+    assert len(got) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "d.bin").mkdir()
+    with pytest.raises(FileNotFoundError, match="no record files match"):
+        bdask.read_records(str(empty / "*.bin"), FMT)
+
+
+def test_negative_offset_is_a_binrec_error(files):
+    d, paths, s = files
+    with pytest.raises(Error, match=r"offset must be >= 0 in a file \(it is the size of a header to skip\), got -4"):
+        bdask.read_records(str(paths[0]), FMT, NAMES, offset=-4)
+
+
+def test_without_dask_the_error_says_how_to_install_it(tmp_path):
+    """A child process in which dask cannot be imported (a meta-path
+    blocker, as if it were not installed)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "r.bin").write_bytes(bytes(18))
+    code = f"""
+import sys
+
+class NoDask:
+    def find_spec(self, name, path=None, target=None):
+        if name == "dask" or name.startswith("dask."):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+for name in [m for m in sys.modules if m == "dask" or m.startswith("dask.")]:
+    del sys.modules[name]
+sys.meta_path.insert(0, NoDask())
+import binrec.dask
+for kw in ({{}}, {{"to_array": True}}, {{"blocksize": 1000}}):
+    try:
+        binrec.dask.read_records({str(tmp_path / "r.bin")!r}, {FMT!r}, **kw)
+    except ImportError as exc:
+        print(type(exc).__name__, exc)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        assert line.startswith("ImportError binrec.dask needs dask") and 'pip install "binrec[dask]"' in line

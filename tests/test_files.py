@@ -264,3 +264,144 @@ def test_file_object_already_past_a_header(tmp_path, s):
         fh.read(6)
         rows, _ = collect(s.iter_unpack(fh, chunk_size=2))
     assert rows == oracle(raw)
+
+
+# -- issue 10: no silent wrong answers -------------------------------------------
+
+
+def test_read_record_checks_whole_records_like_read_file(tmp_path, s):
+    """A file with a 16-byte header read without offset=16: read_file fails,
+    and read_record must fail with the very same message (not return a
+    record decoded from the wrong bytes)."""
+    path = tmp_path / "sensors.bin"
+    path.write_bytes(b"H" * 16 + make_records(10))
+    with pytest.raises(Error) as from_file:
+        s.read_file(path)
+    with pytest.raises(Error) as from_record:
+        s.read_record(path, 3)
+    assert str(from_record.value) == str(from_file.value)
+    assert "not a whole number of 18-byte records" in str(from_record.value)
+    with open(path, "rb") as fh, pytest.raises(Error, match="not a whole number"):
+        s.read_record(fh, 3)
+    assert tuple(s.read_record(path, 3, offset=16).tolist()) == oracle(make_records(10))[3]
+
+
+def test_read_record_negative_offset_is_a_binrec_error(tmp_path, s):
+    path = tmp_path / "r.bin"
+    path.write_bytes(make_records(3))
+    with pytest.raises(Error, match=r"r\.bin: offset must be >= 0 .*header.*got -5"):
+        s.read_record(path, 0, offset=-5)
+    with open(path, "rb") as fh, pytest.raises(Error, match="offset must be >= 0"):
+        s.read_record(fh, 0, offset=-5)
+
+
+def test_read_record_on_a_pipe_names_the_pipe_not_its_fd(s):
+    r, w = os.pipe()
+    os.write(w, make_records(3))
+    os.close(w)
+    with os.fdopen(r, "rb") as fh:
+        with pytest.raises(Error) as info:
+            s.read_record(fh, 0)
+    msg = str(info.value)
+    assert msg.startswith(f"<pipe, fd {r}>: ") and "seekable" in msg
+    assert not msg.startswith(f"{r}:")
+
+
+def test_iter_unpack_partial_record_on_a_pipe_names_the_pipe(s):
+    r, w = os.pipe()
+    os.write(w, make_records(2) + b"xy")
+    os.close(w)
+    with os.fdopen(r, "rb") as fh, pytest.raises(Error, match=r"^<pipe, fd \d+>: partial record of 2 bytes"):
+        list(s.iter_unpack(fh))
+
+
+@pytest.mark.parametrize("kind", ["open file", "BytesIO", "pipe"])
+def test_read_file_accepts_binary_file_objects(tmp_path, s, kind):
+    raw = make_records(300)
+    data = b"HDR!" + raw
+    path = tmp_path / "r.bin"
+    path.write_bytes(data)
+
+    def opened():
+        if kind == "open file":
+            return open(path, "rb")
+        if kind == "BytesIO":
+            return io.BytesIO(data)
+        r, w = os.pipe()
+        threading.Thread(target=lambda: (os.write(w, data), os.close(w))).start()
+        return os.fdopen(r, "rb")
+
+    with opened() as fh:
+        assert s.read_file(fh, offset=4).tolist() == oracle(raw)
+    with opened() as fh:
+        assert s.read_file(fh, offset=4 + 18 * 10, count=5).tolist() == oracle(raw)[10:15]
+    with opened() as fh:
+        fh.read(4)  # already past the header: read from the current position, as iter_unpack does
+        assert s.read_file(fh, text="name")["name"].tolist()[:2] == ["st0", "st1"]
+    with (
+        opened() as fh,
+        pytest.raises(Error, match=r"not a whole number of 18-byte records \(partial record at byte offset 5400\)"),
+    ):
+        s.read_file(fh)
+    with (
+        opened() as fh,
+        pytest.raises(Error, match=r"301 records of 18 bytes need 5418 bytes after offset 4; the file has 5400"),
+    ):
+        s.read_file(fh, offset=4, count=301)
+
+
+def test_read_file_refuses_a_buffer_with_a_pointer_to_unpack(s):
+    with pytest.raises(TypeError, match="unpack"):
+        s.read_file(make_records(2))
+
+
+def test_iter_unpack_negative_offset_on_a_buffer_counts_from_the_end(s):
+    """struct.unpack_from's rule (the oracle): offset -n starts n bytes
+    before the end; beyond the start it is an error in struct's words."""
+    raw = b"HEAD" + make_records(5)
+    for n in (18, 36, 90):
+        rows, _ = collect(s.iter_unpack(raw, offset=-n, chunk_size=2))
+        assert rows == [(i, name.rstrip(b"\x00"), t) for i, name, t in struct.iter_unpack(FMT, raw[-n:])]
+        assert rows[0] == oracle(struct.pack(FMT, *struct.unpack_from(FMT, raw, -n)))[0]
+    rows, _ = collect(s.iter_unpack(memoryview(raw), offset=-len(raw) + 4))
+    assert rows == oracle(raw[4:])
+    with pytest.raises(struct.error) as theirs:
+        struct.unpack_from(FMT, raw, -len(raw) - 1)
+    with pytest.raises(Error) as ours:
+        list(s.iter_unpack(raw, offset=-len(raw) - 1))
+    assert str(ours.value) == str(theirs.value) == f"offset {-len(raw) - 1} out of range for {len(raw)}-byte buffer"
+
+
+def test_iter_unpack_negative_offset_on_a_file_is_an_error(tmp_path, s):
+    path = tmp_path / "r.bin"
+    path.write_bytes(make_records(5))
+    for source in (path, io.BytesIO(make_records(5))):
+        for use_mmap in (False, True) if source is path else (False,):
+            with pytest.raises(Error, match="offset must be >= 0 in a file"):
+                list(s.iter_unpack(source, offset=-18, mmap=use_mmap))
+    with pytest.raises(Error, match="offset must be >= 0 in a file"):
+        s.read_file(path, offset=-18)
+
+
+def _readme_record_file_calls() -> list[str]:
+    readme = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
+    with open(readme, encoding="utf-8") as fh:
+        text = fh.read()
+    section = text.split("## Record files in pipelines", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    return [
+        line.split("  #")[0] for line in section.splitlines() if line.startswith(("s.read_file(", "s.read_record("))
+    ]
+
+
+def test_readme_record_file_example_reads_a_headered_file(tmp_path, s, monkeypatch):
+    """The README's example names a file with a 16-byte header: its
+    read_file and read_record calls must work on such a file."""
+    calls = _readme_record_file_calls()
+    assert len(calls) == 2
+    monkeypatch.chdir(tmp_path)
+    raw = make_records(1_000_001)  # the example reads record 1,000,000
+    (tmp_path / "sensors.bin").write_bytes(b"\x00" * 16 + raw)
+    whole = eval(calls[0], {"s": s})
+    assert len(whole) == 1_000_001 and whole[:3].tolist() == oracle(raw[: 3 * 18])
+    rec = eval(calls[1], {"s": s})
+    assert tuple(rec.tolist()) == oracle(raw[-18:])[0]

@@ -1,12 +1,15 @@
 """The ``binrec`` command.
 
-Exit status: 0 on success, 2 on usage errors, 1 on data errors; errors are
-one line on stderr, never a traceback.
+Exit status: 0 on success, 2 on usage errors (bad arguments), 1 on data
+errors (including an input that cannot be opened, in decode and encode
+alike), 130 on Ctrl-C; errors are one line on stderr, never a traceback.
+``pickle inspect`` has statuses of its own (see its ``--help``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import re
@@ -20,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from . import _backend
-from ._atomic import atomic_writer
+from ._atomic import TEMP_PREFIX, atomic_writer
 from ._errors import Error
+from .files import _file_span, _remaining_bytes, _source_name
 from .records import Struct
 
 SENSOR_FORMAT = ">I10sf"
@@ -110,10 +114,31 @@ _CHUNK = 65536
 
 
 def _open_input(path: str):
+    """(binary file, name for messages, bytes left in it or None for a
+    pipe).  An input that cannot be opened is a data error (exit 1), in
+    decode and encode alike; ``-`` is standard input."""
     if path == "-":
-        return sys.stdin.buffer, None
-    size = os.path.getsize(path)
-    return open(path, "rb"), size
+        fh = sys.stdin.buffer
+    else:
+        try:
+            fh = open(path, "rb")
+        except OSError as exc:
+            raise Error(f"cannot open {path}: {exc.strerror or exc}") from None
+    remaining = _remaining_bytes(fh)  # None for a pipe, even one named by a path
+    return fh, _source_name(fh) if path == "-" else path, None if remaining is None else remaining()
+
+
+@contextlib.contextmanager
+def _output_file(path: str) -> Iterator[Any]:
+    """atomic_writer, with errors that name the user's path, not the
+    temporary file next to it."""
+    try:
+        with atomic_writer(path) as fh:
+            yield fh
+    except OSError as exc:
+        if TEMP_PREFIX in os.path.basename(str(exc.filename or "")):
+            raise Error(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
 
 
 def _progress(total: int | None, quiet: bool, desc: str):
@@ -187,6 +212,19 @@ class _Writer:
                 self.pq_writer = pq.ParquetWriter(self.fh, table.schema)
             self.pq_writer.write_table(table)
 
+    def abort(self) -> None:
+        """After an error (Ctrl-C included): let go of the output without
+        finishing it.  A Parquet writer left open would be closed by the
+        garbage collector after the file, printing "Exception ignored"; a
+        text wrapper left attached would close standard output."""
+        if self.kind in ("csv", "jsonl"):
+            with contextlib.suppress(ValueError, OSError):
+                self.text_fh.detach()
+        elif self.kind == "parquet" and self.pq_writer is not None:
+            writer, self.pq_writer = self.pq_writer, None
+            with contextlib.suppress(Exception):
+                writer.close()
+
     def close(self) -> None:
         if self.kind in ("csv", "jsonl"):
             self.text_fh.flush()
@@ -218,6 +256,16 @@ class _Usage(Exception):
     """A usage error: exit status 2."""
 
 
+_EXIT_STATUS = """exit status:
+  0  success
+  1  data error: an input that cannot be opened or read, bad or partial
+     records, too few records for --count, an output that cannot be written
+  2  usage error: bad arguments (format, option values, output extension,
+     --text on a field that is not a string)
+  130 interrupted (Ctrl-C)
+Errors are one line on stderr; a file output is then not written at all."""
+
+
 def _struct(args: argparse.Namespace) -> Struct:
     try:
         return Struct(args.format, args.names)
@@ -225,36 +273,74 @@ def _struct(args: argparse.Namespace) -> Struct:
         raise _Usage(str(exc)) from None
 
 
+def _check_text_fields(s: Struct, text: list[str], kind: str) -> None:
+    """--text names string fields only: a usage error otherwise, whatever
+    the output format (the Python API raises binrec.Error likewise)."""
+    for name in text:
+        if name not in s.names:
+            raise _Usage(f"--text {name!r}: no such field (fields: {', '.join(s.names)})")
+        f = s.layout.field(name)
+        if not f.is_string:
+            raise _Usage(
+                f"--text {name!r}: field {name!r} has format code {f.code!r}, not a string; --text applies to c, s and p fields"
+            )
+    if kind == "npy" and text:
+        raise _Usage("--text does not apply to .npy output (it stores the raw structured dtype)")
+
+
+def _check_file_span(s: Struct, size: int, args: argparse.Namespace, where: str) -> None:
+    """Before writing anything: the checks a regular file allows up front
+    (a pipe gets the same ones as it is read)."""
+    _file_span(s, size, args.offset, 0, where)  # the offset is inside the file
+    whole, partial = divmod(size - args.offset, s.size)
+    if args.count is not None and args.count > whole:
+        raise Error(
+            f"{where}: --count {args.count} but the file holds only {whole} whole records after offset {args.offset}"
+        )
+    limit = args.count if args.count is not None else args.head
+    if partial and args.trailing == "error" and (limit is None or limit > whole):
+        _file_span(s, size, args.offset, None, where)  # the partial record is reached: its error
+
+
 def _cmd_decode(args: argparse.Namespace) -> int:
     s = _struct(args)
     kind = _output_kind(args.output)
     text = args.text or []
-    for name in text:
-        if name not in s.names:
-            raise _Usage(f"--text {name!r}: no such field (fields: {', '.join(s.names)})")
-    if kind == "npy" and text:
-        raise _Usage("--text does not apply to .npy output (it stores the raw structured dtype)")
+    _check_text_fields(s, text, kind)
     if kind == "parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise _Usage("parquet output needs pyarrow: pip install 'binrec[arrow]'") from None
-    src, size = _open_input(args.input)
-    limit = args.count if args.count is not None else args.head
-    if args.count is not None and size is not None:
-        available = (size - args.offset) // s.size
-        if args.count > available:
-            raise Error(
-                f"{args.input}: --count {args.count} but the file holds {available} records after offset {args.offset}"
-            )
-    bar = _progress(size, args.quiet, "decode")
+    src, where, size = _open_input(args.input)
+    try:
+        if size is not None:
+            _check_file_span(s, size, args, where)
+        bar = _progress(size, args.quiet, "decode")
+        try:
+            if args.output is None or args.output == "-":
+                _decode_into(s, src, where, sys.stdout.buffer, kind, text, args, bar)
+                sys.stdout.buffer.flush()
+            else:
+                with _output_file(args.output) as out_fh:
+                    _decode_into(s, src, where, out_fh, kind, text, args, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        if src is not sys.stdin.buffer:
+            src.close()
+    return 0
 
-    def run(out_fh) -> int:
-        writer = _Writer(kind, out_fh, s)
+
+def _decode_into(s: Struct, src, where: str, out_fh, kind: str, text: list[str], args: argparse.Namespace, bar) -> int:
+    limit = args.count if args.count is not None else args.head
+    writer = _Writer(kind, out_fh, s)
+    try:
         done = 0
-        for chunk in s.iter_unpack(
-            src, chunk_size=_CHUNK, offset=args.offset, trailing="ignore" if limit is not None else "error"
-        ):
+        # with a limit of 0 nothing is read, so nothing (no partial record) is reached
+        chunks = s.iter_unpack(src, chunk_size=_CHUNK, offset=args.offset, trailing=args.trailing) if limit != 0 else ()
+        for chunk in chunks:
             if limit is not None and done + len(chunk) > limit:
                 chunk = chunk[: limit - done]
             cols = None
@@ -267,23 +353,16 @@ def _cmd_decode(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.update(len(chunk) * s.size)
             if limit is not None and done >= limit:
-                break
-        writer.close()
-        return done
-
-    try:
-        if args.output is None or args.output == "-":
-            run(sys.stdout.buffer)
-            sys.stdout.buffer.flush()
-        else:
-            with atomic_writer(args.output) as out_fh:
-                run(out_fh)
-    finally:
-        if bar is not None:
-            bar.close()
-        if src is not sys.stdin.buffer:
-            src.close()
-    return 0
+                break  # the records after the limit are not reached: a partial one among them is no error
+        if args.count is not None and done < args.count:
+            raise Error(
+                f"{where}: --count {args.count} but the input holds only {done} whole records after offset {args.offset}"
+            )
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return done
 
 
 def _table_from_rows(s: Struct, rows: np.ndarray, text: list[str]):
@@ -347,76 +426,100 @@ def _batched(numbered_rows: Iterator[tuple[int, tuple]]) -> Iterator[tuple[list[
         yield lines, rows
 
 
-def _csv_rows(s: Struct, path: str) -> Iterator[tuple[int, tuple]]:
+def _csv_rows(s: Struct, fh, name: str) -> Iterator[tuple[int, tuple]]:
     import csv
 
     fields = s.layout.fields
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            return
-        if header != list(s.names):
-            raise Error(f"{path}: line 1: header {header} does not match the field names {list(s.names)}")
-        for row in reader:
-            line = reader.line_num  # right even when a quoted value spans lines
-            if len(row) != len(fields):
-                raise Error(f"{path}: line {line}: expected {len(fields)} values, got {len(row)}")
-            yield line, tuple(_parse_cell(f, v, line) for f, v in zip(fields, row))
+    reader = csv.reader(fh)
+    header = next(reader, None)
+    if header is None:
+        return
+    if header != list(s.names):
+        raise Error(f"{name}: line 1: header {header} does not match the field names {list(s.names)}")
+    for row in reader:
+        line = reader.line_num  # right even when a quoted value spans lines
+        if len(row) != len(fields):
+            raise Error(f"{name}: line {line}: expected {len(fields)} values, got {len(row)}")
+        yield line, tuple(_parse_cell(f, v, line) for f, v in zip(fields, row))
 
 
-def _jsonl_rows(s: Struct, path: str) -> Iterator[tuple[int, tuple]]:
+def _jsonl_rows(s: Struct, fh, name: str) -> Iterator[tuple[int, tuple]]:
     import json
 
     fields = s.layout.fields
-    with open(path, encoding="utf-8") as fh:
-        for line, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise Error(f"{path}: line {line}: invalid JSON: {exc.msg}") from None
-            if not isinstance(obj, dict) or set(obj) != set(s.names):
-                raise Error(f"{path}: line {line}: expected an object with keys {list(s.names)}")
-            yield line, tuple(_json_cell(f, obj[f.name], line) for f in fields)
+    for line, text in enumerate(fh, start=1):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise Error(f"{name}: line {line}: invalid JSON: {exc.msg}") from None
+        if not isinstance(obj, dict) or set(obj) != set(s.names):
+            raise Error(f"{name}: line {line}: expected an object with keys {list(s.names)}")
+        yield line, tuple(_json_cell(f, obj[f.name], line) for f in fields)
 
 
-def _encode_batches(s: Struct, path: str) -> Iterator[tuple[str, Sequence[int], Any]]:
-    """Yield (what a number counts, the number of each row, rows) batches
-    from a .csv, .jsonl (line numbers) or .npy (record numbers)."""
+def _input_kind(path: str, forced: str | None) -> str:
+    if forced is not None:
+        return forced
+    if path == "-":
+        return "csv"
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".npy":
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    kinds = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy"}
+    if ext not in kinds:
+        raise _Usage(f"unknown input extension {ext!r} (use .csv, .jsonl or .npy, or --input-format)")
+    return kinds[ext]
+
+
+def _load_npy(src, name: str) -> np.ndarray:
+    try:
+        if src is not sys.stdin.buffer and _remaining_bytes(src) is not None:
+            return np.load(src.name, mmap_mode="r", allow_pickle=False)  # a regular file: mapped, not read
+        return np.load(io.BytesIO(src.read()), allow_pickle=False)  # a pipe
+    except (ValueError, EOFError) as exc:
+        raise Error(f"{name}: cannot read as .npy: {exc}") from None
+
+
+def _encode_batches(s: Struct, src, name: str, kind: str) -> Iterator[tuple[str, Sequence[int], Any]]:
+    """Yield (what a number counts, the number of each row, rows) batches
+    from an open binary input holding CSV, JSONL (line numbers) or .npy
+    (record numbers)."""
+    if kind == "npy":
+        arr = _load_npy(src, name)
         for start in range(0, len(arr), _CHUNK):
             rows = arr[start : start + _CHUNK]
             yield "record", range(start, start + len(rows)), rows
         return
-    if ext == ".csv":
-        numbered = _csv_rows(s, path)
-    elif ext in (".jsonl", ".ndjson"):
-        numbered = _jsonl_rows(s, path)
-    else:
-        raise _Usage(f"unknown input extension {ext!r} (use .csv, .jsonl or .npy)")
-    for lines, rows in _batched(numbered):
-        yield "line", lines, rows
+    text_fh = io.TextIOWrapper(src, encoding="utf-8", newline="" if kind == "csv" else None)
+    try:
+        numbered = _csv_rows(s, text_fh, name) if kind == "csv" else _jsonl_rows(s, text_fh, name)
+        for lines, rows in _batched(numbered):
+            yield "line", lines, rows
+    except UnicodeDecodeError as exc:
+        raise Error(f"{name}: not UTF-8 text: {exc}") from None
+    finally:
+        text_fh.detach()  # the binary input (standard input too) stays open
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
     s = _struct(args)
-    if not os.path.exists(args.input):
-        raise _Usage(f"input file not found: {args.input}")
-    with atomic_writer(args.output) as out_fh:
-        total = 0
-        for unit, numbers, rows in _encode_batches(s, args.input):
-            try:
-                out_fh.write(s.pack(rows))
-            except Error as exc:
-                m = re.search(r"row (\d+)", str(exc))
-                if m:
-                    raise Error(f"{args.input}: {unit} {numbers[int(m.group(1))]}: {exc}") from None
-                raise
-            total += len(rows)
+    kind = _input_kind(args.input, args.input_format)
+    src, name, _ = _open_input(args.input)
+    try:
+        with _output_file(args.output) as out_fh:
+            total = 0
+            for unit, numbers, rows in _encode_batches(s, src, name, kind):
+                try:
+                    out_fh.write(s.pack(rows))
+                except Error as exc:
+                    m = re.search(r"row (\d+)", str(exc))
+                    if m:
+                        raise Error(f"{name}: {unit} {numbers[int(m.group(1))]}: {exc}") from None
+                    raise
+                total += len(rows)
+    finally:
+        if src is not sys.stdin.buffer:
+            src.close()
     if not args.quiet:
         print(f"binrec: wrote {total} records ({total * s.size} bytes) to {args.output}", file=sys.stderr)
     return 0
@@ -433,14 +536,26 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("format")
     i.add_argument("--names", default=None, help="field names, comma or space separated")
     i.set_defaults(func=_cmd_info)
-    dec = sub.add_parser("decode", help="decode a record file to .csv, .jsonl, .npy or .parquet (stdout: CSV)")
+    dec = sub.add_parser(
+        "decode",
+        help="decode a record file to .csv, .jsonl, .npy or .parquet (stdout: CSV)",
+        epilog=_EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     dec.add_argument("format")
     dec.add_argument("input", help="record file, or - for standard input")
     dec.add_argument("-o", "--output", default=None, help="output file; its extension picks the format")
     dec.add_argument("--names", default=None, help="field names, comma or space separated")
     dec.add_argument("--offset", type=int, default=0, help="header bytes to skip")
-    dec.add_argument("--count", type=int, default=None, help="decode exactly N records (error if fewer)")
-    dec.add_argument("--head", type=int, default=None, help="decode at most the first N records")
+    limit = dec.add_mutually_exclusive_group()
+    limit.add_argument("--count", type=int, default=None, help="decode exactly N records (error if fewer)")
+    limit.add_argument("--head", type=int, default=None, help="decode at most the first N records")
+    dec.add_argument(
+        "--trailing",
+        choices=("error", "ignore"),
+        default="error",
+        help="a partial record at the end, when reached: an error (default) or dropped",
+    )
     dec.add_argument(
         "--text",
         nargs="+",
@@ -450,11 +565,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dec.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     dec.set_defaults(func=_cmd_decode)
-    enc = sub.add_parser("encode", help="encode a .csv, .jsonl or .npy file into records, with struct's range checks")
+    enc = sub.add_parser(
+        "encode",
+        help="encode a .csv, .jsonl or .npy file into records, with struct's range checks",
+        epilog=_EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     enc.add_argument("format")
-    enc.add_argument("input")
+    enc.add_argument("input", help="a .csv, .jsonl or .npy file, or - for standard input (CSV unless --input-format)")
     enc.add_argument("-o", "--output", required=True)
     enc.add_argument("--names", default=None)
+    enc.add_argument(
+        "--input-format",
+        choices=("csv", "jsonl", "npy"),
+        default=None,
+        help="the input's format (default: from its extension; CSV for -)",
+    )
     enc.add_argument("-q", "--quiet", action="store_true")
     enc.set_defaults(func=_cmd_encode)
     pk = sub.add_parser("pickle", help="pickle tools")

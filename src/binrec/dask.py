@@ -10,6 +10,7 @@ lazily: ``import binrec`` never needs it.
 from __future__ import annotations
 
 import glob
+import importlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import Error
-from .files import _file_span
+from .files import _file_offset, _file_span
 from .records import Struct
 
 __all__ = ["read_records", "partitions"]
@@ -31,19 +32,35 @@ class Partition:
     count: int  # records
 
 
+def _import_dask(module: str = "dask.utils") -> Any:
+    """Import a dask module, or say how to install it (as binrec does for
+    pandas and pyarrow)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f'binrec.dask needs {module}: pip install "binrec[dask]" ({exc})') from exc
+
+
 def _expand(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """Paths and glob matches, in order; every one a regular file (a glob
+    skips directories it matches; a directory named outright is an error)."""
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     out: list[str] = []
     for item in items:
         item = os.fspath(item)
         if glob.has_magic(item):
-            matched = sorted(glob.glob(item))
+            matched = [m for m in sorted(glob.glob(item)) if not os.path.isdir(m)]
             if not matched:
-                raise FileNotFoundError(f"no files match {item!r}")
+                raise FileNotFoundError(f"no record files match {item!r}")
             out.extend(matched)
+        elif os.path.isdir(item):
+            raise IsADirectoryError(
+                f"{item!r} is a directory, not a record file (to read the files in it, pass a glob such as "
+                f"{os.path.join(item, '*.bin')!r})"
+            )
+        elif not os.path.exists(item):
+            raise FileNotFoundError(f"no such record file: {item!r}")
         else:
-            if not os.path.exists(item):
-                raise FileNotFoundError(f"no such record file: {item!r}")
             out.append(item)
     if not out:
         raise ValueError("no record files given")
@@ -52,6 +69,7 @@ def _expand(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]
 
 def _parse_blocksize(blocksize: int | str) -> int:
     if isinstance(blocksize, str):
+        _import_dask()
         from dask.utils import parse_bytes
 
         return int(parse_bytes(blocksize))
@@ -62,6 +80,7 @@ def partitions(paths: Any, s: Struct, *, offset: int = 0, blocksize: int | str =
     """Cut every file into record-aligned byte ranges of about ``blocksize``."""
     per_block = max(1, _parse_blocksize(blocksize) // s.size)
     parts: list[Partition] = []
+    offset = _file_offset(offset, "binrec.dask")
     for path in _expand(paths):
         n = _file_span(s, os.path.getsize(path), offset, None, path)
         if n == 0:
@@ -118,16 +137,24 @@ def read_records(
     ------
     binrec.Error
         A file whose length after ``offset`` is not a whole number of
-        records; the message names the file.
+        records (the message names the file), or a negative ``offset``.
+    FileNotFoundError, IsADirectoryError
+        A path that does not exist, a glob that matches no file, or a
+        directory given as a path.
+    ImportError
+        dask is not installed (``pip install "binrec[dask]"``).
     """
+    _import_dask()
     s = format if isinstance(format, Struct) else Struct(format, names)
     parts = partitions(paths, s, offset=offset, blocksize=blocksize)
     if to_array:
+        _import_dask("dask.array")
         import dask
         import dask.array as da
 
         chunks = [da.from_delayed(dask.delayed(_read_part)(p, s), shape=(p.count,), dtype=s.dtype) for p in parts]
         return da.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+    _import_dask("dask.dataframe")
     import dask
     import dask.dataframe as dd
     import pandas as pd

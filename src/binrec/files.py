@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import mmap as _mmap
+import operator
 import os
+import stat
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -18,6 +20,7 @@ import numpy as np
 
 from ._atomic import atomic_writer
 from ._errors import Error
+from .records import resolve_offset
 
 if TYPE_CHECKING:  # pragma: no cover
     from .records import Struct
@@ -34,7 +37,56 @@ def _check_trailing(trailing: str) -> None:
 
 
 def _is_path(source: Any) -> bool:
+    # bytes is a buffer here, never a path
     return isinstance(source, (str, os.PathLike))
+
+
+def _is_stream(source: Any) -> bool:
+    return hasattr(source, "readinto") or hasattr(source, "read")
+
+
+def _as_int(value: Any, name: str) -> int:
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
+
+
+def _file_offset(offset: Any, where: str) -> int:
+    """A file offset is a header size: never negative (unlike a buffer's)."""
+    offset = _as_int(offset, "offset")
+    if offset < 0:
+        raise Error(f"{where}: offset must be >= 0 in a file (it is the size of a header to skip), got {offset}")
+    return offset
+
+
+def _fd_name(fd: int) -> str:
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return f"<fd {fd}>"
+    if stat.S_ISFIFO(mode):
+        return f"<pipe, fd {fd}>"
+    if stat.S_ISSOCK(mode):
+        return f"<socket, fd {fd}>"
+    return f"<fd {fd}>"
+
+
+def _source_name(source: Any) -> str:
+    """What messages call a source: the path, else the file object's name
+    (``<stdin>``), else what the descriptor is (``<pipe, fd 5>``: a file
+    object made with ``os.fdopen`` is "named" by its fd number), else its type."""
+    if _is_path(source):
+        return os.fsdecode(source)
+    name = getattr(source, "name", None)
+    if isinstance(name, (str, bytes)):
+        return os.fsdecode(name)
+    if isinstance(name, int) and not isinstance(name, bool):
+        return _fd_name(name)
+    try:
+        return _fd_name(source.fileno())
+    except (AttributeError, OSError, ValueError):
+        return f"<{type(source).__name__}>"
 
 
 def _readinto_full(fh: Any, view: memoryview) -> int:
@@ -102,30 +154,37 @@ def iter_unpack(
     read-only memory map instead of being copied in with ``readinto``: on
     a file in the page cache that copy is the bottleneck.  The file must not
     shrink while it is read (each chunk checks its size first).
+
+    ``offset`` is the number of header bytes to skip.  For a file object it
+    counts from the object's current position; for a path or a file it must
+    not be negative.  For an in-memory buffer a negative offset counts from
+    the end, as in :func:`struct.unpack_from`.
     """
     _check_trailing(trailing)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    if offset < 0:
-        raise Error(f"offset must be >= 0, got {offset}")
-    if _is_path(source):
+    if _is_path(source) or _is_stream(source):
+        where = _source_name(source)
+        offset = _file_offset(offset, where)
+        if not _is_path(source):
+            if use_mmap:
+                raise ValueError("mmap=True needs a path to a regular file")
+            yield from _iter_stream(s, source, chunk_size, offset, trailing, where, unpack_kw)
+            return
         with open(source, "rb") as fh:
             if use_mmap:
-                yield from _iter_mmap(s, fh, chunk_size, offset, trailing, os.fspath(source), unpack_kw)
+                yield from _iter_mmap(s, fh, chunk_size, offset, trailing, where, unpack_kw)
             else:
-                yield from _iter_stream(s, fh, chunk_size, offset, trailing, os.fspath(source), unpack_kw)
+                yield from _iter_stream(s, fh, chunk_size, offset, trailing, where, unpack_kw)
         return
     if use_mmap:
         raise ValueError("mmap=True needs a path to a regular file")
-    if hasattr(source, "readinto") or hasattr(source, "read"):
-        name = getattr(source, "name", type(source).__name__)
-        yield from _iter_stream(s, source, chunk_size, offset, trailing, str(name), unpack_kw)
-        return
     yield from _iter_buffer(s, source, chunk_size, offset, trailing, unpack_kw)
 
 
-def _iter_buffer(s: Struct, source: Any, chunk_size: int, offset: int, trailing: str, unpack_kw: dict) -> Iterator[Any]:
+def _iter_buffer(s: Struct, source: Any, chunk_size: int, offset: Any, trailing: str, unpack_kw: dict) -> Iterator[Any]:
     view = memoryview(source).cast("B")
+    offset = resolve_offset(offset, len(view))  # struct.unpack_from's rule: negative counts from the end
     if offset > len(view):
         raise Error(f"offset {offset} is past the end of the buffer ({len(view)} bytes)")
     size = s.size
@@ -154,8 +213,6 @@ _PIECE_BYTES = 256 << 10
 def _remaining_bytes(fh: Any):
     """For a regular file, a function giving the bytes left to read from the
     current position; None for pipes, sockets and other streams."""
-    import stat
-
     try:
         fd = fh.fileno()
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -237,8 +294,12 @@ def _iter_mmap(
 
 
 def _file_span(s: Struct, nbytes: int, offset: int, count: int | None, where: str) -> int:
-    if offset < 0:
-        raise Error(f"{where}: offset must be >= 0, got {offset}")
+    """Records in ``nbytes`` of file after ``offset``: all of them, which must
+    be a whole number (``(nbytes - offset) % s.size == 0``), or ``count``.
+
+    The one whole-records check (and wording) for read_file, read_record,
+    the CLI and binrec.dask."""
+    offset = _file_offset(offset, where)
     if offset > nbytes:
         raise Error(f"{where}: offset {offset} is past the end of the file ({nbytes} bytes)")
     available = nbytes - offset
@@ -260,65 +321,130 @@ def _file_span(s: Struct, nbytes: int, offset: int, count: int | None, where: st
 
 
 def read_file(
-    s: Struct, path: Any, *, offset: int = 0, count: int | None = None, mmap: bool = False, **unpack_kw: Any
+    s: Struct, source: Any, *, offset: int = 0, count: int | None = None, mmap: bool = False, **unpack_kw: Any
 ) -> np.ndarray:
     """Decode a whole record file (or ``count`` records after ``offset``).
 
-    With ``mmap=True`` the records are decoded straight from a read-only
-    memory map, without reading the file into a bytes object first.
-    Otherwise the file is read in chunks with ``readinto`` and decoded into
-    the output array chunk by chunk (memory: the output plus one chunk).
+    ``source`` is a path or a binary file object (pipes and sockets too);
+    a file object is read from its current position, as
+    :func:`iter_unpack` does.  The bytes after ``offset`` must be a whole
+    number of records (or hold at least ``count`` of them).
+
+    With ``mmap=True`` (paths only) the records are decoded straight from a
+    read-only memory map, without reading the file into a bytes object
+    first.  Otherwise a regular file is read in chunks with ``readinto`` and
+    decoded into the output array chunk by chunk (memory: the output plus
+    one chunk); a pipe is read whole first.
     """
-    where = os.fspath(path)
-    with open(path, "rb") as fh:
-        nbytes = os.fstat(fh.fileno()).st_size
-        n = _file_span(s, nbytes, offset, count, where)
-        if n == 0:
-            return s.unpack(b"", **unpack_kw)
+    if not (_is_path(source) or _is_stream(source)):
+        raise TypeError(
+            f"read_file needs a path or a binary file object, not {type(source).__name__} (for a buffer use unpack)"
+        )
+    where = _source_name(source)
+    offset = _file_offset(offset, where)
+    if count is not None:
+        count = _as_int(count, "count")
+    if not _is_path(source):
         if mmap:
-            with _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ) as mm:
-                return s.unpack(mm, offset=offset, count=n, **unpack_kw)
-        if unpack_kw.get("text"):
-            fh.seek(offset)
-            raw = bytearray(n * s.size)
-            if _readinto_full(fh, memoryview(raw)) != len(raw):
-                raise Error(f"{where}: file shrank while reading")
-            return s.unpack(raw, **unpack_kw)
-        out = np.empty(n, dtype=s.dtype)
-        fh.seek(offset)
-        chunk = max(1, (8 << 20) // s.size)
-        buf = bytearray(min(n, chunk) * s.size)
-        view = memoryview(buf)
-        for start in range(0, n, chunk):
-            k = min(chunk, n - start)
-            if _readinto_full(fh, view[: k * s.size]) != k * s.size:
-                raise Error(f"{where}: file shrank while reading (record {start + k} missing)")
-            s.unpack(view, count=k, out=out[start : start + k], **unpack_kw)
-        return out
+            raise ValueError("mmap=True needs a path to a regular file")
+        return _read_opened(s, source, offset, count, False, where, unpack_kw)
+    with open(source, "rb") as fh:
+        return _read_opened(s, fh, offset, count, mmap, where, unpack_kw)
+
+
+def _read_opened(
+    s: Struct, fh: Any, offset: int, count: int | None, mmap: bool, where: str, unpack_kw: dict
+) -> np.ndarray:
+    remaining = _remaining_bytes(fh)
+    if remaining is None:
+        return _read_stream(s, fh, offset, count, where, unpack_kw)
+    start = fh.tell()
+    n = _file_span(s, remaining(), offset, count, where)
+    if n == 0:
+        return s.unpack(b"", **unpack_kw)
+    if mmap:
+        with _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ) as mm:
+            return s.unpack(mm, offset=start + offset, count=n, **unpack_kw)
+    fh.seek(start + offset)
+    if unpack_kw.get("text"):
+        raw = bytearray(n * s.size)
+        if _readinto_full(fh, memoryview(raw)) != len(raw):
+            raise Error(f"{where}: file shrank while reading")
+        return s.unpack(raw, **unpack_kw)
+    out = np.empty(n, dtype=s.dtype)
+    chunk = max(1, (8 << 20) // s.size)
+    buf = bytearray(min(n, chunk) * s.size)
+    view = memoryview(buf)
+    for first in range(0, n, chunk):
+        k = min(chunk, n - first)
+        if _readinto_full(fh, view[: k * s.size]) != k * s.size:
+            raise Error(f"{where}: file shrank while reading (record {first + k} missing)")
+        s.unpack(view, count=k, out=out[first : first + k], **unpack_kw)
+    return out
+
+
+def _read_stream(s: Struct, fh: Any, offset: int, count: int | None, where: str, unpack_kw: dict) -> np.ndarray:
+    """read_file on a stream of unknown length (a pipe, a socket, BytesIO):
+    read it (or ``count`` records of it), then apply the same checks."""
+    _skip(fh, offset, where)
+    if count is not None:
+        raw = bytearray(count * s.size)
+        got = _readinto_full(fh, memoryview(raw))
+        del raw[got:]
+    else:
+        raw = bytearray()
+        piece = bytearray(_PIECE_BYTES)
+        while got := _readinto_full(fh, memoryview(piece)):
+            raw += memoryview(piece)[:got]
+    n = _file_span(s, offset + len(raw), offset, count, where)
+    return s.unpack(raw, count=n, **unpack_kw)
 
 
 def read_record(s: Struct, file: Any, index: int, *, offset: int = 0) -> np.void:
     """Record ``index`` of a record file (path or seekable binary file), by
-    seeking straight to it.  Negative indices count from the end."""
+    seeking straight to it.  Negative indices count from the end.
+
+    ``offset`` is the header size, counted from the start of the file.  As
+    in :func:`read_file`, the bytes after it must be a whole number of
+    records, so a wrong header size is an error, not a garbage record.
+    """
+    where = _source_name(file)
+    offset = _file_offset(offset, where)
+    index = _as_int(index, "index")
     if _is_path(file):
         with open(file, "rb") as fh:
-            return read_record(s, fh, index, offset=offset)
-    where = str(getattr(file, "name", "file"))
+            return _read_record(s, fh, index, offset, where)
+    if not _is_stream(file):
+        raise TypeError(f"read_record needs a path or a seekable binary file object, not {type(file).__name__}")
+    return _read_record(s, file, index, offset, where)
+
+
+def _read_record(s: Struct, fh: Any, index: int, offset: int, where: str) -> np.void:
     try:
-        nbytes = os.fstat(file.fileno()).st_size
+        seekable = fh.seekable()
     except (AttributeError, OSError, ValueError):
-        file.seek(0, os.SEEK_END)
-        nbytes = file.tell()
-    n = (nbytes - offset) // s.size if nbytes >= offset else 0
+        seekable = False
+    if not seekable:
+        raise Error(
+            f"{where}: read_record needs a seekable file; a pipe or socket can only be read in order (use iter_unpack)"
+        )
+    try:
+        fd = fh.fileno()
+        nbytes = os.fstat(fd).st_size if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except (AttributeError, OSError, ValueError):
+        nbytes = None
+    if nbytes is None:
+        nbytes = fh.seek(0, os.SEEK_END)
+    n = _file_span(s, nbytes, offset, None, where)
     i = index + n if index < 0 else index
     if not 0 <= i < n:
         raise Error(
             f"{where}: record index {index} out of range: the file holds {n} records of {s.size} bytes after offset {offset}"
         )
-    file.seek(offset + i * s.size)
-    raw = file.read(s.size)
-    if len(raw) != s.size:
-        raise Error(f"{where}: record {index} is truncated")
+    fh.seek(offset + i * s.size)
+    raw = bytearray(s.size)
+    if _readinto_full(fh, memoryview(raw)) != s.size:
+        raise Error(f"{where}: record {index} is truncated (the file shrank while reading)")
     return s.unpack(raw)[0]
 
 
