@@ -333,6 +333,18 @@ def _executor():
         return _pool
 
 
+def _forget_pool_in_child():
+    # A forked child inherits the executor object but none of its worker
+    # threads: submitting to it would wait forever.  Start afresh.
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def _run_split(run, Py_ssize_t count, int threads):
     """Run ``run(start, stop)`` over [0, count), split over ``threads``."""
     threads = min(threads, count // MIN_RECORDS_PER_TASK)
