@@ -326,3 +326,48 @@ def test_crc_combine_matches_zlib(la, lb):
     a = rng.integers(0, 256, la, dtype=np.uint8).tobytes()
     b = rng.integers(0, 256, lb, dtype=np.uint8).tobytes()
     assert _crc_combine(zlib.crc32(a), zlib.crc32(b), lb) == zlib.crc32(a + b)
+
+
+# -- the skeleton loader agrees with safe_loads (issue 10) ------------------------------------
+
+
+def _save_with_skeleton(store, name, skeleton: bytes):
+    """Save a checkpoint whose skeleton pickle is ``skeleton`` (digests and
+    CRCs valid), by handing ``save`` a pickle module whose dumps returns it."""
+    import types
+
+    from binrec import checkpoint
+
+    fake = types.SimpleNamespace(**{k: getattr(pickle, k) for k in dir(pickle) if not k.startswith("__")})
+    fake.dumps = lambda *args, **kwargs: skeleton
+    real, checkpoint.pickle = checkpoint.pickle, fake
+    try:
+        store.save(name, None)
+    finally:
+        checkpoint.pickle = real
+
+
+def test_skeleton_errors_have_the_same_class_as_safe_loads(tmp_path):
+    from test_pickling import MALFORMED, frame_trick_cut_opcode
+
+    from binrec.checkpoint import CorruptSkeleton
+    from binrec.pickling import PickleSecurityError, TruncatedError, safe_loads
+
+    store = CheckpointStore(tmp_path)
+    cases = [(d, data) for d, data in MALFORMED if data] + [
+        ("EXT1", b"\x80\x02\x82\x01."),
+        ("BUILD on a global", b"\x80\x02cfractions\nFraction\nN}X\x08\x00\x00\x00__repr__cbuiltins\nstr\ns\x86b."),
+        ("frame trick", frame_trick_cut_opcode(b"cos\nsystem\nX\x04\x00\x00\x00true\x85R")),
+    ]
+    for i, (desc, data) in enumerate(cases):
+        with pytest.raises(pickle.UnpicklingError) as expected:
+            safe_loads(data)
+        _save_with_skeleton(store, f"c{i}", data)
+        with pytest.raises(pickle.UnpicklingError) as got:
+            store.load(f"c{i}")
+        if isinstance(expected.value, PickleSecurityError):
+            assert type(got.value) is type(expected.value), desc
+        else:
+            assert type(expected.value) is TruncatedError
+            assert isinstance(got.value, CorruptSkeleton) and isinstance(got.value, TruncatedError), desc
+            assert isinstance(got.value, CheckpointCorrupted)

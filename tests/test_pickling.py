@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import uuid
+import warnings
 
 import numpy as np
 import pytest
@@ -548,3 +549,303 @@ def test_safe_loads_accepts_any_buffer(protocol):
     data = pickle.dumps(obj, protocol=protocol)
     for buf in (data, bytearray(data), memoryview(data), np.frombuffer(data, np.uint8)):
         assert safe_loads(buf) == obj
+
+
+# -- BUILD and friends on a global (issue 10) ------------------------------------------------
+
+MARK_ATTR = "__binrec_marker__"
+_STATE = b"N}X" + len(MARK_ATTR).to_bytes(4, "little") + MARK_ATTR.encode() + b"K\x01s\x86"  # (None, {MARK_ATTR: 1})
+
+
+def _global_op(module: str, name: str, protocol: int) -> bytes:
+    """Push the global with GLOBAL (protocol < 4) or STACK_GLOBAL."""
+    if protocol < 4:
+        return f"c{module}\n{name}\n".encode()
+    enc = [s.encode() for s in (module, name)]
+    return b"".join(b"X" + len(s).to_bytes(4, "little") + s for s in enc) + b"\x93"
+
+
+def _memo_round_trip(protocol: int) -> bytes:
+    """Store the top of the stack in the memo, drop it, fetch it back."""
+    if protocol == 0:
+        return b"p7\n0g7\n"
+    if protocol < 4:
+        return b"q\x07" + b"0" + b"h\x07"
+    return b"\x94" + b"0" + b"h\x00"
+
+
+def mutation_payloads(module: str, name: str):
+    """(description, pickle) pairs that each try to modify the global itself."""
+    out = []
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        head = (b"\x80" + bytes([protocol])) if protocol >= 2 else b""
+        g = _global_op(module, name, protocol)
+        for via in ("direct", "memo", "dup"):
+            push = g + (_memo_round_trip(protocol) if via == "memo" else b"2" if via == "dup" else b"")
+            out.append((f"BUILD {via} p{protocol}", head + push + _STATE + b"b."))
+            out.append((f"SETITEM {via} p{protocol}", head + push + b"K\x01K\x02s."))
+            out.append((f"SETITEMS {via} p{protocol}", head + push + b"(K\x01K\x02u."))
+            out.append((f"APPEND {via} p{protocol}", head + push + b"K\x01a."))
+            out.append((f"APPENDS {via} p{protocol}", head + push + b"(K\x01e."))
+            out.append((f"ADDITEMS {via} p{protocol}", head + push + b"(K\x01\x90."))
+    return out
+
+
+@pytest.mark.parametrize("module,name", sorted(pickling.DEFAULT_ALLOW))
+def test_mutating_an_allowed_global_is_refused_before_it_runs(module, name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # numpy.core's old names
+        obj = pickling._resolve(*pickling._py3_name(module, name))
+    before = dict(vars(obj)) if hasattr(obj, "__dict__") else None
+    for desc, data in mutation_payloads(module, name):
+        with pytest.raises(ForbiddenOpcode, match="global"):
+            safe_loads(data)
+        with pytest.raises(ForbiddenOpcode, match="global"):
+            next(load_many(io.BytesIO(data), allow=None))
+        assert not hasattr(obj, MARK_ATTR), desc
+        assert inspect(data).status == "unsafe", desc
+    if before is not None:
+        assert dict(vars(obj)) == before
+
+
+def test_the_build_oracle_really_modifies_the_global():
+    # oracle: plain pickle runs the issue's payload and changes Fraction.__repr__
+    # for the whole process (run in a child, so this one stays clean)
+    payload = b"\x80\x02cfractions\nFraction\nN}X\x08\x00\x00\x00__repr__cbuiltins\nstr\ns\x86b."
+    code = f"import pickle, fractions; pickle.loads({payload!r}); print(repr(repr(fractions.Fraction(1, 3))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "''"
+    with pytest.raises(ForbiddenOpcode, match="BUILD on the global fractions.Fraction"):
+        safe_loads(payload)
+    assert repr(fractions.Fraction(1, 3)) == "Fraction(1, 3)"
+
+
+def test_build_on_a_shared_enum_member_is_refused():
+    # uuid.SafeUUID(0) returns the process-wide member SafeUUID.safe
+    data = b"\x80\x02cuuid\nSafeUUID\nK\x00\x85R}X\x07\x00\x00\x00_value_K\x63sb."
+    with pytest.raises(ForbiddenOpcode, match="enum uuid.SafeUUID"):
+        safe_loads(data)
+    assert uuid.SafeUUID.safe.value == 0
+    assert inspect(data).status == "unsafe"
+    assert safe_loads(pickle.dumps(uuid.SafeUUID.safe)) is uuid.SafeUUID.safe  # a plain member still loads
+
+
+class Point2:
+    """A plain class that pickles with NEWOBJ (or copyreg._reconstructor) + BUILD."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __eq__(self, other):
+        return type(other) is Point2 and (self.x, self.y) == (other.x, other.y)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_legitimate_builds_and_setitems_still_load(protocol):
+    shared = [1, 2]
+    objs = [
+        collections.OrderedDict(a=1, b=[shared, shared]),
+        collections.defaultdict(list, a=[1]),
+        collections.Counter("abracadabra"),
+        collections.deque([1, 2, 3]),
+        {datetime.datetime(2024, 1, 2, tzinfo=datetime.UTC), fractions.Fraction(1, 3)},
+        [uuid.UUID(int=5), decimal.Decimal("1.5"), pathlib.PurePosixPath("/a/b")],
+        np.arange(12).reshape(3, 4),
+        np.array([{"a": 1}, None], dtype=object),
+        np.dtype([("a", "<i4"), ("b", ">f8")]),
+        [Point2(1, 2), Point2(3, [Point2(4, 5)])],
+    ]
+    for obj in objs:
+        data = pickle.dumps(obj, protocol=protocol)
+        got = safe_loads(data, allow=[Point2])
+        expected = pickle.loads(data)  # oracle
+        if isinstance(obj, np.ndarray):
+            assert got.dtype == expected.dtype and got.tolist() == expected.tolist()
+        else:
+            assert got == expected
+        assert [x for x in load_many(io.BytesIO(data + data), allow=[Point2])].__len__() == 2
+        assert inspect(data).status in ("safe", "unsafe")  # Point2 is not in the default list
+
+
+# -- frames (issue 10) -------------------------------------------------------------------------
+
+
+def frame_trick_cut_opcode(hidden: bytes) -> bytes:
+    """A frame that ends inside a BINUNICODE length: pickletools reads a
+    255-byte string that swallows ``hidden``; a stream unpickler drops the
+    rest of the frame and runs ``hidden``."""
+    after = b"\x00\x00\x00\x00" + b"0" + hidden + b"."
+    return b"\x80\x04\x95" + (2).to_bytes(8, "little") + b"X\xff" + after + b"\x00" * 300
+
+
+def frame_trick_past_stop(hidden: bytes) -> bytes:
+    """A frame that runs past STOP: a stream reader skips the rest of the
+    frame, a linear reader takes it for a harmless second pickle whose
+    BINBYTES swallows ``hidden``."""
+    evil = b"\x80\x04" + hidden + b"."
+    tail = b"\x80\x04B" + len(evil).to_bytes(4, "little")  # in the frame, after STOP
+    first = b"K\x01." + tail
+    return b"\x80\x04\x95" + len(first).to_bytes(8, "little") + first + evil + b"0."
+
+
+class RecordingUnpickler(pickle.Unpickler):
+    """The C unpickler on a stream, recording globals instead of resolving them."""
+
+    seen: list
+
+    def find_class(self, module, name):
+        self.seen.append(f"{module}.{name}")
+        return lambda *args: None  # harmless stand-in
+
+
+def _stream_sees(data: bytes) -> list:
+    stream = io.BytesIO(data)
+    seen: list = []
+    while True:
+        u = RecordingUnpickler(stream)
+        u.seen = seen
+        try:
+            u.load()
+        except Exception:
+            return seen
+
+
+@pytest.mark.parametrize("trick", [frame_trick_cut_opcode, frame_trick_past_stop])
+def test_frame_tricks_are_seen_and_refused(trick):
+    hidden = b"cos\nsystem\nX\x04\x00\x00\x00true\x85R"
+    data = trick(hidden)
+    # oracles: pickletools sees no global at all, the stream unpickler does
+    import pickletools
+
+    ops = []
+    try:
+        ops = [op.name for op, _a, _p in pickletools.genops(io.BytesIO(data))]
+    except ValueError:
+        pass
+    assert "GLOBAL" not in ops
+    assert any(g.endswith("system") for g in _stream_sees(data))
+    report = inspect(data)
+    assert report.status == "unsafe" and "frame" in report.verdict
+    if trick is frame_trick_cut_opcode:
+        with pytest.raises(pickling.PickleSecurityError):  # the hidden global, or the frame
+            safe_loads(data)
+        with pytest.raises(ForbiddenOpcode, match="frame"):  # an allowed hidden global: the frame
+            safe_loads(frame_trick_cut_opcode(b"cdatetime\ndate\nK\x01K\x01K\x01\x87R"))
+    else:  # safe_loads reads one pickle: the harmless first one, as pickle.loads does
+        assert safe_loads(data) == pickle.loads(data) == 1
+    with pytest.raises(pickling.PickleSecurityError):
+        list(load_many(io.BytesIO(data), allow=None))
+
+
+def test_well_framed_pickles_of_every_size_are_accepted():
+    for n in (0, 10, 70_000, 300_000):
+        obj = {"blob": b"x" * n, "when": datetime.date(2020, 1, 1), "s": "y" * n, "l": list(range(n // 100))}
+        for protocol in (4, 5):
+            data = pickle.dumps(obj, protocol=protocol)
+            assert safe_loads(data) == obj
+            assert inspect(data).safe
+
+
+# -- one error class for malformed input (issue 10) -----------------------------------------------
+
+MALFORMED = [
+    ("empty", b""),
+    ("only PROTO", b"\x80\x05"),
+    ("no STOP", b"K\x01"),
+    ("bad utf-8", b"X\x02\x00\x00\x00\xff\xfe."),
+    ("REDUCE on None", b"N)R."),
+    ("SETITEM on an int", b"K\x01K\x02K\x03s."),
+    ("missing memo", b"h\x05."),
+    ("unknown protocol", b"\x80\x09N."),
+    ("POP on empty stack", b"0."),
+    ("STOP on empty stack", b"."),
+    ("truncated LONG1", b"\x8a\x05\x00"),
+    ("truncated float", b"G\x00"),
+    ("bad INT", b"I1x\n."),
+    ("bad args to an allowed class", b"cdatetime\ndate\nX\x01\x00\x00\x00x\x85R."),
+    ("invalid opcode", b"\xff."),
+    ("frame longer than the data", b"\x80\x04\x95\xff\x00\x00\x00\x00\x00\x00\x00N."),
+]
+
+
+@pytest.mark.parametrize("desc,data", MALFORMED, ids=[d for d, _ in MALFORMED])
+def test_malformed_input_raises_one_unpickling_error_class_everywhere(desc, data):
+    with pytest.raises(pickle.UnpicklingError) as a:
+        safe_loads(data)
+    assert type(a.value) is TruncatedError, (desc, a.value)
+    if data:
+        with pytest.raises(pickle.UnpicklingError) as b:
+            list(load_many(io.BytesIO(data), allow=None))
+        assert type(b.value) is TruncatedError
+    with pytest.raises(pickle.UnpicklingError):  # oracle: plain pickle refuses it too
+        try:
+            pickle.loads(data)
+        except pickle.UnpicklingError:
+            raise
+        except Exception as exc:
+            raise pickle.UnpicklingError(str(exc)) from exc
+
+
+def test_ext_opcodes_give_forbidden_opcode_with_or_without_a_registry():
+    data = b"\x80\x02\x82\x01."
+    with pytest.raises(ForbiddenOpcode):
+        safe_loads(data)
+    with pytest.raises(ForbiddenOpcode):
+        list(load_many(io.BytesIO(data), allow=None))
+    assert inspect(data).status == "unsafe"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_fuzz_every_failure_is_an_unpickling_error_and_loaders_agree(data):
+    outcome = []
+    for load in (lambda: safe_loads(data), lambda: next(iter(load_many(io.BytesIO(data), allow=None)), None)):
+        try:
+            load()
+            outcome.append(None)
+        except pickle.UnpicklingError as exc:
+            outcome.append(type(exc))
+    if data:
+        assert outcome[0] == outcome[1], outcome
+
+
+# -- binrec pickle inspect: verdicts and exit statuses (issue 10) ---------------------------------
+
+
+def _inspect_cli(path, *extra):
+    cmd = [sys.executable, "-m", "binrec", "pickle", "inspect", str(path), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_exit_status_per_verdict(tmp_path):
+    cases = {
+        "good.pkl": (pickle.dumps([1, datetime.date(2020, 1, 1)]), 0, "safe"),
+        "evil.pkl": (pickle.dumps(Call(os.system, "true")), 1, "unsafe"),
+        # REDUCE runs before the missing STOP is noticed: unsafe, not unreadable
+        "evil_cut.pkl": (pickle.dumps(Call(os.system, "true"), protocol=0)[:-1], 1, "unsafe"),
+        "frames.pkl": (frame_trick_cut_opcode(b"cos\nsystem\nX\x04\x00\x00\x00true\x85R"), 1, "unsafe"),
+        "empty.pkl": (b"", 3, "empty"),
+        "random.pkl": (bytes(range(256))[::-7] * 3, 4, "unreadable"),
+    }
+    for name, (data, status, verdict) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        res = _inspect_cli(path, "--json")
+        assert res.returncode == status, (name, res.stdout, res.stderr)
+        out = json.loads(res.stdout)
+        assert out["status"] == verdict and out["verdict"].startswith(verdict), name
+    res = _inspect_cli(tmp_path / "missing.pkl")
+    assert res.returncode == 4 and "missing.pkl" in res.stderr
+    res = _inspect_cli(tmp_path / "empty.pkl")
+    assert res.returncode == 3 and "verdict:   empty" in res.stdout
+
+
+def test_cli_help_documents_the_statuses():
+    res = subprocess.run(
+        [sys.executable, "-m", "binrec", "pickle", "inspect", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0
+    for line in ("0  safe", "1  unsafe", "2  usage", "3  empty", "4  unreadable"):
+        assert line in res.stdout
+    res = subprocess.run([sys.executable, "-m", "binrec", "pickle", "inspect"], capture_output=True, timeout=120)
+    assert res.returncode == 2

@@ -36,7 +36,7 @@ import numpy as np
 
 from . import signing
 from ._atomic import TEMP_PREFIX, fsync_dir
-from .pickling import AllowSpec, _restricted_loads, migrate
+from .pickling import AllowSpec, PickleSecurityError, TruncatedError, _restricted_loads, migrate
 from .signing import BadSignature
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointNotFound",
     "CheckpointCorrupted",
+    "CorruptSkeleton",
     "InvalidCheckpointName",
     "BadSignature",
     "FORMAT_VERSION",
@@ -75,6 +76,17 @@ class CheckpointNotFound(CheckpointError, LookupError):
 
 class CheckpointCorrupted(CheckpointError, ValueError):
     """The file is truncated, bit-flipped or not a checkpoint."""
+
+
+class CorruptSkeleton(CheckpointCorrupted, TruncatedError):
+    """The skeleton pickle is malformed: a :class:`CheckpointCorrupted` that
+    is also the :class:`~binrec.pickling.TruncatedError` that
+    :func:`~binrec.pickling.safe_loads` raises for the same bytes."""
+
+    def __init__(self, message: str, offset: int = 0, index: int = 0) -> None:
+        Exception.__init__(self, message)
+        self.offset = offset
+        self.index = index
 
 
 class InvalidCheckpointName(CheckpointError, ValueError):
@@ -637,12 +649,16 @@ class CheckpointStore:
             fh.close()
         try:
             state = _restricted_loads(skeleton, allow, buffers)
+        except PickleSecurityError:
+            raise
+        except TruncatedError as exc:  # what every restricted loader raises for malformed bytes
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            raise CorruptSkeleton(
+                f"{path}: skeleton does not unpickle: {type(cause).__name__}: {cause}", exc.offset, exc.index
+            ) from exc
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
-            from .pickling import PickleSecurityError
-
-            if isinstance(exc, PickleSecurityError):
-                raise
-            raise CheckpointCorrupted(f"{path}: skeleton does not unpickle: {type(exc).__name__}: {exc}") from None
+            # allow=ALL: plain pickle's own errors
+            raise CorruptSkeleton(f"{path}: skeleton does not unpickle: {type(exc).__name__}: {exc}") from exc
         if migrations:
             version = header.get("version")
             if version is None:

@@ -86,12 +86,31 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+#: exit status of ``binrec pickle inspect`` for each report status
+PICKLE_INSPECT_EXIT = {"safe": 0, "unsafe": 1, "empty": 3, "unreadable": 4}
+
+_PICKLE_INSPECT_EPILOG = """\
+verdicts and exit statuses:
+  0  safe        well-formed pickle(s) using only allowed globals and opcodes
+  1  unsafe      a global or opcode the restricted loader refuses (also when
+                 the bytes turn malformed after it: pickle runs opcodes
+                 before it fails)
+  2  usage error (bad arguments)
+  3  empty       the file holds no bytes, hence no pickle
+  4  unreadable  not a well-formed pickle, or the file cannot be read
+"""
+
+
 def _cmd_pickle_inspect(args: argparse.Namespace) -> int:
     import json
 
     from .pickling import inspect
 
-    report = inspect(args.file)
+    try:
+        report = inspect(args.file)
+    except OSError as exc:
+        print(f"binrec: error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return PICKLE_INSPECT_EXIT["unreadable"]
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -104,7 +123,7 @@ def _cmd_pickle_inspect(args: argparse.Namespace) -> int:
         for module, name in report.globals:
             full = f"{module}.{name}"
             print(f"{full:<48} {'NO' if full in offending else 'yes'}")
-    return 0 if report.safe else 1
+    return PICKLE_INSPECT_EXIT[report.status]
 
 
 # -- decode / encode ------------------------------------------------------------
@@ -585,7 +604,13 @@ def build_parser() -> argparse.ArgumentParser:
     enc.set_defaults(func=_cmd_encode)
     pk = sub.add_parser("pickle", help="pickle tools")
     pk_sub = pk.add_subparsers(dest="pickle_command", required=True)
-    pi = pk_sub.add_parser("inspect", help="what a pickle would import and call, without running it (exit 1 if unsafe)")
+    pi = pk_sub.add_parser(
+        "inspect",
+        help="what a pickle would import and call, without running it (exit 0 safe, 1 unsafe, 3 empty, 4 unreadable)",
+        description="Read a pickle (or a stream of them) the way the unpickler would, without running it.",
+        epilog=_PICKLE_INSPECT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     pi.add_argument("file")
     pi.add_argument("--json", action="store_true", help="machine-readable output")
     pi.set_defaults(func=_cmd_pickle_inspect)

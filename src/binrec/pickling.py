@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import _compat_pickle
 import copyreg
+import enum
+import functools
 import importlib
 import io
 import os
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from . import _pickle_scan
 from ._atomic import atomic_writer
 
 __all__ = [
@@ -75,8 +78,10 @@ class ForbiddenGlobal(PickleSecurityError):
 
 
 class ForbiddenOpcode(PickleSecurityError):
-    """The pickle uses an opcode the restricted loader refuses (EXT1/2/4,
-    which fetch objects from copyreg's extension registry, or persistent IDs)."""
+    """The pickle uses an opcode the restricted loader refuses: EXT1/2/4
+    (copyreg's extension registry), persistent IDs, BUILD/SETITEM(S)/
+    APPEND(S)/ADDITEMS on a global (or on a shared Enum member), or a FRAME
+    whose end does not fall on an opcode boundary."""
 
 
 class LimitExceeded(PickleSecurityError):
@@ -84,7 +89,9 @@ class LimitExceeded(PickleSecurityError):
 
 
 class TruncatedError(pickle.UnpicklingError):
-    """A stream of pickles ends in a truncated or corrupt object.
+    """A truncated or corrupt pickle (every loader raises this class for
+    malformed input, whatever the unpickler's own exception was: that one
+    is the ``__cause__``).
 
     Attributes
     ----------
@@ -300,7 +307,21 @@ def _resolve(module: str, qualname: str) -> Any:
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """The C unpickler, with every global checked in ``find_class``."""
+    """The C unpickler, with every global checked in ``find_class``.
+
+    The first ``find_class`` call also scans the whole pickle
+    (:func:`_validate`) before any global is handed out: what the C
+    unpickler cannot be asked (is a BUILD aimed at a global? do frames end
+    on opcode boundaries?) is read from the bytes.  A pickle without
+    globals builds only plain containers and scalars, so it never pays
+    for the scan.
+    """
+
+    #: the pickle's bytes (or None), and a function that scans them when
+    #: they come from a stream; set per load
+    _data: Any = None
+    _rescan: Callable[[], _pickle_scan.Scan] | None = None
+    _validated = False
 
     def __init__(self, file: IO[bytes], policy: _Policy, buffers: Iterable[Any] | None = None) -> None:
         super().__init__(file, buffers=buffers)
@@ -312,13 +333,56 @@ class _RestrictedUnpickler(pickle.Unpickler):
         # ourselves rather than trusting a second lookup to agree.
         module, name = _py3_name(module, name)
         self._policy.check(module, name)
+        if not self._validated:
+            self._validate()
         obj = _resolve(module, name)
         if isinstance(obj, types.ModuleType):
             raise ForbiddenGlobal(module, name, "resolves to a module")
         return obj
 
+    def _validate(self) -> None:
+        self._validated = True
+        scan = self._rescan() if self._rescan is not None else _scan_or_refuse(self._data)
+        _check_mutated_calls(scan, self._policy)
+
     def persistent_load(self, pid: Any) -> Any:
         raise ForbiddenOpcode("persistent IDs are refused by the restricted loader")
+
+
+def _scan_or_refuse(data: Any, start: int = 0, more: Callable[[], bytes] | None = None) -> _pickle_scan.Scan:
+    """Scan one pickle; a refusal becomes :class:`ForbiddenOpcode` (a
+    malformed pickle raises the scanner's ``UnpicklingError``)."""
+    if not isinstance(data, (bytes, bytearray)):
+        data = memoryview(data).cast("B")
+    try:
+        return _pickle_scan.scan(data, start, more)
+    except _pickle_scan.Refused as exc:
+        raise ForbiddenOpcode(str(exc)) from None
+
+
+def _mutated_call_problems(scan: _pickle_scan.Scan, policy: _Policy) -> list[str]:
+    """Why modifying the results of these calls would touch shared objects.
+
+    Calling a class normally builds a new object that BUILD may then fill
+    in; calling an Enum class returns one of its members, which the whole
+    process shares.  Only allowed globals are resolved (others raise
+    :class:`ForbiddenGlobal`, as ``find_class`` would)."""
+    problems = []
+    for module, name in sorted(scan.mutated_calls, key=str):
+        if module is None or name is None:
+            problems.append("the pickle modifies what a global with a computed name returned")
+            continue
+        module, name = _py3_name(module, name)
+        policy.check(module, name)
+        if isinstance(_resolve(module, name), enum.EnumMeta):
+            problems.append(f"the pickle modifies a member of the enum {module}.{name}, which the process shares")
+    return problems
+
+
+def _check_mutated_calls(scan: _pickle_scan.Scan, policy: _Policy) -> None:
+    problems = _mutated_call_problems(scan, policy)
+    if problems:
+        raise ForbiddenOpcode(problems[0])
 
 
 class _ViewReader:
@@ -362,8 +426,6 @@ class _DefaultUnpickler(_RestrictedUnpickler):
 #: Default cap on the size of one pickle accepted by the safe loaders.
 DEFAULT_MAX_BYTES = 1 << 30
 
-_EXT_OPS = {"EXT1", "EXT2", "EXT4"}
-
 
 def _extension_registry_in_use() -> bool:
     # EXT opcodes fetch from copyreg's registry; a cache hit skips
@@ -371,10 +433,32 @@ def _extension_registry_in_use() -> bool:
     return bool(copyreg._inverted_registry) or bool(copyreg._extension_cache)  # type: ignore[attr-defined]
 
 
-def _refuse_ext_opcodes(data: bytes | memoryview) -> None:
-    for op, _arg, pos in pickletools.genops(io.BytesIO(data)):
-        if op.name in _EXT_OPS:
-            raise ForbiddenOpcode(f"opcode {op.name} at byte {pos} (copyreg extension registry) is refused")
+#: What the C unpickler raises on malformed input, besides UnpicklingError.
+_MALFORMED = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    struct.error,
+    OverflowError,
+    AttributeError,
+    ImportError,
+    MemoryError,
+    RecursionError,
+)
+
+
+def _as_pickle_error(exc: BaseException, offset: int, index: int) -> pickle.UnpicklingError:
+    """The one public error for what an unpickler raised: security errors
+    as they are, EXT opcodes as :class:`ForbiddenOpcode` (whether or not a
+    registry is in use), anything else as :class:`TruncatedError`."""
+    if isinstance(exc, PickleSecurityError):
+        return exc
+    if isinstance(exc, ValueError) and "unregistered extension code" in str(exc):
+        return ForbiddenOpcode(f"EXT opcode refused: {exc}")
+    return TruncatedError(offset, index, exc)
 
 
 def _max_depth(data: bytes | memoryview) -> int:
@@ -460,21 +544,23 @@ def _restricted_loads(data: Any, allow: AllowSpec, buffers: Iterable[Any] | None
     optional out-of-band buffers (pickle protocol 5)."""
     if allow is ALL:
         return pickle.loads(data, buffers=buffers)
-    if _extension_registry_in_use():
-        _refuse_ext_opcodes(data)
     # BytesIO shares a bytes object but copies any other buffer: read views
     # in place instead (a signed 100 MB payload would otherwise be copied once more).
     stream = io.BytesIO(data) if isinstance(data, bytes) else _ViewReader(data)
     if allow is None and buffers is None:
-        unpickler: pickle.Unpickler = _DefaultUnpickler(stream)
+        unpickler: _RestrictedUnpickler = _DefaultUnpickler(stream)
     else:
         unpickler = _RestrictedUnpickler(stream, _policy(allow), buffers=buffers)
+    unpickler._data = data
     try:
+        if _extension_registry_in_use():
+            # an EXT cache hit skips find_class: scan before anything runs
+            unpickler._validate()
         return unpickler.load()
-    except ValueError as exc:
-        if "unregistered extension code" in str(exc):
-            raise ForbiddenOpcode(f"EXT opcode refused: {exc}") from None
+    except PickleSecurityError:
         raise
+    except _MALFORMED as exc:
+        raise _as_pickle_error(exc, 0, 0) from exc
 
 
 def safe_load(
@@ -612,12 +698,77 @@ def _seekable(fh: Any) -> bool:
         return False
 
 
+class _RetainingReader(_CountingReader):
+    """A pipe made seekable back to the start of the current object: the
+    restricted loader rescans an object's bytes (see
+    :meth:`_RestrictedUnpickler._validate`) after the unpickler began
+    reading it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__(raw)
+        self._kept = bytearray()  # bytes from self._base on
+        self._base = 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset if whence == io.SEEK_SET else self.position + offset if whence == io.SEEK_CUR else -1
+        if not self._base <= target <= self._base + len(self._kept):
+            raise OSError(
+                f"cannot seek to byte {target} of a pipe (kept: {self._base}..{self._base + len(self._kept)})"
+            )
+        self.position = target
+        return target
+
+    def forget_before(self, offset: int) -> None:
+        del self._kept[: max(0, offset - self._base)]
+        self._base = max(self._base, offset)
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        end = self._base + len(self._kept)
+        if self.position == end:  # nothing kept ahead: read the pipe
+            n = super().readinto(b)
+            self._kept += memoryview(b)[:n]
+            return n
+        i = self.position - self._base
+        n = min(len(b), len(self._kept) - i)
+        b[:n] = self._kept[i : i + n]
+        self.position += n
+        return n
+
+
+def _stream_rescan(reader: Any, start: int) -> Callable[[], _pickle_scan.Scan]:
+    """A function that scans the pickle starting at ``start`` of a seekable
+    ``reader`` and puts the reader back where it was."""
+
+    def rescan() -> _pickle_scan.Scan:
+        here = reader.tell()
+        reader.seek(start)
+        try:
+            return _scan_or_refuse(b"", 0, functools.partial(reader.read, 1 << 16))
+        finally:
+            reader.seek(here)
+
+    return rescan
+
+
+def _more_to_read(reader: Any) -> bool:
+    here = reader.tell()
+    probe = reader.read(1)
+    reader.seek(here)
+    return bool(probe)
+
+
 def _load_stream(fh: BinaryIO, policy: _Policy | None, max_bytes: int | None) -> Iterator[Any]:
+    retaining = None
     if _seekable(fh):
         reader: Any = fh
         base = fh.tell()
     else:  # pipes, sockets: count what we hand to the unpickler
-        reader = io.BufferedReader(_CountingReader(fh), buffer_size=1 << 16)
+        raw = _CountingReader(fh) if policy is None else _RetainingReader(fh)
+        retaining = raw if isinstance(raw, _RetainingReader) else None
+        reader = io.BufferedReader(raw, buffer_size=1 << 16)
         base = 0
     index = 0
     start = reader.tell() - base
@@ -625,27 +776,24 @@ def _load_stream(fh: BinaryIO, policy: _Policy | None, max_bytes: int | None) ->
         # A fresh unpickler per object: each pickle's memo starts at 0 (and
         # assigning ``Unpickler.memo = {}`` crashes CPython 3.11).
         try:
-            obj = pickle.load(reader) if policy is None else _RestrictedUnpickler(reader, policy).load()
+            if policy is None:
+                obj = pickle.load(reader)
+            else:
+                if retaining is not None:
+                    retaining.forget_before(start + base)
+                unpickler = _RestrictedUnpickler(reader, policy)
+                unpickler._rescan = _stream_rescan(reader, start + base)
+                if _extension_registry_in_use() and _more_to_read(reader):
+                    unpickler._validate()  # an EXT cache hit skips find_class
+                obj = unpickler.load()
         except PickleSecurityError:
             raise
         except EOFError as exc:
             if reader.tell() - base == start:
                 return  # nothing left: a clean end of the stream
             raise TruncatedError(start, index, exc) from exc
-        except (
-            pickle.UnpicklingError,
-            ValueError,
-            KeyError,
-            IndexError,
-            TypeError,
-            struct.error,
-            OverflowError,
-            AttributeError,
-            ImportError,
-            MemoryError,
-            RecursionError,
-        ) as exc:
-            raise TruncatedError(start, index, exc) from exc
+        except _MALFORMED as exc:
+            raise _as_pickle_error(exc, start, index) from exc
         end = reader.tell() - base
         if max_bytes is not None and end - start > max_bytes:
             raise LimitExceeded(f"object #{index} at byte offset {start} is larger than max_bytes={max_bytes}")
@@ -744,7 +892,15 @@ def load_versioned(
 
 @dataclass
 class PickleReport:
-    """What :func:`inspect` found."""
+    """What :func:`inspect` found.
+
+    ``status`` is one of ``"safe"`` (every pickle is well formed and uses
+    only allowed globals and opcodes), ``"unsafe"`` (something the
+    restricted loader refuses, even if the bytes are malformed further on:
+    :func:`pickle.loads` runs every opcode before the first error),
+    ``"unreadable"`` (not a well-formed pickle, nothing refused before the
+    fault) and ``"empty"`` (no bytes at all).
+    """
 
     size: int
     protocol: int
@@ -756,14 +912,30 @@ class PickleReport:
     error: str | None = None
 
     @property
+    def status(self) -> str:
+        if self.offending:
+            return "unsafe"
+        if self.error is not None:
+            return "unreadable"
+        if self.size == 0:
+            return "empty"
+        return "safe"
+
+    @property
     def safe(self) -> bool:
-        return not self.offending and self.error is None
+        return self.status == "safe"
 
     @property
     def verdict(self) -> str:
-        if self.error is not None:
+        status = self.status
+        if status == "unsafe":
+            tail = f" (then unreadable: {self.error})" if self.error is not None else ""
+            return "unsafe: " + ", ".join(self.offending) + tail
+        if status == "unreadable":
             return f"unreadable: {self.error}"
-        return "safe" if self.safe else "unsafe: " + ", ".join(self.offending)
+        if status == "empty":
+            return "empty: no pickle in 0 bytes"
+        return "safe"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -774,19 +946,22 @@ class PickleReport:
             "calls": self.calls,
             "opcodes": self.opcodes,
             "safe": self.safe,
+            "status": self.status,
             "verdict": self.verdict,
             "offending": self.offending,
             "error": self.error,
         }
 
 
-_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
-_CALL_OPS = {"REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD", "INST", "OBJ"}
-
-
 def inspect(data_or_path: bytes | bytearray | memoryview | str | os.PathLike) -> PickleReport:
     """Report what a pickle (or a stream of them) would import and call,
     without executing it.
+
+    The opcodes are read as the unpickler reads them (a FRAME whose end
+    falls inside an opcode, which would make a stream unpickler run other
+    opcodes than a linear reader sees, is reported as unsafe and ends the
+    reading).  Only modules of allowed globals are imported, to tell an
+    Enum (whose members BUILD must not modify) from other classes.
 
     Examples
     --------
@@ -794,67 +969,56 @@ def inspect(data_or_path: bytes | bytearray | memoryview | str | os.PathLike) ->
     >>> r = inspect(pickle.dumps(collections.OrderedDict(a=1)))
     >>> r.globals, r.verdict
     ([('collections', 'OrderedDict')], 'safe')
+    >>> inspect(b"").status
+    'empty'
     """
     if isinstance(data_or_path, (str, os.PathLike)):
         data = Path(data_or_path).read_bytes()
     else:
         data = bytes(data_or_path)
     report = PickleReport(size=len(data), protocol=0, pickles=0)
-    stream = io.BytesIO(data)
     seen: set[tuple[str, str]] = set()
-    try:
-        while stream.tell() < len(data):
-            report.pickles += 1
-            _scan_one(stream, report, seen)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is reported, not raised
-        report.error = f"{type(exc).__name__}: {exc}"
+    counts = [0] * 256
     pol = _policy(None)
+    pos = 0
+    while pos < len(data):
+        report.pickles += 1
+        try:
+            scan = _pickle_scan.scan(data, pos, collect=True)
+        except (_pickle_scan.Malformed, _pickle_scan.FrameMismatch) as exc:
+            _add_scan(report, exc.partial, seen, counts, pol)  # type: ignore[attr-defined]
+            if isinstance(exc, _pickle_scan.FrameMismatch):
+                report.offending.append(f"frame trick: {exc}")
+            else:
+                report.error = f"{type(exc).__name__}: {exc}"
+            break
+        _add_scan(report, scan, seen, counts, pol)
+        pos = scan.end
+    report.opcodes = {_pickle_scan.NAMES[code]: k for code, k in enumerate(counts) if k}
+    report.calls = sum(counts[code] for code in _pickle_scan.CALL_OPS)
+    bad_globals = []
     for module, name in report.globals:
         try:
             pol.check(module, name)
         except ForbiddenGlobal:
-            report.offending.append(f"{module}.{name}")
-    for op in ("EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID"):
-        if report.opcodes.get(op):
-            report.offending.append(f"opcode {op}")
+            bad_globals.append(f"{module}.{name}")
+    report.offending[:0] = bad_globals
     return report
 
 
-def _scan_one(stream: io.BytesIO, report: PickleReport, seen: set[tuple[str, str]]) -> None:
-    memo: dict[int, Any] = {}
-    pushed: list[Any] = []  # recent values pushed (strings known, others None)
-    for op, arg, _pos in pickletools.genops(stream):
-        name = op.name
-        report.opcodes[name] = report.opcodes.get(name, 0) + 1
-        if name == "PROTO":
-            report.protocol = max(report.protocol, int(arg))
-        elif name in _STRING_OPS:
-            pushed.append(arg if isinstance(arg, str) else arg.decode("latin-1") if isinstance(arg, bytes) else None)
-        elif name == "MEMOIZE":
-            memo[len(memo)] = pushed[-1] if pushed else None
-        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            memo[int(arg)] = pushed[-1] if pushed else None
-        elif name in ("GET", "BINGET", "LONG_BINGET"):
-            pushed.append(memo.get(int(arg)))
-        elif name in ("GLOBAL", "INST"):
-            module, _, qual = str(arg).partition(" ")
-            _add_global(report, seen, module, qual)
-            pushed.append(None)
-        elif name == "STACK_GLOBAL":
-            module = pushed[-2] if len(pushed) >= 2 else None
-            qual = pushed[-1] if pushed else None
-            _add_global(report, seen, str(module), str(qual))
-            pushed.append(None)
-        elif name != "FRAME":
-            pushed.append(None)
-        if name in _CALL_OPS:
-            report.calls += 1
-        if len(pushed) > 64:
-            del pushed[:-8]
-
-
-def _add_global(report: PickleReport, seen: set[tuple[str, str]], module: str, name: str) -> None:
-    key = (module, name)
-    if key not in seen:
-        seen.add(key)
-        report.globals.append(key)
+def _add_scan(
+    report: PickleReport, scan: _pickle_scan.Scan, seen: set[tuple[str, str]], counts: list[int], pol: _Policy
+) -> None:
+    report.protocol = max(report.protocol, scan.protocol)
+    for module, name in scan.globals:
+        key = (module or "<computed>", name or "<computed>")
+        if key not in seen:
+            seen.add(key)
+            report.globals.append(key)
+    for code, k in enumerate(scan.counts):
+        counts[code] += k
+    report.offending.extend(str(r) for r in scan.refusals)
+    try:
+        report.offending.extend(_mutated_call_problems(scan, pol))
+    except ForbiddenGlobal:
+        pass  # the global itself is reported as offending
