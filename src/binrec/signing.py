@@ -27,6 +27,7 @@ import functools
 import hashlib
 import hmac
 import io
+import math
 import pickle
 import secrets
 import struct
@@ -185,6 +186,8 @@ def _open_envelope(envelope: Any, keys: Any, context: Any, max_age: float | None
     if not hmac.compare_digest(bytes(env[_PREFIX.size : _PREFIX.size + clen]), ctx):
         raise BadSignature("context mismatch")  # unreachable: the subkey already binds the context
     if max_age is not None:
+        if math.isnan(max_age):  # NaN compares false with everything: the check would pass every envelope
+            raise ValueError("max_age is NaN: give a number of seconds, or None for no age check")
         now = time.time_ns() if now_ns is None else now_ns
         age = (now - created) / 1e9
         if age > max_age:
@@ -211,13 +214,35 @@ def verify(
     context : bytes or str
         Must equal the context it was signed with.
     max_age : float, optional
-        Seconds; older envelopes, and ones dated more than 1 s in the
-        future, are refused.
+        Seconds.  The age is ``(now_ns - created) / 1e9`` with the creation
+        time stored in the envelope: an envelope with age > ``max_age`` is
+        refused, one exactly ``max_age`` old is accepted; so is one dated
+        up to 1 s in the future (clock skew), while one dated more than 1 s
+        in the future is refused.  ``None`` (the default): no age check.
+    now_ns : int, optional
+        The time to measure the age against, in nanoseconds since the Unix
+        epoch; default :func:`time.time_ns`.  Used only with ``max_age``.
 
     Raises
     ------
     BadSignature
-        Any tampered byte, wrong key or context, truncation, unknown version.
+        Any tampered byte, wrong key or context, truncation, unknown
+        version, magic or algorithm (even under a valid HMAC), expired or
+        future-dated (with ``max_age``).
+    ValueError
+        A key shorter than 32 bytes, no keys, a context over 65535 bytes,
+        or ``max_age`` NaN.
+
+    Examples
+    --------
+    >>> k = bytes(range(32))
+    >>> env = sign(b"hi", k, created_ns=0)
+    >>> verify(env, k, max_age=60, now_ns=60 * 10**9)  # exactly 60 s old: accepted
+    b'hi'
+    >>> verify(env, k, max_age=60, now_ns=60 * 10**9 + 1)
+    Traceback (most recent call last):
+    ...
+    binrec.signing.BadSignature: envelope is 60.000 s old, older than max_age=60 s
     """
     return bytes(_open_envelope(envelope, keys, context, max_age, now_ns))
 
@@ -302,6 +327,17 @@ def signed_loads(
     Unpickling uses the restricted loader (:func:`binrec.pickling.safe_loads`)
     with ``allow`` extending the default allowlist; only ``allow=ALL``
     (spelled out in the caller's code) unpickles without restriction.
+
+    Parameters
+    ----------
+    max_age : float, optional
+        Seconds, with :func:`verify`'s rule (age > ``max_age`` or dated
+        more than 1 s in the future: refused), measured against
+        :func:`time.time_ns`.  ``None`` (the default): no age check.
+
+    >>> k = bytes(range(32))
+    >>> signed_loads(signed_dumps([1, 2], k), k, max_age=3600)
+    [1, 2]
     """
     payload = _open_envelope(blob, keys, context, max_age, None)
     if allow is ALL:
