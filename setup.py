@@ -42,6 +42,19 @@ class OptionalBuildExt(build_ext):
         print(WARNING.format(str(exc).splitlines()[0] if str(exc) else type(exc).__name__), file=sys.stderr)
 
 
+def optimisation_args():
+    """``-O3``, unless ``CFLAGS`` already chooses an optimisation level.
+
+    extra_compile_args come last on the compiler's command line, after
+    ``CFLAGS``, so an unconditional ``-O3`` would override the ``-O1`` of a
+    sanitizer or debug build (scripts/sanitize.sh)."""
+    if sys.platform == "win32":
+        return []
+    if any(flag.startswith("-O") for flag in os.environ.get("CFLAGS", "").split()):
+        return []
+    return ["-O3"]
+
+
 def extensions():
     if NO_EXT:
         print("binrec: BINREC_NO_EXTENSIONS is set; installing the pure-Python backend", file=sys.stderr)
@@ -53,11 +66,7 @@ def extensions():
             raise
         print(WARNING.format(f"Cython unavailable: {exc}"), file=sys.stderr)
         return []
-    ext = Extension(
-        "binrec._codec",
-        ["src/binrec/_codec.pyx"],
-        extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
-    )
+    ext = Extension("binrec._codec", ["src/binrec/_codec.pyx"], extra_compile_args=optimisation_args())
     if not os.path.exists(ext.sources[0]):
         return []
     exts = cythonize([ext], language_level=3, compiler_directives={"cdivision": True})
