@@ -2,13 +2,16 @@
 
 * dump_many / load_many against plain pickle in a loop;
 * signed_dumps / signed_loads against plain pickle on 1 KB, 1 MB, 100 MB;
-* safe_loads against pickle.loads on a 1,000,000-element list of small dicts;
+* safe_loads against pickle.loads on a 1,000,000-element list of small dicts
+  (no globals: the restricted unpickler never scans it), and on pickles
+  with globals, which pay for the opcode scan: a list of 100,000
+  datetimes, an 8 MB float64 array, 20,000 loads of a tiny dict with a date;
 * (with --shelf / --checkpoint, when those modules exist) shelf and
   checkpoint figures.
 
 Prints Markdown tables and writes ``benchmarks/results/persist.json``.
 
-    python benchmarks/bench_persist.py [--quick]
+    python benchmarks/bench_persist.py [--quick] [--only safe_loads ...]
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from binrec import pickling, signing
+from binrec import _backend, pickling, signing
 
 
 def median_time(fn, reps: int = 5) -> float:
@@ -39,7 +42,17 @@ def median_time(fn, reps: int = 5) -> float:
 
 
 def bench_streams(n: int) -> list[dict]:
-    objs = [{"id": i, "name": f"user{i}", "score": i * 0.5} for i in range(n)]
+    import datetime
+
+    rows = []
+    plain = [{"id": i, "name": f"user{i}", "score": i * 0.5} for i in range(n)]
+    dated = [{"id": i, "when": datetime.date(2024, 1, 1 + i % 28)} for i in range(n)]
+    for label, objs in (("small dicts", plain), ("small dicts with a date", dated)):
+        rows.extend(_bench_stream(n, label, objs))
+    return rows
+
+
+def _bench_stream(n: int, label: str, objs: list) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "s.pkl")
@@ -62,8 +75,8 @@ def bench_streams(n: int) -> list[dict]:
         t_pl = median_time(plain_load)
         t_bd = median_time(lambda: pickling.dump_many(objs, path))
         t_bl = median_time(lambda: list(pickling.load_many(path)))
-    rows.append({"what": f"dump {n:,} small dicts", "pickle loop s": t_pd, "binrec s": t_bd, "ratio": t_bd / t_pd})
-    rows.append({"what": f"load {n:,} small dicts", "pickle loop s": t_pl, "binrec s": t_bl, "ratio": t_bl / t_pl})
+    rows.append({"what": f"dump {n:,} {label}", "pickle loop s": t_pd, "binrec s": t_bd, "ratio": t_bd / t_pd})
+    rows.append({"what": f"load {n:,} {label}", "pickle loop s": t_pl, "binrec s": t_bl, "ratio": t_bl / t_pl})
     return rows
 
 
@@ -106,6 +119,53 @@ def bench_safe_loads(n: int) -> dict:
         safe.append(time.perf_counter() - t0)
     t_plain, t_safe = statistics.median(plain), statistics.median(safe)
     return {"elements": n, "pickle.loads s": t_plain, "safe_loads s": t_safe, "ratio": t_safe / t_plain}
+
+
+def _interleaved(plain_fn, safe_fn, reps: int) -> tuple[float, float]:
+    """Median seconds of each, alternating runs so drift hits both alike."""
+    plain_fn(), safe_fn()
+    plain, safe = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        plain_fn()
+        plain.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        safe_fn()
+        safe.append(time.perf_counter() - t0)
+    return statistics.median(plain), statistics.median(safe)
+
+
+def bench_safe_loads_globals(n_datetimes: int, array_mib: int, n_tiny: int) -> list[dict]:
+    """Pickles that name globals: the restricted unpickler scans their opcodes."""
+    import datetime
+
+    start = datetime.datetime(2024, 1, 1)
+    dts = pickle.dumps([start + datetime.timedelta(seconds=i) for i in range(n_datetimes)], protocol=5)
+    arr = pickle.dumps(np.random.default_rng(0).normal(size=array_mib * (1 << 20) // 8), protocol=5)
+    tiny = pickle.dumps({"when": datetime.date(2024, 1, 2), "n": 1}, protocol=5)
+
+    def repeat(fn, data, k):
+        def run():
+            for _ in range(k):
+                fn(data)
+
+        return run
+
+    cases = (
+        (f"list of {n_datetimes:,} datetimes", lambda: pickle.loads(dts), lambda: pickling.safe_loads(dts), 7),
+        (f"{array_mib} MiB float64 array", lambda: pickle.loads(arr), lambda: pickling.safe_loads(arr), 7),
+        (
+            f"{n_tiny:,} loads of a tiny dict with a date",
+            repeat(pickle.loads, tiny, n_tiny),
+            repeat(pickling.safe_loads, tiny, n_tiny),
+            3,
+        ),
+    )
+    rows = []
+    for what, plain_fn, safe_fn, reps in cases:
+        t_plain, t_safe = _interleaved(plain_fn, safe_fn, reps)
+        rows.append({"what": what, "pickle.loads s": t_plain, "safe_loads s": t_safe, "ratio": t_safe / t_plain})
+    return rows
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -251,57 +311,80 @@ def bench_checkpoint(mib: int, list_n: int) -> dict:
     return out
 
 
+PARTS = ("streams", "signing", "safe_loads", "shelf", "checkpoint")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller sizes")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument(
+        "--only",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        metavar="PART",
+        help=f"run only these: {', '.join(PARTS)}",
+    )
     args = p.parse_args(argv)
     n_stream = 20_000 if args.quick else 200_000
     sizes = [1_000, 1_000_000] + ([] if args.quick else [100_000_000])
     n_safe = 100_000 if args.quick else 1_000_000
-    results: dict = {}
-    print("streams ...", file=sys.stderr)
-    results["streams"] = bench_streams(n_stream)
-    print("signing ...", file=sys.stderr)
-    results["signing"] = bench_signing(sizes)
-    print("safe_loads ...", file=sys.stderr)
-    results["safe_loads"] = bench_safe_loads(n_safe)
-    print("shelf ...", file=sys.stderr)
-    results["shelf"] = bench_shelf(5_000 if args.quick else 20_000)
-    print("checkpoint ...", file=sys.stderr)
-    results["checkpoint"] = bench_checkpoint(4 if args.quick else 32, 20 if args.quick else 100)
-
-    print("\n| stream | pickle loop (s) | binrec (s) | binrec / pickle |\n|---|---:|---:|---:|")
-    for r in results["streams"]:
-        print(f"| {r['what']} | {r['pickle loop s']:.3f} | {r['binrec s']:.3f} | {r['ratio']:.2f} |")
-    print(
-        "\n| payload | pickle.dumps | signed_dumps | overhead | pickle.loads | signed_loads | overhead |\n|---:|---:|---:|---:|---:|---:|---:|"
-    )
-    for r in results["signing"]:
+    results: dict = {"backend": _backend.backend}
+    if "streams" in args.only:
+        print("streams ...", file=sys.stderr)
+        results["streams"] = bench_streams(n_stream)
+        print("\n| stream | pickle loop (s) | binrec (s) | binrec / pickle |\n|---|---:|---:|---:|")
+        for r in results["streams"]:
+            print(f"| {r['what']} | {r['pickle loop s']:.3f} | {r['binrec s']:.3f} | {r['ratio']:.2f} |")
+    if "signing" in args.only:
+        print("signing ...", file=sys.stderr)
+        results["signing"] = bench_signing(sizes)
         print(
-            f"| {r['payload']:,} B | {r['dumps s'] * 1e3:.3f} ms | {r['signed_dumps s'] * 1e3:.3f} ms | {r['dump overhead']:+.0%} | "
-            f"{r['loads s'] * 1e3:.3f} ms | {r['signed_loads s'] * 1e3:.3f} ms | {r['load overhead']:+.0%} |"
+            "\n| payload | pickle.dumps | signed_dumps | overhead | pickle.loads | signed_loads | overhead |\n|---:|---:|---:|---:|---:|---:|---:|"
         )
-    s = results["safe_loads"]
-    print(
-        f"\nsafe_loads vs pickle.loads, list of {s['elements']:,} small dicts: {s['safe_loads s']:.3f} s vs {s['pickle.loads s']:.3f} s = {s['ratio']:.2f}x"
-    )
-    print("\n| shelf | sets/s (each commits) | sets/s (batched) | gets/s |\n|---|---:|---:|---:|")
-    for name, r in results["shelf"].items():
+        for r in results["signing"]:
+            print(
+                f"| {r['payload']:,} B | {r['dumps s'] * 1e3:.3f} ms | {r['signed_dumps s'] * 1e3:.3f} ms | {r['dump overhead']:+.0%} | "
+                f"{r['loads s'] * 1e3:.3f} ms | {r['signed_loads s'] * 1e3:.3f} ms | {r['load overhead']:+.0%} |"
+            )
+    if "safe_loads" in args.only:
+        print("safe_loads ...", file=sys.stderr)
+        results["safe_loads"] = s = bench_safe_loads(n_safe)
         print(
-            f"| {name} | {r.get('single', float('nan')):,.0f} | {r.get('batched', float('nan')):,.0f} | {r.get('gets', float('nan')):,.0f} |"
+            f"\nsafe_loads vs pickle.loads, list of {s['elements']:,} small dicts: {s['safe_loads s']:.3f} s vs {s['pickle.loads s']:.3f} s = {s['ratio']:.2f}x"
         )
-    c = results["checkpoint"]
-    print(f"\ncheckpoint of 4 x {c['mib']} MiB float64 arrays (ms):\n")
-    print("| tool | save | load | mmap open |\n|---|---:|---:|---:|")
-    for name in ("binrec", "binrec (key=)", "pickle", "pickle + fsync", "joblib"):
-        if name in c:
-            r = c[name]
-            mm = f"{r['mmap'] * 1e3:.2f}" if r.get("mmap") is not None else "-"
-            print(f"| {name} | {r['save'] * 1e3:.1f} | {r['load'] * 1e3:.1f} | {mm} |")
-    print(
-        f"\nlist() of {c['list_n']} checkpoints: {c['list'] * 1e3:.2f} ms; verify() of one: {c['verify'] * 1e3:.1f} ms"
-    )
+        results["safe_loads_globals"] = bench_safe_loads_globals(
+            10_000 if args.quick else 100_000, 1 if args.quick else 8, 2_000 if args.quick else 20_000
+        )
+        print(
+            f"\n| pickle with globals ({_backend.backend} backend) | pickle.loads | safe_loads | ratio |\n|---|---:|---:|---:|"
+        )
+        for r in results["safe_loads_globals"]:
+            print(
+                f"| {r['what']} | {r['pickle.loads s'] * 1e3:.2f} ms | {r['safe_loads s'] * 1e3:.2f} ms | {r['ratio']:.2f}x |"
+            )
+    if "shelf" in args.only:
+        print("shelf ...", file=sys.stderr)
+        results["shelf"] = bench_shelf(5_000 if args.quick else 20_000)
+        print("\n| shelf | sets/s (each commits) | sets/s (batched) | gets/s |\n|---|---:|---:|---:|")
+        for name, r in results["shelf"].items():
+            print(
+                f"| {name} | {r.get('single', float('nan')):,.0f} | {r.get('batched', float('nan')):,.0f} | {r.get('gets', float('nan')):,.0f} |"
+            )
+    if "checkpoint" in args.only:
+        print("checkpoint ...", file=sys.stderr)
+        results["checkpoint"] = c = bench_checkpoint(4 if args.quick else 32, 20 if args.quick else 100)
+        print(f"\ncheckpoint of 4 x {c['mib']} MiB float64 arrays (ms):\n")
+        print("| tool | save | load | mmap open |\n|---|---:|---:|---:|")
+        for name in ("binrec", "binrec (key=)", "pickle", "pickle + fsync", "joblib"):
+            if name in c:
+                r = c[name]
+                mm = f"{r['mmap'] * 1e3:.2f}" if r.get("mmap") is not None else "-"
+                print(f"| {name} | {r['save'] * 1e3:.1f} | {r['load'] * 1e3:.1f} | {mm} |")
+        print(
+            f"\nlist() of {c['list_n']} checkpoints: {c['list'] * 1e3:.2f} ms; verify() of one: {c['verify'] * 1e3:.1f} ms"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "persist.json").write_text(json.dumps(results, indent=1, default=str))

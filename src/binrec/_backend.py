@@ -6,17 +6,23 @@ forces the Python kernels.  A build that silently fell back to Python is the
 trap msgpack-python users fell into, so a missing extension warns once
 (unless Python was asked for) and ``binrec.backend`` always says which
 backend runs.
+
+The pickle opcode scan follows the same switch: :func:`scan_pickle` runs
+``_pickle_scan.scan`` (the specification) under the Python kernels and its
+compiled twin ``_codec.scan_pickle`` under the compiled ones.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
-from . import _kernels_py
+from . import _kernels_py, _pickle_scan
 
-__all__ = ["kernels", "backend", "python_kernels", "compiled_kernels"]
+__all__ = ["kernels", "backend", "python_kernels", "compiled_kernels", "scan_pickle"]
 
 python_kernels: ModuleType = _kernels_py
 compiled_kernels: ModuleType | None
@@ -43,3 +49,13 @@ else:
         )
 
 backend: str = kernels.NAME
+
+
+def scan_pickle(
+    data: Any, start: int = 0, more: Callable[[], bytes] | None = None, *, collect: bool = False
+) -> _pickle_scan.Scan:
+    """:func:`binrec._pickle_scan.scan` on the active backend (looked up at
+    each call, so switching ``kernels`` switches the scan too)."""
+    if kernels is python_kernels:
+        return _pickle_scan.scan(data, start, more, collect=collect)
+    return kernels.scan_pickle(data, start, more, collect=collect)

@@ -742,3 +742,6 @@ def pack_columns(layout, specs, int threads=1):
     finally:
         PyMem_Free(ops)
     return None if bad >= 0 else result
+
+
+include "_pickle_scan.pxi"

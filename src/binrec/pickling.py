@@ -24,7 +24,6 @@ from __future__ import annotations
 import _compat_pickle
 import copyreg
 import enum
-import functools
 import importlib
 import io
 import os
@@ -37,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from . import _pickle_scan
+from . import _backend, _pickle_scan
 from ._atomic import atomic_writer
 
 __all__ = [
@@ -355,7 +354,7 @@ def _scan_or_refuse(data: Any, start: int = 0, more: Callable[[], bytes] | None 
     if not isinstance(data, (bytes, bytearray)):
         data = memoryview(data).cast("B")
     try:
-        return _pickle_scan.scan(data, start, more)
+        return _backend.scan_pickle(data, start, more)
     except _pickle_scan.Refused as exc:
         raise ForbiddenOpcode(str(exc)) from None
 
@@ -745,8 +744,19 @@ def _stream_rescan(reader: Any, start: int) -> Callable[[], _pickle_scan.Scan]:
     def rescan() -> _pickle_scan.Scan:
         here = reader.tell()
         reader.seek(start)
+        # What the unpickler has read so far plus a little, then doubling
+        # reads: a small pickle in a long stream costs a small read, not
+        # 64 KiB (the scan's result does not depend on how it is fed).
+        size = max(here - start, 0) + 4096
+
+        def more() -> bytes:
+            nonlocal size
+            chunk = reader.read(size)
+            size = min(2 * size, 1 << 22)
+            return chunk
+
         try:
-            return _scan_or_refuse(b"", 0, functools.partial(reader.read, 1 << 16))
+            return _scan_or_refuse(b"", 0, more)
         finally:
             reader.seek(here)
 
@@ -984,7 +994,7 @@ def inspect(data_or_path: bytes | bytearray | memoryview | str | os.PathLike) ->
     while pos < len(data):
         report.pickles += 1
         try:
-            scan = _pickle_scan.scan(data, pos, collect=True)
+            scan = _backend.scan_pickle(data, pos, collect=True)
         except (_pickle_scan.Malformed, _pickle_scan.FrameMismatch) as exc:
             _add_scan(report, exc.partial, seen, counts, pol)  # type: ignore[attr-defined]
             if isinstance(exc, _pickle_scan.FrameMismatch):
