@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import hmac
 import json
 import os
 import pickle
@@ -371,3 +372,284 @@ def test_skeleton_errors_have_the_same_class_as_safe_loads(tmp_path):
             assert type(expected.value) is TruncatedError
             assert isinstance(got.value, CorruptSkeleton) and isinstance(got.value, TruncatedError), desc
             assert isinstance(got.value, CheckpointCorrupted)
+
+
+# -- integrity checks at their edges (issue 11, mutation testing) --------------------------------
+#
+# ``rebuild`` writes a checkpoint by hand from docs/checkpoint-format.md
+# (struct for the prefix and footer, json for the header, zlib for the CRCs,
+# hashlib/hmac for the digests), so a file can carry any layout while every
+# checksum and digest is valid: only the check under test can refuse it.
+
+SUBKEY_CONTEXT = b"binrec.signing.v1\x00binrec.checkpoint"
+
+
+def read_parts(path) -> tuple[dict, bytes, list[bytes]]:
+    """Header, skeleton bytes and buffer bytes of a checkpoint file."""
+    raw = path.read_bytes()
+    hlen = struct.unpack_from("<Q", raw, 16)[0]
+    header = json.loads(raw[24 : 24 + hlen])
+    sk = header["skeleton"]
+    skeleton = raw[sk["offset"] : sk["offset"] + sk["length"]]
+    buffers = [raw[b["offset"] : b["offset"] + b["length"]] for b in header["buffers"]]
+    return header, skeleton, buffers
+
+
+def rebuild(
+    path,
+    header: dict,
+    skeleton: bytes,
+    buffers: list[bytes],
+    offsets: list[int],
+    *,
+    key: bytes | None = None,
+    keyed_flag: bool | None = None,
+    footer_offset: int | None = None,
+    file_digest_key: bytes | None | str = "same",
+) -> None:
+    """Write ``path``: the skeleton at offsets[0], buffer i at offsets[i + 1]
+    (later sections overwrite earlier ones where they overlap; every CRC is
+    taken over the final bytes), digests SHA-256 or HMAC-SHA256 under the
+    documented subkey."""
+    header = json.loads(json.dumps(header))
+    sections = [skeleton, *buffers]
+    ends = [off + len(data) for off, data in zip(offsets, sections)]
+    hjson = b""
+    for _ in range(5):  # the footer follows the sections and the header; its offset is in the header
+        fo = footer_offset if footer_offset is not None else -(-max(*ends, 24 + len(hjson)) // 64) * 64
+        header["footer_offset"] = fo
+        header["file_size"] = fo + 76
+        body = bytearray(max(fo, *ends))
+        body[24 : 24 + len(hjson)] = hjson
+        for off, data in zip(offsets, sections):  # sections win where they overlap the header
+            body[off : off + len(data)] = data
+        header["skeleton"] = {
+            "offset": offsets[0],
+            "length": len(skeleton),
+            "crc32": zlib.crc32(body[offsets[0] : ends[0]]),
+        }
+        for b, off, end in zip(header["buffers"], offsets[1:], ends[1:]):
+            b.update(offset=off, length=end - off, crc32=zlib.crc32(body[off:end]))
+        hjson = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    keyed = key is not None if keyed_flag is None else keyed_flag
+    body[0:24] = struct.pack("<8sIIQ", b"BINRECCK", 1, 1 if keyed else 0, len(hjson))
+    body = body[:fo]
+
+    def digest(k, data):
+        if k is None:
+            return hashlib.sha256(data).digest()
+        subkey = hmac.new(k, SUBKEY_CONTEXT, hashlib.sha256).digest()
+        return hmac.new(subkey, data, hashlib.sha256).digest()
+
+    head_digest = digest(key, bytes(body[: ends[0]]))
+    file_digest = digest(key if file_digest_key == "same" else file_digest_key, bytes(body))
+    footer = b"BRCKFOOT" + head_digest + file_digest
+    path.write_bytes(bytes(body) + footer + struct.pack("<I", zlib.crc32(footer)))
+
+
+TWO_BUFFERS = {"a": np.zeros(128, dtype=np.uint8), "b": np.zeros(128, dtype=np.uint8), "n": 5}
+
+
+def two_buffer_checkpoint(tmp_path, key=None):
+    store = CheckpointStore(tmp_path, key=key)
+    store.save("c", TWO_BUFFERS)
+    return store, tmp_path / "c.ckpt", *read_parts(tmp_path / "c.ckpt")
+
+
+def test_rebuild_reproduces_the_saved_file_and_tolerates_wider_gaps(tmp_path):
+    store, path, header, skeleton, buffers = two_buffer_checkpoint(tmp_path)
+    original = path.read_bytes()
+    offsets = [header["skeleton"]["offset"]] + [b["offset"] for b in header["buffers"]]
+    rebuild(path, header, skeleton, buffers, offsets)
+    assert path.read_bytes() == original  # the helper writes exactly the documented format
+    rebuild(path, header, skeleton, buffers, [4096, 8192, 16384])  # gaps of zeros are allowed
+    got = store.load("c")
+    assert got["n"] == 5 and got["a"].tolist() == got["b"].tolist() == [0] * 128
+    store.verify("c")
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        pytest.param([4096, 16384, 8192], id="buffers-out-of-order"),
+        pytest.param([8192, 4096, 12288], id="skeleton-after-a-buffer"),
+        pytest.param([4096, 8192, 8192 + 64], id="buffers-overlap"),
+        pytest.param([4096, 8192, 8192], id="buffers-coincide"),
+    ],
+)
+def test_sections_out_of_order_or_overlapping_are_refused(tmp_path, layout):
+    # The zero buffers agree wherever they overlap, so every CRC and digest
+    # is valid and the arrays would load: only the structure is wrong.
+    store, path, header, skeleton, buffers = two_buffer_checkpoint(tmp_path)
+    rebuild(path, header, skeleton, buffers, layout)
+    for check in (store.info, store.verify, store.load, lambda n: store.load(n, mmap=True)):
+        with pytest.raises(CheckpointCorrupted, match="inconsistent header"):
+            check("c")
+    with pytest.warns(RuntimeWarning, match="skipping unreadable"):
+        assert store.list() == []
+
+
+def test_a_buffer_reaching_into_the_footer_is_refused(tmp_path):
+    store, path, header, skeleton, buffers = two_buffer_checkpoint(tmp_path)
+    rebuild(path, header, skeleton, buffers, [4096, 8192, 12288], footer_offset=12288 + 64)
+    with pytest.raises(CheckpointCorrupted, match="footer offset"):
+        store.info("c")
+
+
+def test_a_section_inside_the_header_is_refused(tmp_path):
+    # the header's metadata carries a protocol-0 pickle of None as text; a
+    # skeleton pointed at it would unpickle: the header is not a section
+    store = CheckpointStore(tmp_path)
+    store.save("c", None, metadata={"p": "N."})
+    path = tmp_path / "c.ckpt"
+    header, skeleton, _ = read_parts(path)
+    at = 24 + json.dumps(header, separators=(",", ":"), sort_keys=True).encode().index(b"N.")
+    rebuild(path, header, b"N.", [], [at])
+    assert path.read_bytes()[at : at + 2] == b"N."
+    with pytest.raises(CheckpointCorrupted, match="inconsistent header"):
+        store.load("c")
+
+
+@pytest.mark.parametrize("field,value", [("offset", -64), ("length", -1), ("offset", 64.0), ("length", "8")])
+def test_section_fields_of_the_wrong_sign_or_type_are_refused(tmp_path, field, value):
+    store, path, header, skeleton, buffers = two_buffer_checkpoint(tmp_path)
+    raw = path.read_bytes()
+    header["buffers"][1][field] = value
+    hjson = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    hlen = struct.unpack_from("<Q", raw, 16)[0]
+    path.write_bytes(raw[:16] + struct.pack("<Q", len(hjson)) + hjson + raw[24 + hlen :])
+    with pytest.raises(CheckpointCorrupted, match="inconsistent header"):
+        store.info("c")
+
+
+def test_signed_footer_digests_are_hmac_under_the_documented_subkey(tmp_path):
+    store, path, header, skeleton, buffers = two_buffer_checkpoint(tmp_path, key=KEY)
+    raw = path.read_bytes()
+    fo = header["footer_offset"]
+    subkey = hmac.new(KEY, SUBKEY_CONTEXT, hashlib.sha256).digest()
+    sk_end = header["skeleton"]["offset"] + header["skeleton"]["length"]
+    assert raw[fo + 8 : fo + 40] == hmac.new(subkey, raw[:sk_end], hashlib.sha256).digest()
+    assert raw[fo + 40 : fo + 72] == hmac.new(subkey, raw[:fo], hashlib.sha256).digest()
+    assert raw[fo + 40 : fo + 72] != hashlib.sha256(raw[:fo]).digest()
+
+
+@pytest.mark.parametrize("use_mmap", [False, True])
+@pytest.mark.parametrize("file_digest_key", [None, bytes(32)])
+def test_signed_arrays_re_digested_without_the_key_are_refused(tmp_path, use_mmap, file_digest_key):
+    # An attacker without the key changes an array, fixes its CRC and
+    # recomputes the whole-file digest with plain SHA-256 (or another key);
+    # the head digest stays the genuine HMAC.
+    store, path, header, skeleton, buffers = two_buffer_checkpoint(tmp_path, key=KEY)
+    offsets = [header["skeleton"]["offset"]] + [b["offset"] for b in header["buffers"]]
+    rebuild(path, header, skeleton, buffers, offsets, key=KEY)
+    assert store.load("c")["n"] == 5  # the genuine file, rebuilt, loads
+    tampered = [buffers[0], bytes([7]) * len(buffers[1])]
+    rebuild(path, header, skeleton, tampered, offsets, key=KEY, file_digest_key=file_digest_key)
+    with pytest.raises(BadSignature):
+        store.load("c", mmap=use_mmap)
+    with pytest.raises(BadSignature):
+        store.verify("c")
+
+
+def test_a_signed_file_re_digested_entirely_without_the_key_is_refused(tmp_path):
+    store, path, header, skeleton, buffers = two_buffer_checkpoint(tmp_path, key=KEY)
+    offsets = [header["skeleton"]["offset"]] + [b["offset"] for b in header["buffers"]]
+    rebuild(path, header, skeleton, buffers, offsets, key=None, keyed_flag=True)
+    for check in (store.load, store.verify):
+        with pytest.raises(BadSignature):
+            check("c")
+
+
+def test_unsigned_whole_file_digest_is_checked_by_verify(tmp_path):
+    store, path, header, skeleton, buffers = two_buffer_checkpoint(tmp_path)
+    offsets = [header["skeleton"]["offset"]] + [b["offset"] for b in header["buffers"]]
+    rebuild(path, header, skeleton, buffers, offsets, file_digest_key=KEY)  # wrong kind of digest
+    with pytest.raises(CheckpointCorrupted, match="whole-file SHA-256"):
+        store.verify("c")
+
+
+def test_retention_keeps_the_checkpoint_just_saved_even_if_its_clock_looks_older(tmp_path):
+    # "old" claims to have been written an hour from now (a clock stepped
+    # back since): sorted by time, the new checkpoint is the oldest.
+    store = CheckpointStore(tmp_path)
+    store.save("old", {"v": 1})
+    path = tmp_path / "old.ckpt"
+    header, skeleton, buffers = read_parts(path)
+    header["created"] = time.time() + 3600
+    rebuild(path, header, skeleton, buffers, [header["skeleton"]["offset"]])
+    assert store.info("old").created > time.time()
+    CheckpointStore(tmp_path, keep_last=1).save("new", {"v": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.ckpt"]
+
+
+def test_retention_with_skewed_clocks_deletes_exactly_the_excess(tmp_path):
+    store = CheckpointStore(tmp_path)
+    for i, skew in enumerate([7200, 3600, -3600]):
+        store.save(f"s{i}", {"i": i})
+        path = tmp_path / f"s{i}.ckpt"
+        header, skeleton, buffers = read_parts(path)
+        header["created"] = time.time() + skew
+        rebuild(path, header, skeleton, buffers, [header["skeleton"]["offset"]])
+    CheckpointStore(tmp_path, keep_last=2).save("new", {"i": 3})
+    # by created time: s2 (-1 h), new (now), s1 (+1 h), s0 (+2 h); keep 2,
+    # the new one always: the oldest other (s2) and then s1 go
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.ckpt", "s0.ckpt"]
+
+
+STALLED_SAVER = r"""
+import os, sys, time
+import numpy as np
+from binrec.checkpoint import CheckpointStore
+def stall(src, dst):  # the temp file is complete; never rename it
+    print(os.path.basename(src), flush=True)
+    time.sleep(600)
+os.replace = stall
+CheckpointStore(sys.argv[1]).save("big", {"w": np.ones(1000)})
+"""
+
+
+@needs_sigkill
+def test_a_live_writers_temp_file_is_kept_and_a_killed_writers_is_cleaned(tmp_path):
+    store = CheckpointStore(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", STALLED_SAVER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        temp = tmp_path / proc.stdout.readline().strip()
+        assert temp.name.startswith(f".binrec-tmp-{proc.pid}-") and temp.exists()
+        store.save("mine", {"x": 1})
+        assert temp.exists(), "a live writer's temp file was removed"
+        assert proc.poll() is None, "probing the live writer must not signal it"
+        assert [i.name for i in store.list()] == ["mine"]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert temp.exists()
+        store.save("mine", {"x": 2})
+        assert not temp.exists(), "the killed writer's temp file stayed"
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+
+
+def test_temp_files_of_this_process_and_of_unknown_names_are_kept(tmp_path):
+    # this process may be saving in another thread; a name without a pid is not ours to judge
+    store = CheckpointStore(tmp_path)
+    own = tmp_path / f".binrec-tmp-{os.getpid()}-999-other.ckpt"
+    unknown = tmp_path / ".binrec-tmp-nopid.ckpt"
+    other_suffix = tmp_path / f".binrec-tmp-{2**22 + 12345}-1-x.ckpt.part"
+    for p in (own, unknown, other_suffix):
+        p.write_bytes(b"partial")
+    store.save("x", {})
+    assert own.exists() and unknown.exists() and other_suffix.exists()
+
+
+def test_temp_files_of_several_dead_writers_are_all_cleaned(tmp_path):
+    dead = []
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait()
+        dead.append(proc.pid)
+    store = CheckpointStore(tmp_path)
+    temps = [tmp_path / f".binrec-tmp-{pid}-1-t{i}.ckpt" for i, pid in enumerate(dead)]
+    for t in temps:
+        t.write_bytes(b"BINRECCK")
+    store.save("x", {})
+    assert [t for t in temps if t.exists()] == []

@@ -16,7 +16,9 @@ import pathlib
 import pickle
 import subprocess
 import sys
+import sysconfig
 import threading
+import traceback
 import uuid
 import warnings
 
@@ -849,3 +851,289 @@ def test_cli_help_documents_the_statuses():
         assert line in res.stdout
     res = subprocess.run([sys.executable, "-m", "binrec", "pickle", "inspect"], capture_output=True, timeout=120)
     assert res.returncode == 2
+
+
+# -- the restricted-unpickling policy, as mutation testing asked (issue 11) --------------------
+
+
+def nesting(obj) -> int:
+    """Oracle for max_depth: how deeply plain containers nest ([] is 1)."""
+    if isinstance(obj, dict):
+        return 1 + max((max(nesting(k), nesting(v)) for k, v in obj.items()), default=0)
+    if isinstance(obj, (list, tuple)):
+        return 1 + max((nesting(x) for x in obj), default=0)
+    return 0
+
+
+# Wide levels, so protocols 1+ build them with MARK ... APPENDS / SETITEMS /
+# TUPLE and protocol 0 with MARK ... LIST / DICT / TUPLE plus APPEND / SETITEM.
+WIDE_LEVELS = {
+    "list": lambda inner: [1, "two", 3.0, inner, None, 6],
+    "dict": lambda inner: {"a": 1, "b": inner, "c": "three", "d": 4.0},
+    "tuple": lambda inner: (1, "two", 3.0, inner, None),
+}
+
+
+def wide_nest(kind: str, depth: int):
+    obj = WIDE_LEVELS[kind](0)
+    for _ in range(depth - 1):
+        obj = WIDE_LEVELS[kind](obj)
+    return obj
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("kind", sorted(WIDE_LEVELS))
+def test_max_depth_admits_exactly_the_limit_and_refuses_one_more(kind, protocol):
+    obj = wide_nest(kind, 6)
+    assert nesting(obj) == 6
+    data = pickle.dumps(obj, protocol=protocol)
+    assert safe_loads(data, max_depth=6) == pickle.loads(data) == obj
+    with pytest.raises(LimitExceeded, match="max_depth=5"):
+        safe_loads(data, max_depth=5)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_max_depth_counts_nesting_not_width(protocol):
+    wide = {"rows": [list(range(50)) for _ in range(50)], "flat": tuple(range(2000))}
+    data = pickle.dumps(wide, protocol=protocol)
+    assert safe_loads(data, max_depth=3) == wide  # nesting(wide) == 3, whatever the protocol
+    with pytest.raises(LimitExceeded):
+        safe_loads(data, max_depth=2)
+
+
+def test_max_depth_sees_containers_filled_through_the_memo():
+    inner = [[[[]]]]
+    data = pickle.dumps([inner, inner], protocol=2)  # the second is a memo GET
+    assert safe_loads(data, max_depth=5) == [inner, inner]
+    with pytest.raises(LimitExceeded):
+        safe_loads(data, max_depth=4)
+
+
+def test_safe_load_applies_max_depth_to_files_and_paths(tmp_path):
+    obj = wide_nest("list", 4)
+    path = tmp_path / "deep.pkl"
+    path.write_bytes(pickle.dumps(obj, protocol=2))
+    assert safe_load(path, max_depth=4) == obj
+    with open(path, "rb") as fh:
+        assert safe_load(fh, max_depth=4) == obj
+    with pytest.raises(LimitExceeded):
+        safe_load(path, max_depth=3)
+    with open(path, "rb") as fh, pytest.raises(LimitExceeded):
+        safe_load(fh, max_depth=3)
+
+
+def test_max_depth_on_malformed_bytes_raises_what_every_loader_raises():
+    data = pickle.dumps(wide_nest("dict", 3), protocol=2)[:-7]
+    with pytest.raises(TruncatedError):
+        safe_loads(data)
+    with pytest.raises(TruncatedError):
+        safe_loads(data, max_depth=10)
+
+
+class Outer:
+    class Inner:
+        def __init__(self, v):
+            self.v = v
+
+        def __eq__(self, other):
+            return type(other) is type(self) and other.v == self.v
+
+    class Sibling(Inner):
+        pass
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_a_nested_class_allowlisted_by_qualname_loads_and_its_sibling_does_not(protocol):
+    allow = [f"{__name__}:Outer.Inner"]
+    data = pickle.dumps(Outer.Inner(7), protocol=protocol)
+    assert safe_loads(data, allow=allow) == pickle.loads(data) == Outer.Inner(7)
+    assert safe_loads(data, allow=[(__name__, "Outer.Inner")]) == Outer.Inner(7)
+    with pytest.raises(ForbiddenGlobal, match="Outer.Sibling"):
+        safe_loads(pickle.dumps(Outer.Sibling(7), protocol=protocol), allow=allow)
+    with pytest.raises(ForbiddenGlobal, match="Outer.Inner"):
+        safe_loads(data)  # not in the default policy
+    # the dotted form names module "<mod>.Outer", which is not where Inner lives
+    with pytest.raises(ForbiddenGlobal):
+        safe_loads(data, allow=[f"{__name__}.Outer.Inner"])
+
+
+def test_a_nested_class_before_protocol_4_needs_getattr_and_is_refused():
+    # pickle writes getattr(Outer, "Inner") below protocol 4; getattr is never allowed
+    data = pickle.dumps(Outer.Inner(7), protocol=2)
+    with pytest.raises(ForbiddenGlobal, match="getattr"):
+        safe_loads(data, allow=[f"{__name__}:Outer.Inner", f"{__name__}:Outer"])
+
+
+# What only ALL admits: a class of this module and a never-allowed global.
+# Plain pickle is the oracle.
+def unrestricted_sample():
+    return {"p": Point(3), "f": os.getcwd, "n": Outer.Inner([1, 2])}
+
+
+def test_allow_all_is_plain_pickle_in_safe_loads_and_safe_load(tmp_path):
+    data = pickle.dumps(unrestricted_sample())
+    with pytest.raises(ForbiddenGlobal):
+        safe_loads(data)
+    assert safe_loads(data, allow=ALL) == pickle.loads(data) == unrestricted_sample()
+    path = tmp_path / "all.pkl"
+    path.write_bytes(data)
+    assert safe_load(path, allow=ALL) == unrestricted_sample()
+    with pytest.raises(ForbiddenGlobal):
+        safe_load(path)
+
+
+def test_allow_all_is_plain_pickle_in_load_many(tmp_path):
+    path = tmp_path / "many.pkl"
+    dump_many([unrestricted_sample(), 2], path)
+    assert list(load_many(path, allow=ALL)) == [unrestricted_sample(), 2]
+    with pytest.raises(ForbiddenGlobal):
+        list(load_many(path, allow=None))
+
+
+def test_allow_all_is_plain_pickle_in_load_versioned(tmp_path):
+    path = tmp_path / "v.pkl"
+    save_versioned(path, unrestricted_sample(), version=1)
+    assert load_versioned(path, current=1, allow=ALL) == unrestricted_sample()
+    with pytest.raises(ForbiddenGlobal):
+        load_versioned(path, current=1, allow=None)
+
+
+def test_allow_all_is_plain_pickle_in_checkpoint_load(tmp_path):
+    from binrec.checkpoint import CheckpointStore
+
+    store = CheckpointStore(tmp_path)
+    state = {**unrestricted_sample(), "w": np.arange(6.0)}
+    store.save("all", state)
+    with pytest.raises(ForbiddenGlobal):
+        store.load("all")
+    for use_mmap in (False, True):
+        got = store.load("all", allow=ALL, mmap=use_mmap)
+        assert got.keys() == state.keys() and got["w"].tolist() == state["w"].tolist()
+        assert {k: v for k, v in got.items() if k != "w"} == unrestricted_sample()
+
+
+# -- the never-allow list and the allowlist, at their edges --------------------------------------
+
+
+def global_pickle(module: str, name: str) -> bytes:
+    """A protocol-4 pickle of the global module.name (STACK_GLOBAL), built by
+    hand: the name need not exist, since the policy judges it first."""
+
+    def short(s: str) -> bytes:
+        b = s.encode()
+        return b"\x8c" + bytes([len(b)]) + b
+
+    return b"\x80\x04" + short(module) + short(name) + b"\x93."
+
+
+@pytest.mark.parametrize(
+    "module,name",
+    [
+        ("os", "getcwd"),  # the module itself
+        ("os.path", "join"),  # a submodule of a never-allowed module
+        ("numpy", "load"),  # module.name is the never-allowed entry
+        ("numpy", "f2py.crackfortran"),  # module.name is below a never-allowed entry
+        ("numpy.f2py", "main"),
+        ("builtins", "getattr"),
+        ("builtins", "eval"),
+    ],
+)
+def test_never_allowed_globals_are_refused_even_by_an_allow_everything_predicate(module, name):
+    with pytest.raises(ForbiddenGlobal, match="never allowed|reaches attributes") as refused:
+        safe_loads(global_pickle(module, name), allow=lambda m, n: True)
+    assert (refused.value.module, refused.value.name) == (module, name)
+    with pytest.raises(ValueError, match="refusing to allow"):
+        safe_loads(pickle.dumps(1), allow=[(module, name)])
+
+
+@pytest.mark.parametrize(
+    "obj,entry",
+    [
+        (np.loadtxt, "numpy.loadtxt"),  # numpy.load is never allowed; loadtxt only starts with it
+        (sysconfig.get_platform, "sysconfig.get_platform"),  # sys is never allowed, sysconfig may be
+        (traceback.format_exc, "traceback.format_exc"),  # trace is never allowed, traceback may be
+    ],
+)
+def test_never_allow_matches_whole_name_parts_only(obj, entry):
+    data = pickle.dumps(obj)
+    with pytest.raises(ForbiddenGlobal, match="not in the allowlist"):
+        safe_loads(data)
+    assert safe_loads(data, allow=[entry]) is pickle.loads(data) is obj
+
+
+def test_a_predicate_that_says_no_refuses():
+    data = pickle.dumps(Point(1))
+    with pytest.raises(ForbiddenGlobal, match="Point"):
+        safe_loads(data, allow=lambda m, n: False)
+    seen = []
+    assert safe_loads(data, allow=lambda m, n: seen.append((m, n)) or n == "Point") == Point(1)
+    assert (__name__, "Point") in seen
+
+
+def test_the_default_policy_is_not_widened_by_an_earlier_allow():
+    data = pickle.dumps(Point(2))
+    assert safe_loads(data, allow=[Point]) == Point(2)
+    with pytest.raises(ForbiddenGlobal):
+        safe_loads(data)
+
+
+@pytest.mark.parametrize("entry", ["Point", ":Point", f"{__name__}:", "."])
+def test_malformed_allow_strings_are_refused(entry):
+    with pytest.raises(ValueError, match="must look like"):
+        safe_loads(pickle.dumps(1), allow=[entry])
+
+
+@pytest.mark.parametrize("entry", [42, (1, 2), (__name__, 2), ("a", "b", "c"), b"mod.name", Point(1)])
+def test_allow_entries_of_the_wrong_type_are_refused(entry):
+    with pytest.raises(TypeError, match="allow entries"):
+        safe_loads(pickle.dumps(1), allow=[entry])
+
+
+def test_one_allow_string_is_one_name_not_its_characters():
+    assert safe_loads(pickle.dumps(Point(4)), allow=f"{__name__}:Point") == Point(4)
+
+
+def test_an_allowed_name_that_is_a_module_is_refused():
+    # numpy.ma is a submodule: admitting the name must not hand out a module
+    data = b"\x80\x04\x8c\x05numpy\x8c\x02ma\x93."
+    with pytest.raises(ForbiddenGlobal, match="resolves to a module") as refused:
+        safe_loads(data, allow=[("numpy", "ma")])
+    assert (refused.value.module, refused.value.name) == ("numpy", "ma")
+
+
+def test_allow_that_is_neither_a_name_list_nor_a_predicate_is_refused():
+    with pytest.raises(TypeError):
+        safe_loads(pickle.dumps(1), allow=42)
+
+
+class CallableNameList(list):
+    """An allow spec that is iterable and also callable: read as names."""
+
+    def __call__(self, module, name):
+        return True
+
+
+def test_an_iterable_allow_is_read_as_names_even_if_it_is_callable():
+    allow = CallableNameList([Point])
+    assert safe_loads(pickle.dumps(Point(5)), allow=allow) == Point(5)
+    with pytest.raises(ForbiddenGlobal, match="Outer.Inner"):
+        safe_loads(pickle.dumps(Outer.Inner(1), protocol=4), allow=allow)
+
+
+def test_max_bytes_admits_a_pickle_of_exactly_that_size(tmp_path):
+    data = pickle.dumps(list(range(100)))
+    assert safe_loads(data, max_bytes=len(data)) == list(range(100))
+    with pytest.raises(LimitExceeded):
+        safe_loads(data, max_bytes=len(data) - 1)
+    path = tmp_path / "p.pkl"
+    path.write_bytes(data)
+    with open(path, "rb") as fh:
+        assert safe_load(fh, max_bytes=len(data)) == list(range(100))
+    with open(path, "rb") as fh:
+        assert safe_load(fh, max_bytes=None) == list(range(100))  # no cap: the whole file
+
+
+def test_a_truncated_pickle_reports_offset_and_index_zero():
+    with pytest.raises(TruncatedError) as err:
+        safe_loads(pickle.dumps({"a": [1, 2, 3]})[:-3])
+    assert (err.value.offset, err.value.index) == (0, 0)

@@ -444,11 +444,11 @@ class CheckpointStore:
             header = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise CheckpointCorrupted(f"{where}: unreadable header: {exc}") from None
-        self._check_header(header, size, where)
+        self._check_header(header, size, where, hlen)
         return header, flags, hlen
 
     @staticmethod
-    def _check_header(h: Any, size: int, where: str) -> None:
+    def _check_header(h: Any, size: int, where: str, hlen: int) -> None:
         def bad(why: str) -> CheckpointCorrupted:
             return CheckpointCorrupted(f"{where}: inconsistent header: {why}")
 
@@ -459,7 +459,7 @@ class CheckpointStore:
                 raise bad(f"file is {size} bytes, header says {h['file_size']} (truncated or extended)")
             sk = h["skeleton"]
             sections = [(sk["offset"], sk["length"])] + [(b["offset"], b["length"]) for b in h["buffers"]]
-            end = _PREFIX.size
+            end = _PREFIX.size + hlen  # sections follow the header, in order, without overlapping
             for off, length in sections:
                 if not (isinstance(off, int) and isinstance(length, int)) or off < end or length < 0:
                     raise bad(f"section at {off} overlaps or is out of order")

@@ -460,20 +460,71 @@ def _as_pickle_error(exc: BaseException, offset: int, index: int) -> pickle.Unpi
     return TruncatedError(offset, index, exc)
 
 
+_FILLS = frozenset({"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"})
+_EMPTY_CONTAINERS = frozenset({"EMPTY_LIST", "EMPTY_DICT", "EMPTY_TUPLE", "EMPTY_SET"})
+
+
 def _max_depth(data: bytes | memoryview) -> int:
-    """Deepest unpickler stack (objects plus open MARKs) the pickle builds;
-    nested containers push one level each."""
+    """How deeply the objects a pickle builds nest: a scalar is 0, ``[]``
+    is 1, ``[[1, 2]]`` is 2, the same for every protocol (a wide container
+    is not a deep one; an object rebuilt by a call, such as ``set`` before
+    protocol 4, counts one level over its arguments).  Each stack entry is a one-item list shared with
+    the memo, so filling a container fetched from the memo counts too.  A
+    malformed pickle ends the scan: the unpickler then reports it."""
+    stack: list[list[int]] = []
     marks: list[int] = []
-    height = best = 0
-    for op, _arg, _pos in pickletools.genops(io.BytesIO(data)):
-        before = op.stack_before
-        if op.name == "MARK":
-            marks.append(height)
-        elif pickletools.markobject in before:
-            height = (marks.pop() if marks else 0) - before.index(pickletools.markobject) + len(op.stack_after)
-        else:
-            height += len(op.stack_after) - len(before)
-        best = max(best, height + len(marks))
+    memo: dict[Any, list[int]] = {}
+    best = 0
+    try:
+        for op, arg, _pos in pickletools.genops(io.BytesIO(data)):
+            name = op.name
+            if name == "MARK":
+                marks.append(len(stack))
+                continue
+            if name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[arg] = stack[-1]
+                continue
+            if name == "MEMOIZE":
+                memo[len(memo)] = stack[-1]
+                continue
+            if name in ("GET", "BINGET", "LONG_BINGET"):
+                stack.append(memo.get(arg, [0]))
+                continue
+            if name in ("DUP", "READONLY_BUFFER", "FRAME", "PROTO"):
+                if name == "DUP":
+                    stack.append(stack[-1])
+                continue
+            before = op.stack_before
+            if pickletools.markobject in before:
+                at = marks.pop()
+                under = before.index(pickletools.markobject)
+                taken = stack[at - under :]
+                del stack[at - under :]
+                target, items = taken[:under], taken[under:]
+            else:
+                n = len(before)
+                taken = stack[len(stack) - n :] if n else []
+                if len(taken) != n:
+                    break
+                del stack[len(stack) - n :]
+                target, items = taken[:1], taken[1:]
+            if name in _FILLS:  # the object under the items gets them
+                cell = target[0]
+                cell[0] = max(cell[0], 1 + max((c[0] for c in items), default=0))
+                stack.append(cell)
+            elif op.stack_after:
+                inputs = target + items
+                if inputs or pickletools.markobject in before:  # built from them
+                    depth = 1 + max((c[0] for c in inputs), default=0)
+                else:
+                    depth = 1 if name in _EMPTY_CONTAINERS else 0
+                cell = [depth]
+                stack.append(cell)
+            else:
+                continue
+            best = max(best, cell[0])
+    except (ValueError, IndexError, KeyError):
+        pass  # malformed: safe_loads reports it as every loader does
     return best
 
 
@@ -500,7 +551,8 @@ def safe_loads(
     max_bytes : int or None
         Refuse larger inputs (default 1 GiB).
     max_depth : int or None
-        Refuse pickles whose MARK nesting is deeper (checked by a scan with
+        Refuse pickles whose containers nest deeper (``[]`` is depth 1,
+        ``[[1, 2]]`` depth 2, whatever the protocol; checked by a scan with
         :mod:`pickletools`, which costs time on large pickles; off by
         default, since the C unpickler is iterative and deep data cannot
         crash it).
