@@ -16,11 +16,16 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE
 
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
+
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from binrec._errors import OverlapError
 
 NAME = "compiled"
 
@@ -175,6 +180,10 @@ def _row_plan(layout, bint packing):
                 last[3] += op[3]
                 continue
         merged.append(list(op))
+    for op in merged:
+        # the fix-ups write inside each record's own bytes, or nowhere
+        if op[1] < 0 or op[3] < 0 or op[1] + _op_bytes(op[0], op[3]) > layout.size:
+            raise ValueError(f"field at byte {op[1]} lies outside the {layout.size}-byte record")
     plan = np.array(merged, dtype=np.int64).reshape(-1, 4)
     with _plans_lock:
         if len(_plans) > 256:
@@ -306,10 +315,14 @@ cdef class _RowJob:
 cdef void *_address(obj, bint writable, Py_ssize_t need) except NULL:
     """Address of a C-contiguous buffer of at least ``need`` bytes.  The
     caller holds a reference to ``obj`` for as long as it uses the address
-    (numpy arrays, bytes and mmaps never move their memory)."""
+    (numpy arrays, bytes and mmaps never move their memory).  ``need`` comes
+    from :func:`_extent`, never from an object's Python attributes: the
+    buffer protocol's length is the only size that can be trusted."""
     cdef Py_buffer view
     cdef void *ptr
     cdef int flags = PyBUF_C_CONTIGUOUS | (PyBUF_WRITABLE if writable else 0)
+    if need < 0:
+        raise ValueError(f"negative buffer size {need}")
     PyObject_GetBuffer(obj, &view, flags)
     ptr = view.buf
     if view.len < need:
@@ -319,6 +332,49 @@ cdef void *_address(obj, bint writable, Py_ssize_t need) except NULL:
     if ptr == NULL:
         raise ValueError("buffer has no memory")
     return ptr
+
+
+cdef Py_ssize_t _extent(Py_ssize_t start, Py_ssize_t count, Py_ssize_t size) except -1:
+    """``start + count * size`` (bytes), refusing what would overflow
+    Py_ssize_t, so that :func:`_address`'s length check can be trusted."""
+    if start < 0 or count < 0 or size < 0:
+        raise ValueError(f"negative offset, count or size ({start}, {count}, {size})")
+    if size and count > (PY_SSIZE_T_MAX - start) // size:
+        raise OverflowError(f"{count} records of {size} bytes at offset {start} exceed the address space")
+    return start + count * size
+
+
+cdef Py_ssize_t _record_size(layout) except -1:
+    """The layout's record size; the loops divide by it."""
+    cdef Py_ssize_t size = layout.size
+    if size <= 0:
+        raise ValueError(f"record size must be positive, got {size}")
+    return size
+
+
+cdef inline bint _overlap(const void *a, Py_ssize_t na, const void *b, Py_ssize_t nb) noexcept:
+    """Whether [a, a+na) and [b, b+nb) share a byte (compared as integers)."""
+    cdef size_t x = <size_t> a, y = <size_t> b
+    return na > 0 and nb > 0 and x < y + <size_t> nb and y < x + <size_t> na
+
+
+cdef int _check_apart(const void *src, Py_ssize_t nsrc, const void *dst, Py_ssize_t ndst, what) except -1:
+    # The row loop memcpy's blocks (undefined for overlapping ranges) and both
+    # loops read records after writing earlier ones.  Raised before anything
+    # is written: records.py then runs the kernel again on a copy.
+    if _overlap(src, nsrc, dst, ndst):
+        raise OverlapError(f"{what}: the output overlaps the source bytes")
+    return 0
+
+
+cdef Py_ssize_t _buffer_span(obj, void **ptr) except -1:
+    """The address (into ``ptr``) and length of a writable C-contiguous buffer."""
+    cdef Py_buffer view
+    PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
+    ptr[0] = view.buf
+    n = view.len
+    PyBuffer_Release(&view)
+    return n
 
 
 _pool = None
@@ -378,15 +434,16 @@ cdef _rows(plan, const unsigned char *src, unsigned char *dst, Py_ssize_t size, 
 # -- interface -----------------------------------------------------------------
 
 def unpack_rows(layout, buf, Py_ssize_t offset, Py_ssize_t count, out, int threads=1):
-    cdef Py_ssize_t size = layout.size
+    cdef Py_ssize_t size = _record_size(layout)
     cdef const unsigned char *src
     cdef unsigned char *dst
     if count <= 0:
         return out
     if offset < 0:
         raise ValueError("unpack_rows: negative offset")  # records.py checks first
-    src = <const unsigned char *> _address(buf, False, offset + count * size)
-    dst = <unsigned char *> _address(out, True, count * size)
+    src = <const unsigned char *> _address(buf, False, _extent(offset, count, size))
+    dst = <unsigned char *> _address(out, True, _extent(0, count, size))
+    _check_apart(src + offset, count * size, dst, count * size, "unpack_rows")
     _rows(_row_plan(layout, False), src + offset, dst, size, count, threads, (buf, out))
     return out
 
@@ -418,14 +475,15 @@ def _check_pack(layout, arr):
 
 
 def pack_rows(layout, arr, plens, target, int threads=1):
-    cdef Py_ssize_t size = layout.size
+    cdef Py_ssize_t size = _record_size(layout)
     cdef Py_ssize_t count = len(arr)
     cdef unsigned char *dst
     if count == 0:
         return
     _check_pack(layout, arr)
-    dst = <unsigned char *> _address(target, True, count * size)
-    src = <const unsigned char *> _address(arr, False, count * size)
+    dst = <unsigned char *> _address(target, True, _extent(0, count, size))
+    src = <const unsigned char *> _address(arr, False, _extent(0, count, size))
+    _check_apart(src, count * size, dst, count * size, "pack_rows")
     _rows(_row_plan(layout, True), src, dst, size, count, threads, (arr, target))
     if plens:
         _fix_pascal_lengths(layout, plens, dst, count)
@@ -433,16 +491,16 @@ def pack_rows(layout, arr, plens, target, int threads=1):
 
 def pack_bytes(layout, arr, plens, int threads=1):
     """Encode into a new bytes object, filled in place (no extra copy)."""
-    cdef Py_ssize_t size = layout.size
+    cdef Py_ssize_t size = _record_size(layout)
     cdef Py_ssize_t count = len(arr)
     cdef unsigned char *dst
     if count == 0:
         return b""
     _check_pack(layout, arr)
+    src = <const unsigned char *> _address(arr, False, _extent(0, count, size))
     result = PyBytes_FromStringAndSize(NULL, count * size)
     dst = <unsigned char *> PyBytes_AS_STRING(result)
     br_hugepage_hint(dst, count * size)
-    src = <const unsigned char *> _address(arr, False, count * size)
     _rows(_row_plan(layout, True), src, dst, size, count, threads, (arr, result))
     if plens:
         _fix_pascal_lengths(layout, plens, dst, count)
@@ -542,46 +600,72 @@ _col_specs = {}
 
 
 def _column_spec(field):
-    """(op, n) of a field decoded into its own column, or None for a field
-    whose column is all empty strings."""
+    """(op, n, bytes read per record, bytes written per element) of a field
+    decoded into its own column, or None for a field whose column is all
+    empty strings.  The sizes come from the op alone: the column loop uses
+    no other."""
     spec = _col_specs.get(field, False)
     if spec is False:
         spec = _field_op(field)
         if spec is not None and field.code == "p":
             spec = None if field.count <= 1 else (OP_PASCAL_COL, spec[1])
+        if spec is not None:
+            spec = spec + _column_bytes(*spec)
         if len(_col_specs) > 4096:
             _col_specs.clear()
         _col_specs[field] = spec
     return spec
 
 
+def _column_bytes(op, n):
+    """(bytes read from each record, bytes written per column element) of a
+    column op: the only sizes the column loop uses."""
+    if op == OP_PASCAL_COL:
+        return n, n - 1
+    return _op_bytes(op, n), _op_bytes(op, n)
+
+
 def unpack_columns(layout, buf, Py_ssize_t offset, Py_ssize_t count, fields, outs, int threads=1):
-    cdef Py_ssize_t size = layout.size
+    cdef Py_ssize_t size = _record_size(layout)
     cdef Py_ssize_t i = 0, nfields = len(fields)
+    cdef Py_ssize_t reads, width, nempty
+    cdef void *empty_ptr
     cdef _ColJob job
     if count <= 0:
         return list(outs)
     if offset < 0:
         raise ValueError("unpack_columns: negative offset")
     job = _ColJob()
-    job.src = (<const unsigned char *> _address(buf, False, offset + count * size)) + offset
+    job.src = (<const unsigned char *> _address(buf, False, _extent(offset, count, size))) + offset
     job.size = size
     job.refs = (buf, outs)
     job.ops = <ColOp *> PyMem_Malloc(max(1, nfields) * sizeof(ColOp))
     if job.ops == NULL:
         raise MemoryError()
+    empty = []  # columns of empty strings: zeroed once every check passed
     for f, out in zip(fields, outs):
         spec = _column_spec(f)
         if spec is None:
-            out.view(np.uint8)[...] = 0  # a column of empty strings
+            nempty = _buffer_span(out, &empty_ptr)
+            _check_apart(job.src, count * size, empty_ptr, nempty, "unpack_columns")
+            empty.append(out)
             continue
+        # every size from the op (the layout), never from out.itemsize or
+        # out.shape, which an ndarray subclass can override
+        reads = spec[2]
+        width = spec[3]
+        if f.offset < 0 or f.offset + reads > size:
+            raise ValueError(f"unpack_columns: field {f.name!r} lies outside the {size}-byte record")
         job.ops[i].op = spec[0]
         job.ops[i].src = f.offset
         job.ops[i].n = spec[1]
-        job.ops[i].width = out.itemsize
-        job.ops[i].dst = <unsigned char *> _address(out, True, count * out.itemsize)
+        job.ops[i].width = width
+        job.ops[i].dst = <unsigned char *> _address(out, True, _extent(0, count, width))
+        _check_apart(job.src, count * size, job.ops[i].dst, count * width, "unpack_columns")
         i += 1
     job.nops = i
+    for out in empty:
+        out.view(np.uint8)[...] = 0
     if job.nops:
         if threads <= 1 or count < 2 * MIN_RECORDS_PER_TASK:
             with nogil:
@@ -706,19 +790,27 @@ cdef Py_ssize_t _pack_columns_loop(const PackOp *ops, Py_ssize_t nops, unsigned 
     return -1
 
 
+# source bytes per row of the kinds whose source width is fixed (else the
+# field's width), and the field widths each kind can store
+_PACK_SOURCE_BYTES = {PK_I64: 8, PK_U64: 8, PK_F64_F32: 8, PK_BOOL: 1}
+_PACK_WIDTHS = {PK_I64: (1, 2, 4, 8), PK_U64: (1, 2, 4, 8), PK_F64_F32: (4,), PK_BOOL: (1,), PK_COPY_HALVES: (8, 16)}
+
+
 def pack_columns(layout, specs, int threads=1):
     """Encode columns straight to bytes.  ``specs``: one tuple per field
     (kind, array, lo, hi, uhi, check), arrays 1-D C-contiguous of equal
     length.  Returns bytes, or None if a value failed a check."""
-    cdef Py_ssize_t size = layout.size
+    cdef Py_ssize_t size = _record_size(layout)
     cdef Py_ssize_t count = len(specs[0][1]) if specs else 0
-    cdef Py_ssize_t i, nops = len(specs)
+    cdef Py_ssize_t i, nops = len(specs), elem
     cdef PackOp *ops
     cdef unsigned char *dst
     cdef Py_ssize_t bad
     if count == 0:
         return b""
-    result = PyBytes_FromStringAndSize(NULL, count * size)
+    if nops > len(layout.fields):
+        raise ValueError("pack_columns: more columns than fields")
+    result = PyBytes_FromStringAndSize(NULL, _extent(0, count, size))
     dst = <unsigned char *> PyBytes_AS_STRING(result)
     br_hugepage_hint(dst, count * size)
     ops = <PackOp *> PyMem_Malloc(max(1, nops) * sizeof(PackOp))
@@ -736,7 +828,12 @@ def pack_columns(layout, specs, int threads=1):
             ops[i].hi = hi
             ops[i].uhi = uhi
             ops[i].check = check
-            ops[i].src = <const unsigned char *> _address(arr, False, count * arr.itemsize)
+            # bytes the loop reads per row, by kind and field width (never
+            # arr.itemsize, which an ndarray subclass can override)
+            elem = _PACK_SOURCE_BYTES.get(kind, f.size)
+            if f.offset < 0 or f.offset + f.size > size or f.size not in _PACK_WIDTHS.get(kind, (f.size,)):
+                raise ValueError(f"pack_columns: field {f.name!r} does not fit kind {kind}")
+            ops[i].src = <const unsigned char *> _address(arr, False, _extent(0, count, elem))
         with nogil:
             bad = _pack_columns_loop(ops, nops, dst, size, count)
     finally:

@@ -42,7 +42,8 @@ def _first(mask: np.ndarray) -> int:
 
 def _as_array(values: Any) -> np.ndarray:
     if isinstance(values, np.ndarray):
-        return values
+        # numpy's own dtype and shape: a subclass may override them in Python
+        return values if type(values) is np.ndarray else np.asarray(values)
     try:
         arr = np.asarray(values)
     except (ValueError, TypeError, OverflowError):
@@ -192,6 +193,11 @@ def _coerce_float(f: Field, arr: np.ndarray, base: int) -> np.ndarray:
 
 
 def _coerce_complex(f: Field, arr: np.ndarray, base: int) -> np.ndarray:
+    if arr.dtype.kind == "c" and arr.dtype.itemsize == f.native.itemsize:
+        # same width (perhaps another byte order): copy the bits as the
+        # compiled kernel does; a detour through complex128 would quiet
+        # signalling-NaN payloads of 'F' values
+        return arr.astype(f.native)
     if arr.dtype.kind in "biufc":
         src = arr.astype(np.complex128)
     elif arr.dtype.kind == "O":

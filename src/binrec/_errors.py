@@ -13,7 +13,14 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["Error", "FloatOverflowError", "BufferTypeError", "BufferContiguityError", "FormatEncodingError"]
+__all__ = [
+    "Error",
+    "FloatOverflowError",
+    "BufferTypeError",
+    "BufferContiguityError",
+    "FormatEncodingError",
+    "OverlapError",
+]
 
 
 class Error(struct.error):
@@ -40,6 +47,16 @@ class BufferTypeError(Error, TypeError):
 class BufferContiguityError(Error, BufferError):
     """A buffer to decode is not C-contiguous (struct raises
     :class:`BufferError`)."""
+
+
+class OverlapError(ValueError):
+    """Internal: a kernel was given an output that overlaps its input.
+
+    Both backends raise it before writing anything; ``records.py`` catches
+    it and decodes (or encodes) from a private copy of the input instead,
+    so users never see it.  A ValueError, not a :class:`Error`: reaching a
+    user means a caller broke the kernels' contract.
+    """
 
 
 class FormatEncodingError(Error, UnicodeEncodeError):

@@ -17,6 +17,11 @@ Interface (both backends):
     encode ``arr`` (C-contiguous, ``layout.dtype``) into ``target`` (a
     writable 1-D uint8 buffer of ``len(arr) * layout.size`` bytes).  ``plens``
     maps a Pascal field name to explicit string lengths (or is empty).
+
+An output must not overlap its input: both backends raise
+``_errors.OverlapError`` before writing anything (records.py then runs the
+kernel again on a copy of the input).  A record size that is not positive
+is refused with ValueError.
 """
 
 from __future__ import annotations
@@ -25,11 +30,18 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ._errors import OverlapError
 from ._layout import Field, Layout
 
 __all__ = ["unpack_rows", "unpack_columns", "pack_rows", "pack_bytes", "NAME"]
 
 NAME = "python"
+
+
+def _record_size(layout: Layout) -> int:
+    if layout.size <= 0:
+        raise ValueError(f"record size must be positive, got {layout.size}")
+    return layout.size
 
 
 def _raw_rows(layout: Layout, buf, offset: int, count: int) -> np.ndarray:
@@ -46,8 +58,12 @@ def _pascal_mask(lengths: np.ndarray, width: int) -> np.ndarray:
 
 
 def unpack_rows(layout: Layout, buf, offset: int, count: int, out: np.ndarray, threads: int = 1) -> np.ndarray:
+    size = _record_size(layout)
     raw = _raw_rows(layout, buf, offset, count)
-    out_bytes = out.view(np.uint8).reshape(count, layout.size)
+    if count and np.may_share_memory(raw, out):
+        # zeroing the padding below would destroy the source
+        raise OverlapError("unpack_rows: the output overlaps the source bytes")
+    out_bytes = out.view(np.uint8).reshape(count, size)
     # Padding bytes in the output are zeroed, so out.tobytes() is deterministic.
     out_bytes[...] = 0
     # Structured assignment copies field by field, by position, converting
@@ -91,7 +107,14 @@ def unpack_columns(
     outs: Sequence[np.ndarray],
     threads: int = 1,
 ) -> list[np.ndarray]:
-    size = layout.size
+    size = _record_size(layout)
+    if count:
+        # numpy copes with one overlapping assignment, but a later column
+        # would read source bytes an earlier one overwrote
+        whole = np.frombuffer(buf, dtype=np.uint8, count=count * size, offset=offset)
+        for out in outs:
+            if np.may_share_memory(whole, out):
+                raise OverlapError("unpack_columns: an output overlaps the source bytes")
     for f, out in zip(fields, outs):
         view = _field_view(f, buf, offset, count, size)
         if f.code == "?":
@@ -120,12 +143,16 @@ def pack_rows(
     n = len(arr)
     if n == 0:
         return
-    np.frombuffer(target, dtype=np.uint8, count=n * layout.size)[...] = _encode(layout, arr, plens).reshape(-1)
+    window = np.frombuffer(target, dtype=np.uint8, count=n * _record_size(layout))
+    if np.may_share_memory(arr, window):
+        raise OverlapError("pack_rows: the output overlaps the source bytes")
+    window[...] = _encode(layout, arr, plens).reshape(-1)
 
 
 def pack_bytes(layout: Layout, arr: np.ndarray, plens: Mapping[str, np.ndarray], threads: int = 1) -> bytes:
     if len(arr) == 0:
         return b""
+    _record_size(layout)
     return _encode(layout, arr, plens).tobytes()
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _backend
 from ._coerce import coerce_column
-from ._errors import BufferContiguityError, BufferTypeError, Error
+from ._errors import BufferContiguityError, BufferTypeError, Error, OverlapError
 from ._layout import Field, Layout, build_layout, int_range
 
 __all__ = [
@@ -55,6 +55,32 @@ def _byte_view(buffer: Any, *, writable: bool = False, what: str = "buffer") -> 
     if mv.format != "B" or mv.ndim != 1:
         mv = mv.cast("B")
     return mv
+
+
+def _plain(arr: np.ndarray) -> np.ndarray:
+    """``arr`` as a base-class ndarray view.
+
+    A subclass can override ``dtype``, ``shape``, ``itemsize``, ``flags`` or
+    ``nbytes`` with Python properties; numpy's ``asarray`` reads the array's
+    own C-level fields.  Every check that guards a kernel runs on this view,
+    and the kernels receive it, so their memory accesses are sized by the
+    real buffer.
+    """
+    return arr if type(arr) is np.ndarray else np.asarray(arr)
+
+
+def _private_copy(buf: memoryview, offset: int, nbytes: int) -> tuple[memoryview, int]:
+    """``(copy, 0)``: the ``nbytes`` source bytes at ``offset``, copied.
+
+    The kernels read their input and write their output block by block, so
+    an output that shares memory with its own input (in-place decoding, or
+    values that live in the ``pack_into`` target) would read bytes already
+    overwritten.  Both backends compare the address ranges (O(1)) and raise
+    :class:`OverlapError` before writing anything; the caller then runs the
+    kernel again on this copy.  Exact in-place decoding therefore works, on
+    both backends, at the cost of one copy of the input.
+    """
+    return memoryview(bytes(buf[offset : offset + nbytes])), 0
 
 
 def _index(value: Any, name: str) -> int:
@@ -133,6 +159,8 @@ _PK_COPY, _PK_I64, _PK_U64, _PK_F64_F32, _PK_BOOL, _PK_COPY_HALVES = range(6)
 
 def _pack_spec(f: Field, col: Any) -> tuple:
     """(kind, contiguous array, lo, hi, uhi, check) for the fused pack kernel."""
+    if isinstance(col, np.ndarray):
+        col = _plain(col)  # the real dtype: the kernel reads by it
     if isinstance(col, np.ndarray) and col.ndim == 1:
         dt = col.dtype
         if dt == f.native and f.code != "?":
@@ -175,7 +203,12 @@ def _column_arrays(dtypes: Sequence[np.dtype], count: int) -> list[np.ndarray]:
         starts.append(start)
         pos = start + nbytes
     block = np.empty(pos, dtype=np.uint8)
-    return [block[s : s + nb].view(dt) for s, nb, dt in zip(starts, sizes, dtypes)]
+    # A zero-width field (0s, 0p, 1p) has the unsized dtype 'S', which no
+    # byte slice can be viewed as: it gets its own array, as on the small path.
+    return [
+        block[s : s + nb].view(dt) if dt.itemsize else np.empty(count, dtype=dt)
+        for s, nb, dt in zip(starts, sizes, dtypes)
+    ]
 
 
 class Struct:
@@ -390,10 +423,14 @@ class Struct:
         else:
             result = self._check_out(out, count, self.dtype, "out")
         nthreads = _resolve_threads(threads, count * self.size)
-        _backend.kernels.unpack_rows(self._layout, buf, offset, count, result, nthreads)
+        try:
+            _backend.kernels.unpack_rows(self._layout, buf, offset, count, result, nthreads)
+        except OverlapError:  # out= shares memory with the input
+            buf, offset = _private_copy(buf, offset, count * self.size)
+            _backend.kernels.unpack_rows(self._layout, buf, offset, count, result, nthreads)
         if text_names:
-            result = self._with_text(result, text_names, encoding, strip)
-        return result
+            return self._with_text(result, text_names, encoding, strip)
+        return result if out is None else out
 
     def unpack_columns(
         self,
@@ -443,7 +480,16 @@ class Struct:
         else:
             outs = _column_arrays([f.native for f in chosen], count)
         nthreads = _resolve_threads(threads, count * self.size) if threads is not None else 1
-        arrays = _backend.kernels.unpack_columns(self._layout, buf, offset, count, chosen, outs, nthreads)
+        kernels = _backend.kernels
+        try:
+            arrays = kernels.unpack_columns(self._layout, buf, offset, count, chosen, outs, nthreads)
+        except OverlapError:  # an out= array shares memory with the input
+            buf, offset = _private_copy(buf, offset, count * self.size)
+            arrays = kernels.unpack_columns(self._layout, buf, offset, count, chosen, outs, nthreads)
+        if out:
+            # the caller's own objects come back (the kernels wrote through
+            # their base-class views)
+            arrays = [out[f.name] if f.name in out else arr for f, arr in zip(chosen, arrays)]
         if not text_names:
             return {f.name: arr for f, arr in zip(chosen, arrays)}
         return {
@@ -469,6 +515,7 @@ class Struct:
     def _check_out(out: Any, count: int, dtype: np.dtype, what: str) -> np.ndarray:
         if not isinstance(out, np.ndarray):
             raise TypeError(f"{what} must be a numpy array, not {type(out).__name__}")
+        out = _plain(out)  # numpy's own dtype, shape and flags, not a subclass's
         if out.dtype != dtype:
             raise Error(f"{what} has dtype {out.dtype}, expected {dtype}")
         if out.shape != (count,):
@@ -515,6 +562,8 @@ class Struct:
         """Validate ``values`` and return them as a C-contiguous array of
         ``self.dtype`` plus explicit Pascal-string lengths."""
         layout = self._layout
+        if isinstance(values, np.ndarray):
+            values = _plain(values)
         if isinstance(values, np.ndarray) and values.dtype.names is not None:
             if values.ndim != 1:
                 raise Error(f"expected a 1-D structured array, got shape {values.shape}")
@@ -632,6 +681,8 @@ class Struct:
         pack_columns = getattr(_backend.kernels, "pack_columns", None)
         if pack_columns is None or any(f.code == "p" for f in self._layout.fields):
             return None
+        if isinstance(values, np.ndarray):
+            values = _plain(values)
         if isinstance(values, np.ndarray) and values.dtype.names is not None:
             if values.ndim != 1 or values.dtype == self.dtype or set(values.dtype.names) != set(self.names):
                 return None
@@ -681,7 +732,11 @@ class Struct:
                 f"at offset {offset} (actual buffer size is {len(target)})"
             )
         nthreads = _resolve_threads(threads, nbytes)
-        _backend.kernels.pack_rows(self._layout, arr, plens, target[offset : offset + nbytes], nthreads)
+        window = target[offset : offset + nbytes]
+        try:
+            _backend.kernels.pack_rows(self._layout, arr, plens, window, nthreads)
+        except OverlapError:  # the values live in the target buffer
+            _backend.kernels.pack_rows(self._layout, arr.copy(), plens, window, nthreads)
         return nbytes
 
     # -- files and data frames (see binrec.files) --------------------------------
