@@ -783,3 +783,267 @@ def test_pack_validates_threads_on_every_path(threads):
     for values in ({"f0": np.arange(3)}, [(1,), (2,)], np.zeros(2, dtype=s.dtype)):
         with pytest.raises((Error, TypeError), match="threads"):
             s.pack(values, threads=threads)
+
+
+# -- value conversion: the row and field an error names, and the Python-object
+# paths for P, complex and bool (issue 11, mutation testing of _coerce.py).
+# Oracle: struct, packing the same values one row at a time.  For F and D,
+# which struct learned only in Python 3.14, the oracle is struct's pair of
+# floats ('ff' / 'dd') for (real, imag), the layout Python 3.14 gives them.
+
+
+def _first_row_struct_refuses(fmt: str, rows: list[tuple]) -> int:
+    for i, row in enumerate(rows):
+        try:
+            struct.pack(fmt, *row)
+        except (struct.error, OverflowError, TypeError):
+            return i
+    raise AssertionError("struct accepts every row")
+
+
+def _complex_oracle(fmt: str, values) -> bytes:
+    pair = fmt[0] + ("ff" if fmt[1] == "F" else "dd")
+    return b"".join(struct.pack(pair, complex(v).real, complex(v).imag) for v in values)
+
+
+def test_range_error_names_the_first_bad_row_and_its_field_from_python_ints():
+    rows = [(1, 0), (2, 255), (3, 7), (4, 256), (5, 9), (6, -1)]
+    first = _first_row_struct_refuses("<hB", rows)
+    assert first == 3
+    with pytest.raises(Error, match=r"^field 'b' \(format 'B', row 3\): 'B' format requires 0 <= number <= 255$"):
+        Struct("<hB", "a b").pack(rows)
+
+
+def test_range_error_names_the_first_bad_row_from_a_numpy_column():
+    # one value below the range (row 2), one above it (row 4): the first wins
+    col = np.array([0, 100, -200, 5, 200, -300], dtype=np.int64)
+    rows = [(int(v),) for v in col]
+    first = _first_row_struct_refuses("<b", rows)
+    assert first == 2
+    with pytest.raises(Error, match=r"^field 'f0' \(format 'b', row 2\): 'b' format requires -128 <= number <= 127$"):
+        Struct("<b").pack({"f0": col})
+
+
+def test_range_error_above_the_range_only_names_its_row_from_a_numpy_column():
+    col = np.array([0, 1, 2, 70000, 3], dtype=np.int32)
+    assert _first_row_struct_refuses("<H", [(int(v),) for v in col]) == 3
+    with pytest.raises(Error, match=r"^field 'f0' \(format 'H', row 3\): 'H' format requires 0 <= number <= 65535$"):
+        Struct("<H").pack({"f0": col})
+
+
+def test_unsigned_numpy_column_too_large_for_a_signed_field_names_its_row():
+    col = np.array([1, 2, 2**63, 5], dtype=np.uint64)
+    assert _first_row_struct_refuses("<q", [(int(v),) for v in col]) == 2
+    with pytest.raises(Error, match=r"\(format 'q', row 2\): 'q' format requires"):
+        Struct("<q").pack({"f0": col})
+
+
+def test_non_integer_error_names_its_row_and_field():
+    rows = [(0, 1), (1, 2), (2, "3"), (3, 4.0)]
+    assert _first_row_struct_refuses("<ii", rows) == 2
+    with pytest.raises(Error, match=r"^field 'y' \(format 'i', row 2\): required argument is not an integer$"):
+        Struct("<ii", "x y").pack(rows)
+
+
+def test_numpy_bool_scalar_in_an_integer_column_of_objects_is_refused_at_its_row():
+    # struct refuses numpy.bool_ for integer codes (it has no __index__)
+    with pytest.raises(struct.error):
+        struct.pack("<i", np.bool_(True))
+    column = np.array([1, np.bool_(True), 3], dtype=object)
+    with pytest.raises(Error, match=r"row 1\): required argument is not an integer"):
+        Struct("<i").pack({"f0": column})
+
+
+def test_bool_numpy_column_packs_into_an_integer_field_as_0_and_1():
+    assert Struct("<h").pack({"f0": np.array([True, False, True])}) == struct.pack("<3h", 1, 0, 1)
+
+
+@pytest.mark.parametrize("as_array", [False, True], ids=["python-floats", "numpy-float64"])
+def test_float_overflow_names_the_first_row_that_overflows(as_array):
+    values = [0.0, 1.0, 1e300, 2.0, -1e300]
+    rows = [(v,) for v in values]
+    assert _first_row_struct_refuses("<f", rows) == 2
+    column = np.array(values) if as_array else values
+    with pytest.raises(binrec.FloatOverflowError, match=r"^field 'f0' \(format 'f', row 2\): float too large"):
+        Struct("<f").pack({"f0": column})
+
+
+def test_non_float_error_names_its_row():
+    rows = [(1.5,), (2,), ("3",)]
+    assert _first_row_struct_refuses("<d", rows) == 2
+    with pytest.raises(Error, match=r"^field 'f0' \(format 'd', row 2\): required argument is not a float$"):
+        Struct("<d").pack(rows)
+
+
+def test_pointer_from_python_ints_packs_like_struct_across_its_whole_range():
+    values = [-(2**63), -1, 0, 1, 2**63, 2**64 - 1]
+    expected = b"".join(struct.pack("@P", v) for v in values)
+    assert Struct("@P").pack([(v,) for v in values]) == expected
+
+
+@pytest.mark.parametrize("bad", [-(2**63) - 1, 2**64])
+def test_pointer_out_of_range_from_python_ints_names_its_row(bad):
+    with pytest.raises(struct.error):
+        struct.pack("@P", bad)
+    lo, hi = -(2**63), 2**64 - 1
+    if struct.calcsize("@P") != 8:
+        pytest.skip("64-bit pointers assumed by the bounds")
+    with pytest.raises(Error, match=rf"^field 'f0' \(format 'P', row 1\): 'P' format requires {lo} <= number <= {hi}$"):
+        Struct("@P").pack([(0,), (bad,), (1,)])
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int64, np.uint64, np.uint8])
+def test_pointer_from_numpy_integer_columns_packs_like_struct(dtype):
+    info = np.iinfo(dtype)
+    values = [info.min, 0, 1, info.max]
+    expected = b"".join(struct.pack("@P", v) for v in values)
+    assert Struct("@P").pack({"f0": np.array(values, dtype=dtype)}) == expected
+
+
+@pytest.mark.parametrize("fmt", ["<F", ">D", "@F"])
+def test_complex_from_python_objects_packs_as_struct_packs_real_and_imag(fmt):
+    class HasComplex:
+        def __complex__(self):
+            return 1.5 - 2.25j
+
+    class HasFloat:
+        def __float__(self):
+            return -0.75
+
+    class HasIndex:
+        def __index__(self):
+            return 9
+
+    values = [1, 2.5, 3 + 4j, True, np.float32(1.5), np.complex64(0.5j), HasComplex(), HasFloat(), HasIndex()]
+    assert Struct(fmt).pack([(v,) for v in values]) == _complex_oracle(fmt, values)
+
+
+@pytest.mark.parametrize("fmt", ["<F", ">D"])
+def test_complex_from_numpy_columns_packs_as_struct_packs_real_and_imag(fmt):
+    for column in (np.array([1, -2, 3], dtype=np.int16), np.array([0.5, -1.25]), np.array([1 + 2j, -3.5j])):
+        assert Struct(fmt).pack({"f0": column}) == _complex_oracle(fmt, column.tolist())
+
+
+@pytest.mark.parametrize("bad", ["1", b"1", bytearray(b"1"), None, object()])
+def test_complex_refuses_what_struct_refuses_for_floats_and_names_the_row(bad):
+    with pytest.raises(struct.error):
+        struct.pack("<d", bad)  # the same objects struct refuses as a float
+    with pytest.raises(Error, match=r"^field 'f0' \(format 'F', row 1\): required argument is not a complex$"):
+        Struct("<F").pack([(1j,), (bad,), (2j,)])
+
+
+def test_complex_conversion_errors_become_struct_errors():
+    class Broken:
+        def __complex__(self):
+            raise ValueError("no")
+
+    with pytest.raises(Error, match=r"row 0\): required argument is not a complex"):
+        Struct("<D").pack([(Broken(),)])
+
+
+@pytest.mark.parametrize("part", ["real", "imag"])
+def test_complex_float_too_large_names_its_row_and_part(part):
+    big = complex(1e300, 0) if part == "real" else complex(0, 1e300)
+    with pytest.raises((OverflowError, struct.error)):
+        struct.pack("<f", getattr(big, part))  # the float struct would refuse
+    with pytest.raises(binrec.FloatOverflowError, match=r"^field 'f0' \(format 'F', row 2\): float too large"):
+        Struct("<F").pack([(0j,), (1 + 1j,), (big,), (big,)])
+
+
+def test_native_complex_float_too_large_stores_infinity_like_native_f():
+    big = complex(1e300, -1e300)
+    assert Struct("@F").pack([(big,)]) == struct.pack("@ff", 1e300, -1e300)
+
+
+def test_bool_from_python_objects_packs_truthiness_like_struct():
+    class Truthy:
+        def __bool__(self):
+            return True
+
+    class Empty:
+        def __len__(self):
+            return 0
+
+    values = [None, 0, 0.0, -0.0, 1, -1, "", "x", b"", b"\0", [], [0], {}, Truthy(), Empty(), 0j, 1j]
+    values += [np.float64("nan"), np.int8(0), np.int8(3), np.bool_(False)]
+    expected = b"".join(struct.pack("?", v) for v in values)
+    assert Struct("?").pack([(v,) for v in values]) == expected
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        np.array([0, 2, -1, 0], dtype=np.int32),
+        np.array([0.0, 0.5, np.nan, -0.0]),
+        np.array([0j, 1j, 0j]),
+        np.array([b"", b"a", b"\0"]),
+        np.array(["", "a"]),
+    ],
+    ids=["int32", "float64", "complex", "bytes", "str"],
+)
+def test_bool_from_numpy_columns_packs_truthiness_like_struct(column):
+    expected = b"".join(struct.pack("?", v) for v in column.tolist())
+    assert Struct("?").pack({"f0": column}) == expected
+
+
+def test_bool_conversion_error_propagates_as_struct_lets_it():
+    class Broken:
+        def __bool__(self):
+            raise ZeroDivisionError("no truth")
+
+    with pytest.raises(ZeroDivisionError):
+        struct.pack("?", Broken())
+    with pytest.raises(ZeroDivisionError):
+        Struct("?").pack([(True,), (Broken(),)])
+
+
+def test_char_error_names_the_first_bad_row():
+    rows = [(b"a",), (b"b",), (b"cd",), (5,)]
+    assert _first_row_struct_refuses("c", rows) == 2
+    with pytest.raises(
+        Error, match=r"^field 'f0' \(format 'c', row 2\): char format requires a bytes object of length 1$"
+    ):
+        Struct("c").pack(rows)
+
+
+def test_char_error_names_the_first_bad_row_of_a_numpy_column():
+    column = np.array([b"a", b"", b"bc"], dtype="S2")
+    # struct refuses b"" (row 1) and b"bc" (row 2)
+    assert _first_row_struct_refuses("c", [(v,) for v in [b"a", b"", b"bc"]]) == 1
+    with pytest.raises(Error, match=r"\(format 'c', row 1\): char format requires"):
+        Struct("c").pack({"f0": column})
+
+
+def test_char_from_a_numpy_column_of_non_bytes_is_refused():
+    with pytest.raises(struct.error):
+        struct.pack("c", 1)
+    with pytest.raises(Error, match=r"\(format 'c', row 0\): char format requires"):
+        Struct("c").pack({"f0": np.array([1, 2])})
+
+
+def test_bytes_error_names_the_first_bad_row_and_the_string_length():
+    rows = [(b"ab",), (bytearray(b"c"),), ("d",), (4,)]
+    assert _first_row_struct_refuses("3s", rows) == 2
+    with pytest.raises(Error, match=r"^field 'f0' \(format '3s', row 2\): argument for 's' must be a bytes object$"):
+        Struct("3s").pack(rows)
+
+
+def test_bytes_from_a_numpy_column_of_numbers_is_refused():
+    with pytest.raises(struct.error):
+        struct.pack("3s", 5)
+    with pytest.raises(Error, match=r"\(format '3s', row 0\): argument for 's' must be a bytes object"):
+        Struct("3s").pack({"f0": np.array([5, 6])})
+
+
+def test_pascal_error_names_its_row_and_length():
+    rows = [(b"a",), (b"bb",), ("c",)]
+    assert _first_row_struct_refuses("4p", rows) == 2
+    with pytest.raises(Error, match=r"^field 'f0' \(format '4p', row 2\): argument for 'p' must be a bytes object$"):
+        Struct("4p").pack(rows)
+
+
+@pytest.mark.parametrize("fmt", ["5s", "3p", "1p", "1s"])
+def test_bytes_objects_pack_truncated_or_padded_like_struct(fmt):
+    values = [b"", b"a", b"abcdefgh", bytearray(b"xy\0"), b"\0\0"]
+    expected = b"".join(struct.pack(fmt, v) for v in values)
+    assert Struct(fmt).pack([(v,) for v in values]) == expected
