@@ -378,7 +378,9 @@ class Struct:
             the end of the buffer, as in :func:`struct.unpack_from`.
         out : ndarray, optional
             C-contiguous array of ``self.dtype`` and shape ``(count,)`` to
-            decode into (reused memory for pipelines).
+            decode into (reused memory for pipelines).  It may share memory
+            with ``buffer``, even exactly (decoding in place): the input
+            bytes are then copied first.
         threads : int, optional
             Split a large buffer over this many threads (0: one per core).
             Only the compiled backend runs them in parallel.
@@ -455,7 +457,9 @@ class Struct:
             Only these fields are decoded (default: all), in this order.
         out : mapping of name to ndarray, optional
             Preallocated 1-D arrays (native dtype of the field, shape
-            ``(count,)``) for some or all of the selected fields.
+            ``(count,)``) for some or all of the selected fields.  An array
+            that shares memory with ``buffer`` makes the input be copied
+            first.
 
         Returns
         -------
@@ -706,7 +710,8 @@ class Struct:
 
         Every value is checked before the first byte is written: on error
         the buffer is left untouched.  A negative ``offset`` counts from the
-        end of the buffer, as in :func:`struct.pack_into`.
+        end of the buffer, as in :func:`struct.pack_into`.  ``values`` may
+        live in ``buffer`` itself (they are then copied before writing).
 
         Returns
         -------
