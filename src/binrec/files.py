@@ -12,6 +12,7 @@ import io
 import mmap as _mmap
 import operator
 import os
+import select
 import stat
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -89,9 +90,30 @@ def _source_name(source: Any) -> str:
         return f"<{type(source).__name__}>"
 
 
-def _readinto_full(fh: Any, view: memoryview) -> int:
+def _wait_readable(fh: Any, where: str) -> None:
+    """A non-blocking stream had nothing to read (``readinto`` returned
+    None): wait until its descriptor is readable, or refuse when there is no
+    descriptor to wait on.  Treating None as end of file would truncate the
+    data silently."""
+    try:
+        fd = fh.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        raise Error(
+            f"{where}: the stream is non-blocking and has no data ready (read returned None), and it has no "
+            "file descriptor to wait on; make it blocking or give a stream with a fileno()"
+        ) from None
+    if hasattr(select, "poll"):  # poll has no FD_SETSIZE limit
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        poller.poll()
+    else:  # pragma: no cover - Windows: select works on sockets only
+        select.select([fd], [], [])
+
+
+def _readinto_full(fh: Any, view: memoryview, where: str) -> int:
     """Fill ``view`` from ``fh`` until it is full or the stream ends (pipes
-    and sockets return short reads)."""
+    and sockets return short reads; non-blocking ones return None, and are
+    waited for)."""
     got = 0
     total = len(view)
     readinto = getattr(fh, "readinto", None)
@@ -100,8 +122,12 @@ def _readinto_full(fh: Any, view: memoryview) -> int:
             n = readinto(view[got:])
         else:
             data = fh.read(total - got)
-            n = len(data)
-            view[got : got + n] = data
+            n = None if data is None else len(data)
+            if n:
+                view[got : got + n] = data
+        if n is None:  # "would block", not end of file
+            _wait_readable(fh, where)
+            continue
         if not n:
             break
         got += n
@@ -125,7 +151,7 @@ def _skip(fh: Any, offset: int, where: str) -> None:
     scratch = bytearray(min(offset, 1 << 20))
     left = offset
     while left:
-        n = _readinto_full(fh, memoryview(scratch)[: min(left, len(scratch))])
+        n = _readinto_full(fh, memoryview(scratch)[: min(left, len(scratch))], where)
         if not n:
             raise Error(f"{where}: stream ended after {offset - left} bytes, before the offset {offset}")
         left -= n
@@ -159,6 +185,14 @@ def iter_unpack(
     counts from the object's current position; for a path or a file it must
     not be negative.  For an in-memory buffer a negative offset counts from
     the end, as in :func:`struct.unpack_from`.
+
+    A non-blocking stream with no data ready (``readinto`` returns None) is
+    waited for with ``poll`` on its descriptor; one without a descriptor
+    raises :class:`binrec.Error`.  "No data yet" never ends the iteration.
+
+    Every yielded array has zeroed padding (alignment gaps, the spare byte
+    of ``p`` fields), so ``chunk.tobytes()`` is what :meth:`Struct.unpack`
+    gives for the same records.
     """
     _check_trailing(trailing)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
@@ -243,27 +277,46 @@ def _iter_stream(
         cap = chunk_size if remaining is None else max(1, min(chunk_size, remaining() // size))
         out = np.empty(cap, dtype=s.dtype)
         filled = 0
-        rest = b""
-        eof = False
+        rest = None  # the bytes after the last whole record, once the stream ends
         while filled < cap:
             want = min(piece_records, cap - filled)
-            got = _readinto_full(fh, view[: want * size])
+            got = _readinto_full(fh, view[: want * size], where)
             n = got // size
             if n:
                 s.unpack(view, count=n, out=out[filled : filled + n], **unpack_kw)
             filled += n
             consumed += n * size
             if got < want * size:  # end of stream
-                eof = True
                 rest = bytes(view[n * size : got])
                 break
         if filled:
-            chunk = out if filled == cap else out[:filled].copy()
+            chunk = out if filled == cap else _head_copy(out, filled)
             yield s._with_text(chunk, text_names, encoding, strip) if text_names else chunk
-        if eof:
+        if rest is not None:
             if rest:
                 yield from _trailing(trailing, rest, consumed, where, size)
             return
+
+
+def _close_map(mm: _mmap.mmap) -> None:
+    """Close a memory map, unless an exception on its way out (a decode
+    error, a bad argument) still holds a view of it in its traceback:
+    ``close()`` would then raise BufferError and replace that exception.
+    The map is unmapped when the last view goes."""
+    try:
+        mm.close()
+    except BufferError:
+        pass
+
+
+def _head_copy(rows: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` records of ``rows`` in an array of their own, copied
+    byte for byte.  ``rows[:n].copy()`` copies a structured array field by
+    field and leaves its padding (alignment gaps, the spare byte after a
+    ``p`` field) uninitialised: stale heap bytes in ``tobytes()``."""
+    head = np.empty(n, dtype=rows.dtype)
+    head.view(np.uint8)[...] = rows.view(np.uint8)[: n * rows.dtype.itemsize]
+    return head
 
 
 def _iter_mmap(
@@ -286,7 +339,7 @@ def _iter_mmap(
                     raise Error(f"{where}: file shrank while being read (needed {end} bytes)")
                 yield s.unpack(mm, offset=offset + start * size, count=n, **unpack_kw)
         finally:
-            mm.close()
+            _close_map(mm)
     end = offset + whole * size
     if end < nbytes:
         fh.seek(end)
@@ -363,12 +416,15 @@ def _read_opened(
     if n == 0:
         return s.unpack(b"", **unpack_kw)
     if mmap:
-        with _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ) as mm:
+        mm = _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ)
+        try:
             return s.unpack(mm, offset=start + offset, count=n, **unpack_kw)
+        finally:
+            _close_map(mm)
     fh.seek(start + offset)
     if unpack_kw.get("text"):
         raw = bytearray(n * s.size)
-        if _readinto_full(fh, memoryview(raw)) != len(raw):
+        if _readinto_full(fh, memoryview(raw), where) != len(raw):
             raise Error(f"{where}: file shrank while reading")
         return s.unpack(raw, **unpack_kw)
     out = np.empty(n, dtype=s.dtype)
@@ -377,7 +433,7 @@ def _read_opened(
     view = memoryview(buf)
     for first in range(0, n, chunk):
         k = min(chunk, n - first)
-        if _readinto_full(fh, view[: k * s.size]) != k * s.size:
+        if _readinto_full(fh, view[: k * s.size], where) != k * s.size:
             raise Error(f"{where}: file shrank while reading (record {first + k} missing)")
         s.unpack(view, count=k, out=out[first : first + k], **unpack_kw)
     return out
@@ -389,12 +445,12 @@ def _read_stream(s: Struct, fh: Any, offset: int, count: int | None, where: str,
     _skip(fh, offset, where)
     if count is not None:
         raw = bytearray(count * s.size)
-        got = _readinto_full(fh, memoryview(raw))
+        got = _readinto_full(fh, memoryview(raw), where)
         del raw[got:]
     else:
         raw = bytearray()
         piece = bytearray(_PIECE_BYTES)
-        while got := _readinto_full(fh, memoryview(piece)):
+        while got := _readinto_full(fh, memoryview(piece), where):
             raw += memoryview(piece)[:got]
     n = _file_span(s, offset + len(raw), offset, count, where)
     return s.unpack(raw, count=n, **unpack_kw)
@@ -443,7 +499,7 @@ def _read_record(s: Struct, fh: Any, index: int, offset: int, where: str) -> np.
         )
     fh.seek(offset + i * s.size)
     raw = bytearray(s.size)
-    if _readinto_full(fh, memoryview(raw)) != s.size:
+    if _readinto_full(fh, memoryview(raw), where) != s.size:
         raise Error(f"{where}: record {index} is truncated (the file shrank while reading)")
     return s.unpack(raw)[0]
 
