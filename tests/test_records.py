@@ -1047,3 +1047,61 @@ def test_bytes_objects_pack_truncated_or_padded_like_struct(fmt):
     values = [b"", b"a", b"abcdefgh", bytearray(b"xy\0"), b"\0\0"]
     expected = b"".join(struct.pack(fmt, v) for v in values)
     assert Struct(fmt).pack([(v,) for v in values]) == expected
+
+
+def test_a_column_that_is_not_one_dimensional_is_refused_with_its_field():
+    with pytest.raises(struct.error):
+        struct.pack("<i", [0, 0])  # what each row would hold
+    with pytest.raises(Error, match=r"^field 'f0': expected a 1-D column, got an array of shape \(2, 2\)$"):
+        Struct("<i").pack({"f0": np.zeros((2, 2), dtype=np.int32)})
+
+
+def test_ragged_python_values_are_judged_one_by_one_as_struct_does():
+    rows = [(1.0,), ([1, 2],), (3.0,)]
+    assert _first_row_struct_refuses("<d", rows) == 1
+    with pytest.raises(Error, match=r"\(format 'd', row 1\): required argument is not a float"):
+        Struct("<d").pack(rows)
+
+
+@pytest.mark.parametrize("fmt", ["<d", "<f", "<e"])
+def test_long_double_column_packs_through_double_like_struct(fmt):
+    column = np.array([1.5, -2.25, 1 / 3], dtype=np.longdouble)
+    expected = b"".join(struct.pack(fmt, float(v)) for v in column)
+    assert Struct(fmt).pack({"f0": column}) == expected
+
+
+def test_float32_column_packs_into_half_floats_like_struct():
+    column = np.array([65504.0, 1e-8, 0.1, -2.5, 5.9604645e-08], dtype=np.float32)
+    expected = b"".join(struct.pack("<e", float(v)) for v in column)
+    assert Struct("<e").pack({"f0": column}) == expected
+
+
+def test_float32_column_too_large_for_half_floats_names_its_row():
+    column = np.array([1.0, 70000.0, 2.0], dtype=np.float32)
+    assert _first_row_struct_refuses("<e", [(float(v),) for v in column]) == 1
+    with pytest.raises(
+        binrec.FloatOverflowError, match=r"\(format 'e', row 1\): float too large to pack with e format"
+    ):
+        Struct("<e").pack({"f0": column})
+
+
+@pytest.mark.parametrize(
+    "column",
+    [np.array([0, 2**64 - 1, 2**53 + 1], dtype=np.uint64), np.array([True, False]), np.array([0.5, -1.0], np.float16)],
+    ids=["uint64", "bool", "float16"],
+)
+def test_numeric_columns_pack_into_double_fields_like_struct(column):
+    expected = b"".join(struct.pack("<d", v) for v in column.tolist())
+    assert Struct("<d").pack({"f0": column}) == expected
+
+
+def test_char_refuses_bytearray_like_struct():
+    with pytest.raises(struct.error):
+        struct.pack("c", bytearray(b"a"))
+    with pytest.raises(Error, match=r"\(format 'c', row 1\): char format requires a bytes object of length 1"):
+        Struct("c").pack([(b"a",), (bytearray(b"b"),)])
+
+
+def test_char_from_one_byte_bytes_packs_like_struct():
+    values = [b"a", b"\0", b"\xff"]
+    assert Struct("c").pack([(v,) for v in values]) == b"".join(struct.pack("c", v) for v in values)
