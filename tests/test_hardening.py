@@ -334,3 +334,20 @@ def test_private_kernels_refuse_absurd_counts_and_sizes_cleanly(backend):
     assert lines[-1] == "done"
     assert [line for line in lines[:-1] if "NO ERROR" in line] == []
     assert len(lines) >= 9
+
+
+class _ClaimsFloat64(np.ndarray):
+    """An integer array that says it holds float64 values."""
+
+    @property
+    def dtype(self):
+        return np.dtype(np.float64)
+
+
+def test_pack_of_integer_column_claiming_to_be_float_packs_its_real_integers(backend):
+    # struct refuses floats for 'i' but packs the integers the memory holds
+    column = np.array([1, -2, 3], dtype=np.int32)
+    with pytest.raises(struct.error):
+        struct.pack("<i", 1.0)
+    packed = binrec.Struct("<i").pack({"f0": column.view(_ClaimsFloat64)})
+    assert packed == struct.pack("<3i", 1, -2, 3)
