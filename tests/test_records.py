@@ -1202,3 +1202,13 @@ def test_char_from_a_wider_bytes_column_of_single_bytes_packs_like_struct():
 def test_char_from_a_numpy_object_column_of_bytes_packs_like_struct():
     column = np.array([b"a", b"\0", b"z"], dtype=object)
     assert Struct("c").pack({"f0": column}) == b"".join(struct.pack("c", v) for v in column)
+
+
+def test_char_column_decoded_from_bytes_packs_back_to_the_same_bytes_nul_included():
+    # numpy shows a NUL char as b"" (S1 drops trailing NULs); the stored byte
+    # is what packs.  Oracle: the raw bytes, which struct.unpack reads back.
+    raw = b"a\0z\xff"
+    assert [v for (v,) in struct.iter_unpack("c", raw)] == [b"a", b"\0", b"z", b"\xff"]
+    s = Struct("c")
+    assert s.pack(s.unpack_columns(raw)) == raw
+    assert s.pack({"f0": np.frombuffer(raw, dtype="S1")}) == raw
