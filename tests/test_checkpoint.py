@@ -492,7 +492,7 @@ def test_sections_out_of_order_or_overlapping_are_refused(tmp_path, layout):
 def test_a_buffer_reaching_into_the_footer_is_refused(tmp_path):
     store, path, header, skeleton, buffers = two_buffer_checkpoint(tmp_path)
     rebuild(path, header, skeleton, buffers, [4096, 8192, 12288], footer_offset=12288 + 64)
-    with pytest.raises(CheckpointCorrupted, match="footer offset"):
+    with pytest.raises(CheckpointCorrupted, match="inconsistent header: footer offset$"):
         store.info("c")
 
 
@@ -510,15 +510,21 @@ def test_a_section_inside_the_header_is_refused(tmp_path):
         store.load("c")
 
 
-@pytest.mark.parametrize("field,value", [("offset", -64), ("length", -1), ("offset", 64.0), ("length", "8")])
+@pytest.mark.parametrize(
+    "field,value", [("offset", -64), ("length", -1), ("offset", 64.0), ("length", "8"), ("length", 128.0)]
+)
 def test_section_fields_of_the_wrong_sign_or_type_are_refused(tmp_path, field, value):
     store, path, header, skeleton, buffers = two_buffer_checkpoint(tmp_path)
     raw = path.read_bytes()
     header["buffers"][1][field] = value
+    header["created"] = int(header["created"])  # shorter, so the header keeps its length (padded with JSON spaces)
     hjson = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
     hlen = struct.unpack_from("<Q", raw, 16)[0]
-    path.write_bytes(raw[:16] + struct.pack("<Q", len(hjson)) + hjson + raw[24 + hlen :])
-    with pytest.raises(CheckpointCorrupted, match="inconsistent header"):
+    assert len(hjson) <= hlen
+    path.write_bytes(
+        raw[:24] + hjson.ljust(hlen) + raw[24 + hlen :]
+    )  # the file size stays right: only the field is wrong
+    with pytest.raises(CheckpointCorrupted, match=f"inconsistent header: section at {header['buffers'][1]['offset']} "):
         store.info("c")
 
 
@@ -653,3 +659,152 @@ def test_temp_files_of_several_dead_writers_are_all_cleaned(tmp_path):
         t.write_bytes(b"BINRECCK")
     store.save("x", {})
     assert [t for t in temps if t.exists()] == []
+
+
+# -- header length: the 64 MiB cap and the file size, checked before reading (issue 11) ----
+
+MAX_HEADER = 64 << 20  # docs/checkpoint-format.md
+
+
+def claimed_header_length(path, hlen: int, size: int) -> None:
+    """A file of `size` bytes (sparse: nothing is written past the prefix)
+    whose prefix is valid and claims a header of `hlen` bytes."""
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<8sIIQ", b"BINRECCK", 1, 0, hlen))
+        fh.truncate(size)
+
+
+def test_a_header_of_exactly_64_mib_loads(tmp_path):
+    store = CheckpointStore(tmp_path)
+    store.save("c", {"n": 5})
+    path = tmp_path / "c.ckpt"
+    header, skeleton, _ = read_parts(path)
+    sk_off = -(-(24 + MAX_HEADER) // 64) * 64  # the skeleton right after a header of exactly the cap
+    fo = -(-(sk_off + len(skeleton)) // 64) * 64
+    header.update(footer_offset=fo, file_size=fo + 76, metadata={"pad": ""})
+    header["skeleton"]["offset"] = sk_off
+    header["metadata"]["pad"] = "x" * (MAX_HEADER - len(json.dumps(header, separators=(",", ":"), sort_keys=True)))
+    rebuild(path, header, skeleton, [], [sk_off])
+    with open(path, "rb") as fh:
+        assert struct.unpack("<Q", fh.read(24)[16:])[0] == MAX_HEADER
+    assert len(store.info("c").metadata["pad"]) > MAX_HEADER - 400
+    assert store.load("c") == {"n": 5}
+
+
+def test_a_header_one_byte_over_64_mib_is_refused_before_it_is_read(tmp_path):
+    store = CheckpointStore(tmp_path)
+    claimed_header_length(tmp_path / "c.ckpt", MAX_HEADER + 1, MAX_HEADER + 4096)
+    with pytest.raises(CheckpointCorrupted, match=f"header length {MAX_HEADER + 1} exceeds the limit of {MAX_HEADER}"):
+        store.info("c")
+
+
+@pytest.mark.parametrize("hlen", [2**40, 2**64 - 1])
+def test_a_huge_claimed_header_length_is_refused_without_allocating_it(tmp_path, hlen):
+    store = CheckpointStore(tmp_path)
+    claimed_header_length(tmp_path / "c.ckpt", hlen, 4096)
+    for check in (store.info, store.load, store.verify):
+        with pytest.raises(CheckpointCorrupted, match=f"header length {hlen} exceeds"):
+            check("c")
+
+
+def test_a_header_length_past_the_end_of_the_file_is_refused_naming_both(tmp_path):
+    store = CheckpointStore(tmp_path)
+    claimed_header_length(tmp_path / "c.ckpt", 1000, 100)
+    with pytest.raises(CheckpointCorrupted, match="header length 1000 does not fit in a file of 100 bytes"):
+        store.info("c")
+    claimed_header_length(tmp_path / "c.ckpt", 77, 100)  # 24 + 77: one byte past the end
+    with pytest.raises(CheckpointCorrupted, match="header length 77 does not fit in a file of 100 bytes"):
+        store.info("c")
+
+
+def test_a_file_cut_right_after_its_header_is_reported_as_truncated(tmp_path):
+    store = CheckpointStore(tmp_path)
+    store.save("c", {"w": np.ones(3)})
+    path = tmp_path / "c.ckpt"
+    raw = path.read_bytes()
+    hlen = struct.unpack_from("<Q", raw, 16)[0]
+    path.write_bytes(raw[: 24 + hlen])  # the header is whole; every section is gone
+    with pytest.raises(CheckpointCorrupted, match=r"file is \d+ bytes, header says \d+ \(truncated"):
+        store.info("c")
+
+
+def test_save_refuses_metadata_that_would_make_the_header_over_64_mib(tmp_path):
+    store = CheckpointStore(tmp_path, keep_last=1)
+    store.save("old", {"v": 1})
+    with pytest.raises(ValueError, match="exceeds the limit"):
+        store.save("new", {"v": 2}, metadata={"pad": "x" * MAX_HEADER})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.ckpt"]  # nothing written, nothing deleted
+    assert store.load("old") == {"v": 1}
+
+
+def corrupt_prefix(raw: bytes, at: int, data: bytes) -> bytes:
+    return raw[:at] + data + raw[at + len(data) :]
+
+
+HEADER_DEFECTS = {
+    # name: (how to damage a valid file, what the error must say)
+    "too-short": (lambda raw: raw[:23], "file of 23 bytes is too short"),
+    "bad-magic": (lambda raw: corrupt_prefix(raw, 0, b"NOTACKPT"), "not a binrec checkpoint"),
+    "format-version": (
+        lambda raw: corrupt_prefix(raw, 8, struct.pack("<I", 2)),
+        "unsupported checkpoint format version 2",
+    ),
+    "header-not-json": (lambda raw: corrupt_prefix(raw, 24, b"\xff"), "unreadable header"),
+    "header-not-an-object": (None, "inconsistent header: not an object"),
+    "file-size": (lambda raw: raw + bytes(64), "truncated or extended"),
+    "missing-field": (
+        lambda raw: raw.replace(b'"skeleton":', b'"skeletoX":', 1),
+        "missing or malformed field 'skeleton'",
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", sorted(HEADER_DEFECTS))
+def test_every_header_refusal_names_the_file_and_what_is_wrong(tmp_path, defect):
+    damage, says = HEADER_DEFECTS[defect]
+    store = CheckpointStore(tmp_path)
+    store.save("c", {"w": np.ones(3)})
+    path = tmp_path / "c.ckpt"
+    raw = path.read_bytes()
+    if damage is None:  # a JSON array where the object should be, of the same length
+        hlen = struct.unpack_from("<Q", raw, 16)[0]
+        raw = corrupt_prefix(raw, 24, b"[" + b" " * (hlen - 2) + b"]")
+    else:
+        raw = damage(raw)
+    path.write_bytes(raw)
+    with pytest.raises(CheckpointCorrupted) as err:
+        store.info("c")
+    assert str(err.value).startswith(f"{path}: ") and says in str(err.value)
+
+
+@pytest.mark.parametrize("metadata", [[1, 2], "text", 5])
+def test_metadata_that_is_not_a_json_object_is_refused(tmp_path, metadata):
+    store = CheckpointStore(tmp_path)
+    store.save("c", {"v": 1})
+    path = tmp_path / "c.ckpt"
+    header, skeleton, buffers = read_parts(path)
+    header["metadata"] = metadata  # everything else, "created" included, stays valid
+    rebuild(path, header, skeleton, buffers, [header["skeleton"]["offset"]])
+    with pytest.raises(CheckpointCorrupted, match="inconsistent header: metadata$"):
+        store.info("c")
+
+
+def test_temp_files_are_judged_one_by_one_whatever_order_the_folder_lists_them(tmp_path):
+    # dead writers' files interleaved (in creation order) with names that
+    # are not judged and with this process's own: whichever order the folder
+    # lists them in, each one is judged, none stops the others being judged
+    dead = []
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait()
+        dead.append(proc.pid)
+    removed, kept = [], []
+    for i in range(12):
+        removed.append(tmp_path / f".binrec-tmp-{dead[i % 3]}-{i}-d{i}.ckpt")
+        kept.append(tmp_path / f".binrec-tmp-x{i}.ckpt")  # no pid: not ours to judge
+        kept.append(tmp_path / f".binrec-tmp-{os.getpid()}-{1000 + i}-own{i}.ckpt")  # this process may be saving
+        for p in (removed[-1], kept[-2], kept[-1]):
+            p.write_bytes(b"BINRECCK")
+    CheckpointStore(tmp_path).save("x", {})
+    assert [p.name for p in removed if p.exists()] == []
+    assert [p.name for p in kept if not p.exists()] == []

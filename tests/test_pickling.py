@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import pickle
+import pickletools
 import subprocess
 import sys
 import sysconfig
@@ -1137,3 +1138,192 @@ def test_a_truncated_pickle_reports_offset_and_index_zero():
     with pytest.raises(TruncatedError) as err:
         safe_loads(pickle.dumps({"a": [1, 2, 3]})[:-3])
     assert (err.value.offset, err.value.index) == (0, 0)
+
+
+# -- the never-allow check: set lookups of dotted prefixes, same answers as a scan --------
+
+
+def never_by_scan(module: str, name: str) -> str | None:
+    """Oracle for pickling._never: the rule as NEVER_ALLOW documents it, by a
+    linear scan (an entry bans a global when "module.name" is the entry or
+    starts with the entry and a dot)."""
+    if module == "builtins" and name in pickling._NEVER_BUILTINS:
+        return f"builtins.{name} reaches attributes or runs code"
+    full = f"{module}.{name}"
+    hits = [banned for banned in pickling.NEVER_ALLOW if full == banned or full.startswith(banned + ".")]
+    assert len(hits) <= 1, hits  # no entry lies below another, so the reason is unambiguous
+    return f"module {hits[0]} is never allowed" if hits else None
+
+
+def never_check_cases() -> list[tuple[str, str]]:
+    cases = set(pickling.DEFAULT_ALLOW)
+    for entry in pickling.NEVER_ALLOW:
+        parts = entry.split(".")
+        for i in range(1, len(parts) + 1):  # the entry split at every dot, and names around it
+            module, name = ".".join(parts[:i]), ".".join(parts[i:])
+            cases |= {(module, name or "x"), (module, name + ".sub" if name else "sub"), (module + "x", name or "x")}
+            cases |= {(module[:-1], name or "x"), ("x." + module, name or "x"), (module + ".", name or "x")}
+        cases |= {(entry, ""), ("", entry), (entry + "_", "f"), ("_" + entry, "f"), (entry.upper(), "f")}
+    cases |= {("builtins", n) for n in pickling._NEVER_BUILTINS}
+    cases |= {("builtins", n + "x") for n in pickling._NEVER_BUILTINS}
+    cases |= {("", ""), (".", "."), ("os", ""), ("", "os"), ("os..", "x"), (".os", "x"), ("numpy", "load")}
+    return sorted(cases)
+
+
+def test_never_allow_check_agrees_with_a_scan_of_the_list_on_every_entry_and_edge():
+    cases = never_check_cases()
+    assert len(cases) > 800
+    refused = 0
+    for module, name in cases:
+        assert pickling._never(module, name) == never_by_scan(module, name), (module, name)
+        refused += never_by_scan(module, name) is not None
+    assert 300 < refused < len(cases) - 300  # both answers are well represented
+
+
+NAME_PARTS = st.sampled_from(sorted({p for e in pickling.NEVER_ALLOW for p in e.split(".")} | {"", "x", "os_", "_io"}))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(NAME_PARTS, min_size=1, max_size=4), st.lists(NAME_PARTS, min_size=1, max_size=3))
+def test_never_allow_check_agrees_with_a_scan_of_the_list_on_random_dotted_names(module_parts, name_parts):
+    module, name = ".".join(module_parts), ".".join(name_parts)
+    assert pickling._never(module, name) == never_by_scan(module, name)
+
+
+# -- max_depth on hand-written opcodes (pickle.loads says what each pickle means) ----------
+
+P2 = b"\x80\x02"  # PROTO 2
+MEMO_FORMS = {
+    "PUT-GET": (lambda i: b"p%d\n" % i, lambda i: b"g%d\n" % i),  # protocol 0 text forms
+    "BINPUT-BINGET": (lambda i: b"q" + bytes([i]), lambda i: b"h" + bytes([i])),
+    "LONG_BINPUT-LONG_BINGET": (lambda i: b"r" + i.to_bytes(4, "little"), lambda i: b"j" + i.to_bytes(4, "little")),
+    "MEMOIZE-BINGET": (lambda i: b"\x94", lambda i: b"h" + bytes([i])),
+}
+
+
+def chain_through_the_memo(depth: int, form: str) -> bytes:
+    """Lists L0..L(depth-1), each memoized and popped while still empty, then
+    linked afterwards (GET Li, GET Li+1, APPEND): L0 nests `depth` deep,
+    though no list was inside another when it was built."""
+    put, get = MEMO_FORMS[form]
+    lists = b"".join(b"]" + put(i) + b"0" for i in range(depth))  # EMPTY_LIST, put, POP
+    links = b"".join(get(i) + get(i + 1) + b"a0" for i in range(depth - 1))  # APPEND, POP
+    return P2 + lists + links + get(0) + b"."
+
+
+@pytest.mark.parametrize("form", sorted(MEMO_FORMS))
+def test_max_depth_counts_containers_linked_through_the_memo_after_they_were_built(form):
+    data = chain_through_the_memo(6, form)
+    assert [op.name for op, _, _ in pickletools.genops(data)].count("APPEND") == 5
+    obj = pickle.loads(data)
+    assert nesting(obj) == 6
+    assert safe_loads(data, max_depth=6) == obj
+    with pytest.raises(LimitExceeded, match="max_depth=5"):
+        safe_loads(data, max_depth=5)
+
+
+def test_max_depth_cannot_be_bypassed_by_a_long_chain_built_through_the_memo():
+    data = chain_through_the_memo(200, "BINPUT-BINGET")
+    assert nesting(pickle.loads(data)) == 200
+    with pytest.raises(LimitExceeded, match="max_depth=10"):
+        safe_loads(data, max_depth=10)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_a_list_that_contains_itself_nests_without_end_and_is_refused_at_any_depth(protocol):
+    loop: list = [1]
+    loop.append(loop)
+    data = pickle.dumps(loop, protocol=protocol)
+    got = safe_loads(data)
+    assert got[1] is got  # it loads without a depth limit
+    with pytest.raises(LimitExceeded, match="max_depth=1000"):
+        safe_loads(data, max_depth=1000)
+
+
+def test_max_depth_follows_dup_to_the_same_object():
+    # EMPTY_LIST, DUP, EMPTY_LIST, APPEND (into the copy on top), TUPLE2:
+    # both items of the tuple are the one list [[]]
+    data = P2 + b"]2]a\x86."
+    obj = pickle.loads(data)
+    assert obj == ([[]], [[]]) and obj[0] is obj[1] and nesting(obj) == 3
+    assert safe_loads(data, max_depth=3) == obj
+    with pytest.raises(LimitExceeded):
+        safe_loads(data, max_depth=2)
+
+
+def test_max_depth_counts_an_out_of_band_buffer_as_no_level():
+    # [NEXT_BUFFER READONLY_BUFFER]: a list of one buffer is depth 1 (like a
+    # list of one bytes); safe_loads has no buffers to give, so the depth
+    # check passes and unpickling refuses, as pickle.loads does
+    data = pickle.dumps([pickle.PickleBuffer(b"abc")], protocol=5, buffer_callback=lambda b: False)
+    assert [op.name for op, _, _ in pickletools.genops(data)][-4:-1] == ["NEXT_BUFFER", "READONLY_BUFFER", "APPEND"]
+    with pytest.raises(pickle.UnpicklingError, match="out-of-band data"):
+        pickle.loads(data)
+    with pytest.raises(TruncatedError):
+        safe_loads(data, max_depth=1)
+    with pytest.raises(LimitExceeded):
+        safe_loads(data, max_depth=0)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_max_depth_zero_admits_a_scalar_and_refuses_an_empty_container(protocol):
+    for scalar in (5, "text", None, 2.5):
+        assert safe_loads(pickle.dumps(scalar, protocol=protocol), max_depth=0) == scalar
+    for empty in ([], {}, ()):
+        data = pickle.dumps(empty, protocol=protocol)
+        assert safe_loads(data, max_depth=1) == empty
+        with pytest.raises(LimitExceeded):
+            safe_loads(data, max_depth=0)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"(l.", id="MARK-LIST"),
+        pytest.param(b"(t.", id="MARK-TUPLE"),
+        pytest.param(b"(d.", id="MARK-DICT"),
+        pytest.param(P2 + b"](e.", id="EMPTY_LIST-MARK-APPENDS"),
+        pytest.param(P2 + b"}(u.", id="EMPTY_DICT-MARK-SETITEMS"),
+        pytest.param(P2 + b").", id="EMPTY_TUPLE"),
+    ],
+)
+def test_an_empty_container_built_from_a_mark_is_depth_one(data):
+    obj = pickle.loads(data)
+    assert nesting(obj) == 1 and len(obj) == 0
+    assert safe_loads(data, max_depth=1) == obj
+    with pytest.raises(LimitExceeded):
+        safe_loads(data, max_depth=0)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_max_depth_counts_small_tuples(protocol, width):
+    # protocols 2+ build tuples of 1-3 items with TUPLE1/TUPLE2/TUPLE3 (no MARK)
+    obj: object = 7
+    for _ in range(5):
+        obj = (obj,) + (0,) * (width - 1)
+    data = pickle.dumps(obj, protocol=protocol)
+    assert nesting(obj) == 5
+    assert safe_loads(data, max_depth=5) == obj
+    with pytest.raises(LimitExceeded):
+        safe_loads(data, max_depth=4)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(P2 + b"a.", id="APPEND-on-an-empty-stack"),
+        pytest.param(P2 + b"K\x01a.", id="APPEND-with-one-operand"),
+        pytest.param(P2 + b"h\x05.", id="BINGET-of-a-missing-memo-entry"),
+        pytest.param(b"g7\n.", id="GET-of-a-missing-memo-entry"),
+        pytest.param(P2 + b"e.", id="APPENDS-without-MARK"),
+    ],
+)
+def test_max_depth_on_a_malformed_pickle_lets_the_unpickler_report_it(data):
+    with pytest.raises(pickle.UnpicklingError):
+        pickle.loads(data)
+    with pytest.raises(TruncatedError):
+        safe_loads(data)
+    for limit in (0, 5):
+        with pytest.raises(TruncatedError):
+            safe_loads(data, max_depth=limit)

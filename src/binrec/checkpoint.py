@@ -113,6 +113,17 @@ def _pad(n: int) -> int:
     return (-n) % ALIGN
 
 
+def _header_length_problem(hlen: int, size: int) -> str | None:
+    """Why a header of ``hlen`` bytes cannot be in a checkpoint file of
+    ``size`` bytes, or None.  Readers refuse, and writers never write, a
+    header over the cap (64 MiB)."""
+    if hlen > _MAX_HEADER:
+        return f"header length {hlen} exceeds the limit of {_MAX_HEADER} bytes"
+    if _PREFIX.size + hlen > size:
+        return f"header length {hlen} does not fit in a file of {size} bytes"
+    return None
+
+
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
         raise InvalidCheckpointName(
@@ -311,6 +322,9 @@ class CheckpointStore:
         created = time.time()
         key = self._keys[0] if self._keys else None
         header, offsets, footer_at = self._layout(name, meta, version, created, skeleton, crcs, buffers, views, key)
+        problem = _header_length_problem(len(header), footer_at + _FOOTER.size)
+        if problem:  # no reader would open it: refuse before writing (or retention deletes anything)
+            raise ValueError(f"cannot save checkpoint {name!r}: {problem} (metadata too large, or too many arrays)")
         self._clean_temp_files()
         prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, FLAG_KEYED if key else 0, len(header))
         fd_path = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{name}{SUFFIX}"
@@ -437,8 +451,9 @@ class CheckpointStore:
             raise CheckpointCorrupted(
                 f"{where}: unsupported checkpoint format version {fmt_version} (this binrec reads {FORMAT_VERSION})"
             )
-        if hlen > _MAX_HEADER or _PREFIX.size + hlen > size:
-            raise CheckpointCorrupted(f"{where}: header length {hlen} does not fit in a file of {size} bytes")
+        problem = _header_length_problem(hlen, size)
+        if problem:  # before reading: a corrupt length must not make us allocate it
+            raise CheckpointCorrupted(f"{where}: {problem}")
         raw = fh.read(hlen)
         try:
             header = json.loads(raw.decode("utf-8"))

@@ -212,10 +212,18 @@ def _never(module: str, name: str) -> str | None:
     """Why ``module.name`` can never be admitted, or None."""
     if module == "builtins" and name in _NEVER_BUILTINS:
         return f"builtins.{name} reaches attributes or runs code"
-    full = f"{module}.{name}"
-    for banned in NEVER_ALLOW:
-        if module == banned or module.startswith(banned + ".") or full == banned or full.startswith(banned + "."):
-            return f"module {banned} is never allowed"
+    # An entry bans itself and everything below it, by whole dotted parts
+    # (os bans os.path.join, not osx): one of the dotted prefixes of
+    # module.name is the entry.  Looking each prefix up in the set is a few
+    # hash lookups per global instead of a scan of the whole list.
+    parts = f"{module}.{name}".split(".")
+    prefix = parts[0]
+    if prefix in NEVER_ALLOW:
+        return f"module {prefix} is never allowed"
+    for part in parts[1:]:
+        prefix = f"{prefix}.{part}"
+        if prefix in NEVER_ALLOW:
+            return f"module {prefix} is never allowed"
     return None
 
 
@@ -464,65 +472,74 @@ _FILLS = frozenset({"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUI
 _EMPTY_CONTAINERS = frozenset({"EMPTY_LIST", "EMPTY_DICT", "EMPTY_TUPLE", "EMPTY_SET"})
 
 
-def _max_depth(data: bytes | memoryview) -> int:
+def _max_depth(data: bytes | memoryview, limit: int) -> int:
     """How deeply the objects a pickle builds nest: a scalar is 0, ``[]``
     is 1, ``[[1, 2]]`` is 2, the same for every protocol (a wide container
     is not a deep one; an object rebuilt by a call, such as ``set`` before
-    protocol 4, counts one level over its arguments).  Each stack entry is a one-item list shared with
-    the memo, so filling a container fetched from the memo counts too.  A
-    malformed pickle ends the scan: the unpickler then reports it."""
-    stack: list[list[int]] = []
+    protocol 4, counts one level over its arguments).
+
+    Each object is a cell ``[depth, containers]``, shared by the stack and
+    the memo.  A container fetched from the memo can be filled after it was
+    put into others (``GET a; GET b; APPEND``), so a cell that grows raises
+    the cells that contain it, and theirs.  The scan stops at the first depth
+    over ``limit`` and returns it: an object that contains itself has no
+    finite depth, and grows past any limit.  A malformed pickle ends the
+    scan: the unpickler then reports it."""
+    stack: list[list] = []
     marks: list[int] = []
-    memo: dict[Any, list[int]] = {}
+    memo: dict[Any, list] = {}
     best = 0
+
+    def contain(cell: list, items: list[list]) -> None:
+        """``cell`` now holds ``items``: raise it, and what holds it, to one
+        level over them."""
+        nonlocal best
+        for item in items:
+            item[1].append(cell)
+        grow = [(cell, 1 + max((item[0] for item in items), default=0))]
+        while grow and best <= limit:
+            cell, depth = grow.pop()
+            if depth > cell[0]:
+                cell[0] = depth
+                best = max(best, depth)
+                grow.extend((outer, depth + 1) for outer in cell[1])
+
     try:
         for op, arg, _pos in pickletools.genops(io.BytesIO(data)):
             name = op.name
             if name == "MARK":
                 marks.append(len(stack))
-                continue
-            if name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
                 memo[arg] = stack[-1]
-                continue
-            if name == "MEMOIZE":
+            elif name == "MEMOIZE":
                 memo[len(memo)] = stack[-1]
-                continue
-            if name in ("GET", "BINGET", "LONG_BINGET"):
-                stack.append(memo.get(arg, [0]))
-                continue
-            if name in ("DUP", "READONLY_BUFFER", "FRAME", "PROTO"):
-                if name == "DUP":
-                    stack.append(stack[-1])
-                continue
-            before = op.stack_before
-            if pickletools.markobject in before:
-                at = marks.pop()
-                under = before.index(pickletools.markobject)
-                taken = stack[at - under :]
-                del stack[at - under :]
-                target, items = taken[:under], taken[under:]
-            else:
-                n = len(before)
-                taken = stack[len(stack) - n :] if n else []
-                if len(taken) != n:
-                    break
-                del stack[len(stack) - n :]
-                target, items = taken[:1], taken[1:]
-            if name in _FILLS:  # the object under the items gets them
-                cell = target[0]
-                cell[0] = max(cell[0], 1 + max((c[0] for c in items), default=0))
-                stack.append(cell)
-            elif op.stack_after:
-                inputs = target + items
-                if inputs or pickletools.markobject in before:  # built from them
-                    depth = 1 + max((c[0] for c in inputs), default=0)
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                stack.append(memo[arg])
+            elif name == "DUP":
+                stack.append(stack[-1])
+            elif name != "READONLY_BUFFER":  # a read-only view of the buffer below it: the same object
+                before = op.stack_before
+                if pickletools.markobject in before:
+                    # the mark, and the one object under it for APPENDS/SETITEMS/ADDITEMS
+                    at = marks.pop() - before.index(pickletools.markobject)
                 else:
-                    depth = 1 if name in _EMPTY_CONTAINERS else 0
-                cell = [depth]
-                stack.append(cell)
-            else:
-                continue
-            best = max(best, cell[0])
+                    at = len(stack) - len(before)
+                if at < 0:
+                    break  # stack underflow: malformed
+                taken = stack[at:]
+                del stack[at:]
+                if name in _FILLS:  # the object under the items gets them
+                    stack.append(taken[0])
+                    contain(taken[0], taken[1:])
+                elif op.stack_after:  # a new object, built from what it took
+                    cell: list = [0, []]
+                    stack.append(cell)
+                    if taken or pickletools.markobject in before:
+                        contain(cell, taken)
+                    elif name in _EMPTY_CONTAINERS:
+                        contain(cell, [])
+            if best > limit:
+                break
     except (ValueError, IndexError, KeyError):
         pass  # malformed: safe_loads reports it as every loader does
     return best
@@ -555,7 +572,9 @@ def safe_loads(
         ``[[1, 2]]`` depth 2, whatever the protocol; checked by a scan with
         :mod:`pickletools`, which costs time on large pickles; off by
         default, since the C unpickler is iterative and deep data cannot
-        crash it).
+        crash it).  Nesting made through the memo counts (a list filled
+        after it was put in another); a container that contains itself
+        nests without end and is refused at any limit.
 
     Raises
     ------
@@ -585,7 +604,7 @@ def safe_loads(
     nbytes = len(data) if isinstance(data, bytes) else memoryview(data).nbytes
     if max_bytes is not None and nbytes > max_bytes:
         raise LimitExceeded(f"pickle of {nbytes} bytes exceeds max_bytes={max_bytes}")
-    if max_depth is not None and _max_depth(data) > max_depth:
+    if max_depth is not None and _max_depth(data, max_depth) > max_depth:
         raise LimitExceeded(f"pickle nests deeper than max_depth={max_depth}")
     return _restricted_loads(data, allow, None)
 
