@@ -42,9 +42,14 @@ def _byte_view(buffer: Any, *, writable: bool = False, what: str = "buffer") -> 
     try:
         mv = memoryview(buffer)
     except TypeError:
-        raise TypeError(
-            f"{what} must support the buffer protocol (bytes, bytearray, memoryview, mmap, ndarray), not {type(buffer).__name__}"
-        ) from None
+        # struct's own words, raised as BufferTypeError: both TypeError (as
+        # struct raises) and binrec.Error (a bad buffer, like the others).
+        if writable:
+            name = "None" if buffer is None else type(buffer).__name__  # as struct says it
+            msg = f"argument must be read-write bytes-like object, not {name}"
+        else:
+            msg = f"a bytes-like object is required, not {type(buffer).__name__!r}"
+        raise BufferTypeError(msg) from None
     # struct raises TypeError for a target it cannot write ("argument must be
     # read-write bytes-like object") and BufferError for a source that is not
     # contiguous: binrec's errors are both those and binrec.Error.
@@ -773,8 +778,13 @@ class Struct:
         >>> [c["f0"].tolist() for c in s.iter_unpack(io.BytesIO(struct.pack("<5H", *range(5))), chunk_size=2)]
         [[0, 1], [2, 3], [4]]
         """
-        from .files import iter_unpack
+        from .files import _is_path, _is_stream, iter_unpack
 
+        if not (_is_path(source) or _is_stream(source)):
+            # Checked here, before the generator starts, so a non-buffer is
+            # refused at the call (as struct.iter_unpack does) and with the
+            # same BufferTypeError as unpack.
+            _byte_view(source)
         return iter_unpack(self, source, chunk_size=chunk_size, offset=offset, trailing=trailing, use_mmap=mmap, **kw)
 
     def read_file(
