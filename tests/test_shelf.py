@@ -8,6 +8,7 @@ import dbm
 import multiprocessing as mp
 import os
 import pickle
+import re
 import shelve
 import signal
 import sqlite3
@@ -694,3 +695,41 @@ def test_import_shelve_refuses_a_sqlite_file_that_is_no_shelve(tmp_path):
     _app_database(src, wal=False)
     with pytest.raises(shelf.ShelfError, match="not a dbm.sqlite3"):
         shelf.import_shelve(src, tmp_path / "new.db")
+
+
+def test_import_shelve_missing_source_names_it_and_creates_no_destination(tmp_path):
+    # Oracle: dbm itself cannot open the path for reading (real files).
+    src = str(tmp_path / "nope_shelve")
+    with pytest.raises(dbm.error):
+        dbm.open(src, "r")
+    dst = tmp_path / "imp2.db"
+    with pytest.raises(shelf.ShelfError, match=re.escape(repr(src))):
+        shelf.import_shelve(src, dst)
+    assert not dst.exists()
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_import_shelve_unrecognised_source_leaves_an_existing_destination_unchanged(tmp_path):
+    # Oracle: dbm.whichdb cannot tell the format of a text file, and the
+    # destination's bytes and the files beside it are read back from disk.
+    src = tmp_path / "notes.txt"
+    src.write_text("not a shelve file\n" * 10)
+    assert dbm.whichdb(str(src)) == ""
+    (tmp_path / "out").mkdir()
+    dst = str(tmp_path / "out" / "kept.db")
+    with shelf.open(dst, "c") as db:
+        db["alice"] = 1
+    before = _snapshot(dst)
+    with pytest.raises(shelf.ShelfError, match=re.escape(repr(str(src)))):
+        shelf.import_shelve(src, dst)
+    assert _snapshot(dst) == before
+
+
+def test_import_shelve_sqlite_non_shelve_source_creates_no_destination(tmp_path):
+    # The dbm.sqlite3 check is made before the destination is opened too.
+    src = str(tmp_path / "app.db")
+    _app_database(src, wal=False)
+    dst = tmp_path / "new.db"
+    with pytest.raises(shelf.ShelfError, match="not a dbm.sqlite3"):
+        shelf.import_shelve(src, dst)
+    assert not dst.exists()

@@ -436,9 +436,10 @@ def import_shelve(src: str | os.PathLike | bytes, dst: str | os.PathLike | bytes
     Raises
     ------
     ShelfError
-        ``src`` is a SQLite database that is not a ``dbm.sqlite3`` file.
-    dbm.error
-        ``src`` is in no format :mod:`dbm` knows.
+        ``src`` does not exist, is in no format :mod:`dbm` knows, or is a
+        SQLite database that is not a ``dbm.sqlite3`` file.  The message
+        names ``src``.  Checked before ``dst`` is opened: a path ``dst`` is
+        then neither created nor changed.
 
     Examples
     --------
@@ -449,17 +450,43 @@ def import_shelve(src: str | os.PathLike | bytes, dst: str | os.PathLike | bytes
     >>> import_shelve(os.path.join(folder, "old"), os.path.join(folder, "new.db"))
     1
     """
+    src = os.fsdecode(src)
+    _check_shelve_source(src)
     target = dst if isinstance(dst, Shelf) else open(dst, "c", **open_kw)
     try:
         with target.transaction():
             n = 0
-            for k, v in _shelve_items(os.fsdecode(src)):
+            for k, v in _shelve_items(src):
                 target[k] = v
                 n += 1
         return n
     finally:
         if not isinstance(dst, Shelf):
             target.close()
+
+
+def _check_shelve_source(src: str) -> None:
+    """Raise :class:`ShelfError` naming ``src`` unless it is a shelve file
+    that can be read here: a ``dbm.sqlite3`` database, or a file whose
+    format :func:`dbm.whichdb` recognises and whose module is available."""
+    if os.path.isfile(src) and _is_sqlite_file(src):
+        try:
+            with _inspecting(src) as con:
+                tables = con.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+        except sqlite3.Error as exc:
+            raise ShelfError(f"cannot read the dbm.sqlite3 file {src!r}: {exc}") from exc
+        if not _is_dbm_sqlite3(tables):
+            raise ShelfError(f"{src!r} is a SQLite database but not a dbm.sqlite3 shelve file (it has no Dict table)")
+        return
+    kind = dbm.whichdb(src)
+    if kind is None:
+        raise ShelfError(f"cannot import {src!r}: no shelve file there (it does not exist or cannot be read)")
+    if kind == "":
+        raise ShelfError(f"cannot import {src!r}: not a shelve file (its format is none that dbm knows)")
+    try:
+        __import__(kind)
+    except ImportError as exc:
+        raise ShelfError(f"cannot import {src!r}: it is a {kind} file and {kind} is not available here") from exc
 
 
 def _shelve_items(src: str) -> Iterator[tuple[str, Any]]:
