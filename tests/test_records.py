@@ -1309,3 +1309,22 @@ def test_non_buffer_to_pack_into_is_buffer_type_error_with_structs_message(backe
             call()
         assert isinstance(info.value, TypeError) and isinstance(info.value, Error)
         assert str(info.value) == expected
+
+
+@pytest.mark.parametrize("content", [b"a\x00", b"\x00", b"\x00\x00"])
+def test_p_content_ending_in_nul_loses_it_through_an_array_as_documented(backend, content):
+    # README, "Differences from struct": numpy's S dtype cannot tell b"a"
+    # from b"a\x00", so a p field unpacked into an array packs back with the
+    # trailing NULs gone and a smaller length byte.  Oracle: struct, which
+    # round-trips the content, and which packs the NUL-stripped content to
+    # exactly what binrec writes.
+    raw = struct.pack(">3p", content)
+    assert struct.pack(">3p", *struct.unpack(">3p", raw)) == raw
+    s = Struct(">3p")
+    stripped = struct.pack(">3p", content.rstrip(b"\x00"))
+    assert stripped != raw
+    assert s.pack(s.unpack(raw)) == stripped
+    assert s.pack(s.unpack_columns(raw)) == stripped
+    # Python bytes values keep the NULs, as struct does.
+    assert s.pack([(content,)]) == raw
+    assert s.pack({"f0": np.array([content], dtype=object)}) == raw
