@@ -1328,3 +1328,30 @@ def test_p_content_ending_in_nul_loses_it_through_an_array_as_documented(backend
     # Python bytes values keep the NULs, as struct does.
     assert s.pack([(content,)]) == raw
     assert s.pack({"f0": np.array([content], dtype=object)}) == raw
+
+
+@pytest.mark.parametrize(
+    "fmt,values",
+    [(">h", np.array([1.0])), (">h", np.array([1, 2])), (">h", np.array(3)), (">hh", np.array([1, 2])),
+     (">h", np.zeros((2, 1, 1), dtype=np.int16))],
+)  # fmt: skip
+def test_plain_array_not_2d_names_the_accepted_shapes(backend, fmt, values):
+    # README: pack takes a structured array, a mapping, a 2-D array or a
+    # sequence of tuples.  A plain array of another shape is refused with a
+    # binrec.Error (a struct.error) that names the 2-D shape and the fields,
+    # not "row 0: expected a tuple of 1 values, got float64".
+    width = struct.calcsize(fmt) // 2
+    s = Struct(fmt)
+    with pytest.raises(struct.error) as info:
+        s.pack(values)
+    msg = str(info.value)
+    assert f"2-D array of shape (N, {width})" in msg and repr(s.names) in msg
+    assert f"shape {values.shape}" in msg
+
+
+def test_one_field_1d_array_packs_as_the_message_suggests(backend):
+    # The message's advice (reshape to (N, 1), or a mapping) gives struct's bytes.
+    col = np.array([1, -2, 300])
+    expected = b"".join(struct.pack(">h", int(v)) for v in col)
+    assert Struct(">h").pack(col.reshape(-1, 1)) == expected
+    assert Struct(">h").pack({"f0": col}) == expected

@@ -611,6 +611,17 @@ class Struct:
                 raise Error(f"pack expected {len(self.names)} items per row, got an array of shape {values.shape}")
             columns = {name: values[:, i] for i, name in enumerate(self.names)}
             n = values.shape[0]
+        elif isinstance(values, np.ndarray) and values.dtype.kind != "O":
+            # Only an object array can hold rows (tuples); any other plain
+            # array that is not 2-D would fail row by row with a message
+            # that names neither the field nor the shapes accepted.
+            width = len(self.names)
+            hint = f"; for one field use values.reshape(-1, 1) or {{{self.names[0]!r}: values}}" if width == 1 else ""
+            raise Error(
+                f"pack expected a 2-D array of shape (N, {width}) (one column per field {self.names}), "
+                "a structured array, a mapping of name -> column or a sequence of tuples; "
+                f"got a {values.ndim}-D {values.dtype} array of shape {values.shape}{hint}"
+            )
         else:
             columns, n = self._columns_from_rows(values)
         arr = np.empty(n, dtype=self.dtype)
