@@ -808,3 +808,110 @@ def test_temp_files_are_judged_one_by_one_whatever_order_the_folder_lists_them(t
     CheckpointStore(tmp_path).save("x", {})
     assert [p.name for p in removed if p.exists()] == []
     assert [p.name for p in kept if not p.exists()] == []
+
+
+def test_a_dead_writers_temp_file_removed_by_someone_else_first_does_not_fail_the_save(tmp_path, monkeypatch):
+    # two savers clean the same folder: the other one unlinks the file
+    # between our listing and our unlink
+    import binrec.checkpoint as ckpt
+
+    temps = [tmp_path / f".binrec-tmp-{2**22 + i}-1-t{i}.ckpt" for i in range(3)]
+    for t in temps:
+        t.write_bytes(b"BINRECCK")
+
+    def dead_and_cleaned_by_another_saver(pid, path):
+        path.unlink()
+        return False
+
+    monkeypatch.setattr(ckpt, "_pid_alive", dead_and_cleaned_by_another_saver)
+    CheckpointStore(tmp_path).save("x", {"v": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ckpt"]
+
+
+def test_a_temp_file_that_may_not_be_deleted_does_not_fail_the_save_or_stop_the_cleaning(tmp_path, monkeypatch):
+    # e.g. another user's file in a shared sticky folder: unlink raises
+    # PermissionError (simulated: the tests may run as root)
+    import pathlib
+
+    import binrec.checkpoint as ckpt
+
+    theirs = [tmp_path / f".binrec-tmp-{2**22 + i}-1-theirs{i}.ckpt" for i in range(3)]
+    ours = [tmp_path / f".binrec-tmp-{2**22 + 10 + i}-1-ours{i}.ckpt" for i in range(3)]
+    for t in theirs + ours:
+        t.write_bytes(b"BINRECCK")
+    real_unlink = pathlib.Path.unlink
+
+    def unlink(self, missing_ok=False):
+        if "theirs" in self.name:
+            raise PermissionError(13, "Operation not permitted", str(self))
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(pathlib.Path, "unlink", unlink)
+    monkeypatch.setattr(ckpt, "_pid_alive", lambda pid, path: False)
+    CheckpointStore(tmp_path).save("x", {"v": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["x.ckpt"] + [t.name for t in theirs])
+
+
+def test_metadata_json_cannot_encode_is_refused_before_anything_is_written(tmp_path):
+    circular: dict = {}
+    circular["self"] = circular  # json.dumps raises ValueError (not TypeError) for this one
+    with pytest.raises(ValueError, match="Circular"):
+        json.dumps(circular)
+    for bad in (circular, {"a": object()}):
+        with pytest.raises(TypeError, match="checkpoint metadata must be JSON-serialisable"):
+            CheckpointStore(tmp_path).save("x", {}, metadata=bad)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("version", [-1, True, 1.0, "1"])
+def test_a_data_version_must_be_a_non_negative_int(tmp_path, version):
+    with pytest.raises(ValueError, match="version must be a non-negative int"):
+        CheckpointStore(tmp_path).save("x", {}, version=version)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_data_version_zero_is_a_version(tmp_path):
+    store = CheckpointStore(tmp_path)
+    assert store.save("x", {"v": 1}, version=0).version == 0
+    assert store.info("x").version == 0
+
+
+def test_save_returns_the_same_info_as_info_reads_back(tmp_path):
+    store = CheckpointStore(tmp_path, key=KEY)
+    saved = store.save("x", {"w": np.ones(5), "v": np.zeros(3)}, metadata={"m": 1}, version=2)
+    assert saved == store.info("x")
+    assert saved.size == os.path.getsize(tmp_path / "x.ckpt") and saved.buffers == 2 and saved.signed
+
+
+def test_a_save_that_fails_while_writing_leaves_no_temp_file_and_raises_the_os_error(tmp_path, monkeypatch):
+    import errno
+
+    import binrec.checkpoint as ckpt
+
+    store = CheckpointStore(tmp_path)
+    store.save("x", {"v": 1})
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt.os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left") as err:
+        store.save("x", {"v": 2})
+    assert err.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ckpt"]  # the temp file is gone
+    monkeypatch.undo()
+    assert store.load("x") == {"v": 1}  # the old checkpoint is untouched
+
+
+def test_a_save_that_cannot_create_its_temp_file_raises_the_os_error(tmp_path, monkeypatch):
+    import errno
+
+    import binrec.checkpoint as ckpt
+
+    def cannot_create(path, mode="r", *args, **kwargs):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+
+    monkeypatch.setattr(ckpt, "open", cannot_create, raising=False)
+    with pytest.raises(OSError, match="Disk quota exceeded"):
+        CheckpointStore(tmp_path).save("x", {"v": 1})
+    assert list(tmp_path.iterdir()) == []
