@@ -386,3 +386,84 @@ def test_help_documents_exit_statuses():
         out = binrec_m(command, "--help").stdout.decode()
         assert "exit status:" in out and "1  data error" in out and "2  usage error" in out
     assert "--trailing {error,ignore}" in binrec_m("decode", "--help").stdout.decode()
+
+
+# -- outputs that are symlinks, FIFOs or directories ------------------------------
+
+
+def _fifo_reader(fifo, *, read=True):
+    """Open ``fifo`` for reading in a thread; read it all (or close at once)."""
+    import threading
+
+    got = {}
+
+    def reader():
+        with open(fifo, "rb") as fh:
+            got["data"] = fh.read() if read else b""
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    return t, got
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_encode_into_a_fifo_writes_through_it_and_keeps_the_fifo(tmp_path):
+    import stat
+
+    src = tmp_path / "in.csv"
+    src.write_text("id,name,temp\n1,a,0.5\n2,b,1.5\n")
+    fifo = tmp_path / "fifo.bin"
+    os.mkfifo(fifo)
+    t, got = _fifo_reader(fifo)
+    res = binrec_m("encode", FMT, src, "--names", NAMES, "-o", fifo)
+    t.join(60)
+    assert res.returncode == 0, res.stderr
+    assert got["data"] == struct.pack(FMT, 1, b"a", 0.5) + struct.pack(FMT, 2, b"b", 1.5)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo.bin", "in.csv"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_write_error_on_a_special_file_output_is_a_clean_data_error(tmp_path):
+    """The reader of a FIFO goes away: EPIPE (like ENOSPC on a full device)
+    is exit 1 with the user's path, not success."""
+    import stat
+
+    n = 20_000  # 360 KB: more than a pipe buffer, so the writer must hit the closed end
+    src = tmp_path / "in.csv"
+    src.write_text("id,name,temp\n" + "".join(f"{i},x,0.5\n" for i in range(n)))
+    fifo = tmp_path / "fifo.bin"
+    os.mkfifo(fifo)
+    t, _ = _fifo_reader(fifo, read=False)
+    res = binrec_m("encode", FMT, src, "--names", NAMES, "-o", fifo)
+    t.join(60)
+    assert res.returncode == 1
+    assert one_line_error(res) == f"binrec: error: cannot write {fifo}: Broken pipe"
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_decode_into_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path, sensor_file):
+    path, raw = sensor_file
+    real = tmp_path / "real"
+    real.mkdir()
+    target = real / "target.csv"
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(os.path.relpath(target, tmp_path))
+    res = binrec_m("decode", FMT, path, "--names", NAMES, "-o", link)
+    assert res.returncode == 0, res.stderr
+    assert link.is_symlink() and os.path.realpath(link) == str(target)
+    rows = list(csv.reader(target.read_text().splitlines()))
+    assert rows[0] == ["id", "name", "temp"] and len(rows) == 26
+    assert [int(r[0]) for r in rows[1:]] == [r[0] for r in struct.iter_unpack(FMT, raw)]
+    assert sorted(p.name for p in real.iterdir()) == ["target.csv"]  # no temp left beside the target
+
+
+def test_a_directory_output_is_a_clean_error(tmp_path, sensor_file):
+    path, _ = sensor_file
+    out = tmp_path / "d.csv"
+    out.mkdir()
+    res = binrec_m("decode", FMT, path, "-o", out)
+    assert res.returncode == 1
+    assert one_line_error(res) == f"binrec: error: cannot write {out}: Is a directory"
+    assert out.is_dir() and list(out.iterdir()) == []

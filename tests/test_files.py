@@ -1170,3 +1170,43 @@ def test_unpack_table_refuses_a_complex_field(s):
     pytest.importorskip("pyarrow")
     with pytest.raises(Error, match=r"^field 'f1': Arrow has no complex type$"):
         Struct("<iF").unpack_table(struct.pack("<iff", 1, 2.0, 3.0))
+
+
+def test_write_file_error_names_the_users_path_not_the_temp_file(tmp_path, s):
+    missing = tmp_path / "nonexist" / "out.bin"
+    with pytest.raises(FileNotFoundError) as info:
+        s.write_file(missing, [(1, b"a", 0.5)])
+    assert info.value.filename == str(missing)
+    assert info.value.errno == 2  # ENOENT, as open() would give
+    assert not (tmp_path / "nonexist").exists()
+
+
+def test_write_file_through_a_symlink_replaces_the_target(tmp_path, s):
+    target = tmp_path / "t.bin"
+    target.write_bytes(b"old")
+    link = tmp_path / "l.bin"
+    link.symlink_to("t.bin")
+    s.write_file(link, [(1, b"a", 0.5)])
+    assert link.is_symlink()
+    assert target.read_bytes() == struct.pack(FMT, 1, b"a", 0.5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.bin", "t.bin"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_write_file_into_a_fifo_writes_through_it(tmp_path, s):
+    import stat
+
+    fifo = tmp_path / "f.bin"
+    os.mkfifo(fifo)
+    got = {}
+
+    def reader():
+        with open(fifo, "rb") as fh:
+            got["data"] = fh.read()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    s.write_file(fifo, [(1, b"a", 0.5), (2, b"b", 1.5)])
+    t.join(60)
+    assert got["data"] == struct.pack(FMT, 1, b"a", 0.5) + struct.pack(FMT, 2, b"b", 1.5)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)

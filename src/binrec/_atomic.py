@@ -3,12 +3,24 @@
 Write to a temporary file in the destination's folder, flush, fsync, then
 ``os.replace`` it over the destination and fsync the folder, so a crash at
 any moment leaves either the old file or the new one, never half of one.
+
+A symlink is followed: its final target is what gets replaced, and the
+link stays a link.  An existing destination that is not a regular file (a
+FIFO, a character or block device, a socket) cannot be replaced by a
+rename without destroying it, so it is written through instead: opened for
+writing and streamed to, with no atomicity (a reader of a FIFO sees the
+data as it is written; a failed write leaves whatever was already sent).
+A directory is an error (``IsADirectoryError``).  Errors name the path the
+caller gave, never the temporary file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,11 +43,52 @@ def fsync_dir(folder: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def _named(exc: OSError, path: str) -> OSError:
+    """The same error (same errno, same class), naming ``path``."""
+    if exc.errno is None:
+        return exc
+    new = OSError(exc.errno, exc.strerror or os.strerror(exc.errno), path)
+    new.__cause__ = exc
+    return new
+
+
+class _Writer(io.BufferedWriter):
+    """A buffered writer whose unnamed I/O errors (ENOSPC, EPIPE...) name
+    the destination the caller gave."""
+
+    def __init__(self, raw: io.RawIOBase, shown: str) -> None:
+        super().__init__(raw)
+        self._shown = shown
+
+    def write(self, data) -> int:  # type: ignore[override]
+        try:
+            return super().write(data)
+        except OSError as exc:
+            if exc.filename is None and not isinstance(exc, BlockingIOError):
+                raise _named(exc, self._shown) from exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as exc:
+            if exc.filename is None and not self.closed:
+                raise _named(exc, self._shown) from exc
+            raise
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike, *, mode: int | None = None) -> Iterator[BinaryIO]:
     """Context manager yielding a binary file; on a clean exit the file
     atomically replaces ``path``; on an exception it is removed and ``path``
     is untouched.
+
+    ``path`` may be a symlink (its final target is replaced; the link
+    stays).  If ``path`` exists and is not a regular file (FIFO, device,
+    socket) the data is written straight into it instead, without
+    atomicity and ignoring ``mode``: no rename can replace such a file
+    without destroying it.  A directory raises ``IsADirectoryError``.
+    ``OSError`` raised here names ``path``, not the temporary file.
 
     >>> import tempfile, os
     >>> d = tempfile.mkdtemp()
@@ -44,24 +97,43 @@ def atomic_writer(path: str | os.PathLike, *, mode: int | None = None) -> Iterat
     >>> open(os.path.join(d, "x.bin"), "rb").read()
     b'abc'
     """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + path.name + ".", dir=folder)
+    shown = os.fspath(path)
+    shown = shown.decode(errors="surrogateescape") if isinstance(shown, bytes) else shown
+    target = Path(os.path.realpath(shown))  # a symlink's final target; the link stays
     try:
-        with os.fdopen(fd, "wb") as fh:
+        st: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise _named(exc, shown) from exc
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), shown)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        yield from _write_through(target, shown)
+        return
+    folder = target.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + target.name + ".", dir=folder)
+    except OSError as exc:
+        raise _named(exc, shown) from exc
+    try:
+        with _Writer(io.FileIO(fd, "wb"), shown) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        elif path.exists():
-            with contextlib.suppress(OSError):
-                os.chmod(tmp, path.stat().st_mode & 0o7777)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        try:
+            if mode is not None:
+                os.chmod(tmp, mode)
+            elif st is not None:
+                with contextlib.suppress(OSError):
+                    os.chmod(tmp, st.st_mode & 0o7777)
+            else:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise _named(exc, shown) from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -69,9 +141,21 @@ def atomic_writer(path: str | os.PathLike, *, mode: int | None = None) -> Iterat
     fsync_dir(folder)
 
 
+def _write_through(target: Path, shown: str) -> Iterator[BinaryIO]:
+    """Stream into an existing FIFO, device or socket (not atomic)."""
+    try:
+        raw = io.FileIO(target, "wb")  # a FIFO: waits for a reader, like a shell redirection
+    except OSError as exc:
+        raise _named(exc, shown) from exc
+    with _Writer(raw, shown) as fh:
+        yield fh
+        fh.flush()
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], object]) -> None:
     """Replace ``path`` atomically with ``data`` (bytes, or a function that
-    writes to the file object it is given)."""
+    writes to the file object it is given).  See ``atomic_writer`` for
+    symlinks and special files."""
     with atomic_writer(path) as fh:
         if callable(data):
             data(fh)

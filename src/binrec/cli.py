@@ -155,7 +155,7 @@ def _output_file(path: str) -> Iterator[Any]:
         with atomic_writer(path) as fh:
             yield fh
     except OSError as exc:
-        if TEMP_PREFIX in os.path.basename(str(exc.filename or "")):
+        if exc.filename == path or TEMP_PREFIX in os.path.basename(str(exc.filename or "")):
             raise Error(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
 
