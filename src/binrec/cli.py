@@ -2,7 +2,7 @@
 
 Exit status: 0 on success, 2 on usage errors (bad arguments), 1 on data
 errors (including an input that cannot be opened, in decode and encode
-alike), 130 on Ctrl-C; errors are one line on stderr, never a traceback.
+alike), 130 on Ctrl-C, 143 on SIGTERM; errors are one line on stderr, never a traceback.
 ``pickle inspect`` has statuses of its own (see its ``--help``).
 """
 
@@ -107,7 +107,7 @@ def _cmd_pickle_inspect(args: argparse.Namespace) -> int:
     from .pickling import inspect
 
     try:
-        report = inspect(args.file)
+        report = inspect(sys.stdin.buffer.read() if args.file == "-" else args.file)
     except OSError as exc:
         print(f"binrec: error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return PICKLE_INSPECT_EXIT["unreadable"]
@@ -281,8 +281,19 @@ _EXIT_STATUS = """exit status:
      records, too few records for --count, an output that cannot be written
   2  usage error: bad arguments (format, option values, output extension,
      --text on a field that is not a string)
-  130 interrupted (Ctrl-C)
+  130 interrupted (Ctrl-C); 143 terminated (SIGTERM)
 Errors are one line on stderr; a file output is then not written at all."""
+
+
+_ENCODE_EXIT_STATUS = """exit status:
+  0  success
+  1  data error: an input that cannot be opened or read, a bad line or
+     record (a value out of range for its field, a wrong header or number
+     of values), an output that cannot be written
+  2  usage error: bad arguments (format, option values, input extension)
+  130 interrupted (Ctrl-C); 143 terminated (SIGTERM)
+Errors are one line on stderr; a file output is then not written at all
+(a FIFO or device output gets what was written before the error)."""
 
 
 def _struct(args: argparse.Namespace) -> Struct:
@@ -524,8 +535,9 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     s = _struct(args)
     kind = _input_kind(args.input, args.input_format)
     src, name, _ = _open_input(args.input)
+    to_stdout = args.output == "-"
     try:
-        with _output_file(args.output) as out_fh:
+        with contextlib.nullcontext(sys.stdout.buffer) if to_stdout else _output_file(args.output) as out_fh:
             total = 0
             for unit, numbers, rows in _encode_batches(s, src, name, kind):
                 try:
@@ -536,11 +548,12 @@ def _cmd_encode(args: argparse.Namespace) -> int:
                         raise Error(f"{name}: {unit} {numbers[int(m.group(1))]}: {exc}") from None
                     raise
                 total += len(rows)
+            out_fh.flush()
     finally:
         if src is not sys.stdin.buffer:
             src.close()
     if not args.quiet:
-        print(f"binrec: wrote {total} records ({total * s.size} bytes) to {args.output}", file=sys.stderr)
+        print(f"binrec: wrote {total} records ({total * s.size} bytes) to {'<stdout>' if to_stdout else args.output}", file=sys.stderr)
     return 0
 
 
@@ -587,12 +600,12 @@ def build_parser() -> argparse.ArgumentParser:
     enc = sub.add_parser(
         "encode",
         help="encode a .csv, .jsonl or .npy file into records, with struct's range checks",
-        epilog=_EXIT_STATUS,
+        epilog=_ENCODE_EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     enc.add_argument("format")
     enc.add_argument("input", help="a .csv, .jsonl or .npy file, or - for standard input (CSV unless --input-format)")
-    enc.add_argument("-o", "--output", required=True)
+    enc.add_argument("-o", "--output", required=True, help="record file to write, or - for standard output")
     enc.add_argument("--names", default=None)
     enc.add_argument(
         "--input-format",
@@ -611,13 +624,39 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_PICKLE_INSPECT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    pi.add_argument("file")
+    pi.add_argument("file", help="pickle file, or - for standard input")
     pi.add_argument("--json", action="store_true", help="machine-readable output")
     pi.set_defaults(func=_cmd_pickle_inspect)
     return p
 
 
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler: unwinds like KeyboardInterrupt, so
+    temporary files are removed on the way out."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+    import threading
+
+    previous = None
+    if hasattr(signal, "SIGTERM") and os.name == "posix" and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _main(argv)
+    except _Terminated:
+        print("binrec: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     for opt in ("offset", "count", "head"):
