@@ -179,6 +179,14 @@ def _text_value(value):
     return value
 
 
+def _json_value(value):
+    """A JSONL value: complex numbers as a [real, imag] pair of numbers
+    (``encode`` reads that back, and the "(1+2j)" strings of CSV)."""
+    if isinstance(value, complex):
+        return [value.real, value.imag]
+    return _text_value(value)
+
+
 class _Writer:
     """Writes decoded chunks to one output format."""
 
@@ -219,7 +227,7 @@ class _Writer:
 
             out = []
             for row in chunk.tolist():
-                out.append(json.dumps({k: _text_value(v) for k, v in zip(self.names, row)}))
+                out.append(json.dumps({k: _json_value(v) for k, v in zip(self.names, row)}))
             self.text_fh.write("\n".join(out) + "\n")
         elif self.kind == "npy":
             self.fh.write(chunk.tobytes())
@@ -342,6 +350,9 @@ def _cmd_decode(args: argparse.Namespace) -> int:
             import pyarrow  # noqa: F401
         except ImportError:
             raise _Usage("parquet output needs pyarrow: pip install 'binrec[arrow]'") from None
+        for f in s.layout.fields:
+            if f.kind == "complex":  # the same error as unpack_table gives, before any output
+                raise Error(f"field {f.name!r}: Arrow has no complex type")
     src, where, size = _open_input(args.input)
     try:
         if size is not None:
@@ -434,6 +445,18 @@ def _parse_cell(f, value: str, line: int):
 
 
 def _json_cell(f, value, line: int):
+    if f.kind == "complex":
+        if isinstance(value, list) and len(value) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        ):
+            return complex(value[0], value[1])
+        if isinstance(value, str):
+            try:
+                return complex(value)
+            except ValueError as exc:
+                raise Error(f"line {line}: field {f.name!r}: {exc}") from None
+        if isinstance(value, list):
+            raise Error(f"line {line}: field {f.name!r}: a complex number is a [real, imag] pair of numbers")
     if isinstance(value, str) and f.kind in ("char", "bytes", "pascal"):
         try:
             return value.encode("latin-1")
