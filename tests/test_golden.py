@@ -185,9 +185,7 @@ def test_envelope_decodes(path):
 
 def test_envelope_reencodes_byte_for_byte():
     golden = golden_file(f"envelope-v{signing.VERSION}.bin").read_bytes()
-    made = signing.sign(
-        gv.ENVELOPE_PAYLOAD, gv.KEY, context=gv.ENVELOPE_CONTEXT, created_ns=gv.ENVELOPE_CREATED_NS
-    )
+    made = signing.sign(gv.ENVELOPE_PAYLOAD, gv.KEY, context=gv.ENVELOPE_CONTEXT, created_ns=gv.ENVELOPE_CREATED_NS)
     assert made == golden
 
 
@@ -228,9 +226,7 @@ def test_versioned_pickle_decodes(path):
 
 
 def _current_versioned_pickle(tmp_path: Path) -> bytes:
-    pickling.save_versioned(
-        tmp_path / "v.pkl", gv.VERSIONED_DATA, gv.VERSIONED_VERSION, protocol=gv.PICKLE_PROTOCOL
-    )
+    pickling.save_versioned(tmp_path / "v.pkl", gv.VERSIONED_DATA, gv.VERSIONED_VERSION, protocol=gv.PICKLE_PROTOCOL)
     return (tmp_path / "v.pkl").read_bytes()
 
 

@@ -446,8 +446,10 @@ def _parse_cell(f, value: str, line: int):
 
 def _json_cell(f, value, line: int):
     if f.kind == "complex":
-        if isinstance(value, list) and len(value) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        if (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
         ):
             return complex(value[0], value[1])
         if isinstance(value, str):
@@ -576,7 +578,10 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         if src is not sys.stdin.buffer:
             src.close()
     if not args.quiet:
-        print(f"binrec: wrote {total} records ({total * s.size} bytes) to {'<stdout>' if to_stdout else args.output}", file=sys.stderr)
+        print(
+            f"binrec: wrote {total} records ({total * s.size} bytes) to {'<stdout>' if to_stdout else args.output}",
+            file=sys.stderr,
+        )
     return 0
 
 

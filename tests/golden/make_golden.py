@@ -82,9 +82,7 @@ def record_files() -> dict[str, bytes]:
 
 
 def envelope_files() -> dict[str, bytes]:
-    env = signing.sign(
-        gv.ENVELOPE_PAYLOAD, gv.KEY, context=gv.ENVELOPE_CONTEXT, created_ns=gv.ENVELOPE_CREATED_NS
-    )
+    env = signing.sign(gv.ENVELOPE_PAYLOAD, gv.KEY, context=gv.ENVELOPE_CONTEXT, created_ns=gv.ENVELOPE_CREATED_NS)
     tag = signing.sign_detached(gv.TAG_PAYLOAD, gv.KEY, context=gv.TAG_CONTEXT)
     return {f"envelope-v{env[4]}.bin": env, f"detached-tag-v{tag[4]}.bin": tag}
 
