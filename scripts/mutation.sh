@@ -69,14 +69,9 @@ die() { log "$*"; exit 2; }
 
 # -- 1. a clean source tree
 SRC="$WORK/src"
-if [[ $WORKTREE == 1 ]]; then
-  mkdir -p "$SRC"
-  (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do [[ -e $f ]] && printf '%s\0' "$f"; done | tar --null -T - -cf -) | tar -xf - -C "$SRC" || die "cannot copy the working tree"
-  REV="working tree of $(git -C "$ROOT" rev-parse --short HEAD) ($(git -C "$ROOT" status --porcelain | wc -l) changed paths)"
-else
-  git clone -q --no-local "$ROOT" "$SRC" || die "git clone failed"
-  REV="HEAD $(git -C "$SRC" rev-parse --short HEAD)"
-fi
+# shellcheck source=scripts/_scratch_tree.sh
+source "$ROOT/scripts/_scratch_tree.sh"
+scratch_tree "$ROOT" "$SRC" "$WORKTREE" || die "no scratch copy of the source"
 log "source: $REV -> $SRC"
 # the scripts that drive the run come from the checkout that was called
 cp "$ROOT/scripts/mutation_manual.py" "$ROOT/scripts/mutation-reviewed.toml" "$WORK/" || die "scripts missing"
