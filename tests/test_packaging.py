@@ -29,6 +29,13 @@ def test_installed_metadata():
     assert scripts == {"binrec": "binrec.cli:main"}
 
 
+def test_installed_version_is_the_package_version():
+    # one version source: the metadata pip installed is read from binrec.__version__
+    import binrec
+
+    assert md.version("binrec") == binrec.__version__
+
+
 needs_source = pytest.mark.skipif(
     not HAVE_SOURCE, reason="run from a source checkout (wheel tests copy only tests/ and pyproject.toml)"
 )
@@ -97,3 +104,10 @@ def test_workflows_validate_against_the_github_schema(tmp_path):
         [exe, "--builtin-schema", "vendor.github-workflows", str(bad)], capture_output=True, text=True, timeout=120
     )
     assert res.returncode != 0  # the check can fail
+
+
+@needs_source
+def test_version_has_one_source():
+    project = load_toml()["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    assert load_toml()["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "binrec.__version__"}
