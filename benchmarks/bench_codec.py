@@ -67,12 +67,8 @@ def numpy_wire_dtype(s: binrec.Struct) -> np.dtype:
 
 
 def with_kernels(kernels, fn):
-    saved = _backend.kernels
-    _backend.kernels = kernels
-    try:
+    with _backend.use(kernels):
         return fn()
-    finally:
-        _backend.kernels = saved
 
 
 def make_buffer(s: binrec.Struct, n: int) -> bytes:

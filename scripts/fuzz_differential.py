@@ -159,14 +159,11 @@ def sample_rows(rng: random.Random, n: int, limit: int = 64) -> list[int]:
 
 
 def on_backend(name: str, fn):
-    saved = _backend.kernels
-    _backend.kernels = BACKENDS[name]
-    try:
-        return ("ok", fn())
-    except Exception as exc:  # noqa: BLE001 - every exception is an outcome to compare
-        return ("raise", type(exc), str(exc))
-    finally:
-        _backend.kernels = saved
+    with _backend.use(BACKENDS[name]):
+        try:
+            return ("ok", fn())
+        except Exception as exc:  # noqa: BLE001 - every exception is an outcome to compare
+            return ("raise", type(exc), str(exc))
 
 
 def fingerprint(value):

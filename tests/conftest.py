@@ -46,12 +46,5 @@ def backend(request):
             if require_compiled(request.config):
                 pytest.fail("the compiled backend binrec._codec is missing but was required")
             pytest.skip("compiled backend binrec._codec not built")
-        kernels = _backend.compiled_kernels
-    else:
-        kernels = _backend.python_kernels
-    saved = _backend.kernels
-    _backend.kernels = kernels
-    try:
+    with _backend.use(request.param):
         yield request.param
-    finally:
-        _backend.kernels = saved

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import binrec
 from binrec import _backend
 
@@ -37,3 +39,23 @@ def test_compiled_backend_is_active_when_required():
         assert binrec.backend == "compiled"
     else:
         assert binrec.backend == ("python" if forced_python or _backend.compiled_kernels is None else "compiled")
+
+
+def test_use_switches_the_kernels_and_restores_them():
+    # oracle: the module objects themselves
+    before = _backend.kernels
+    with _backend.use("python") as k:
+        assert k is _backend.python_kernels and _backend.kernels is _backend.python_kernels
+    assert _backend.kernels is before
+
+
+def test_use_restores_the_kernels_after_an_error():
+    before = _backend.kernels
+    with pytest.raises(ZeroDivisionError), _backend.use("python"):
+        raise ZeroDivisionError
+    assert _backend.kernels is before
+
+
+def test_use_refuses_an_unknown_backend_name():
+    with pytest.raises(ValueError, match="unknown backend"), _backend.use("fortran"):
+        pass

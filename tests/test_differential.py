@@ -30,12 +30,8 @@ def need_compiled(request):
 
 
 def with_kernels(kernels, fn):
-    saved = _backend.kernels
-    _backend.kernels = kernels
-    try:
+    with _backend.use(kernels):
         return fn()
-    finally:
-        _backend.kernels = saved
 
 
 @SETTINGS

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
 from . import _kernels_py, _pickle_scan
 
-__all__ = ["kernels", "backend", "python_kernels", "compiled_kernels", "scan_pickle"]
+__all__ = ["kernels", "backend", "python_kernels", "compiled_kernels", "scan_pickle", "use"]
 
 python_kernels: ModuleType = _kernels_py
 compiled_kernels: ModuleType | None
@@ -59,3 +60,31 @@ def scan_pickle(
     if kernels is python_kernels:
         return _pickle_scan.scan(data, start, more, collect=collect)
     return kernels.scan_pickle(data, start, more, collect=collect)
+
+
+@contextmanager
+def use(which: str | ModuleType) -> Iterator[ModuleType]:
+    """Run the codec (and the pickle scan) on one backend inside a ``with``.
+
+    ``which`` is ``"python"``, ``"compiled"`` or a kernels module.  This is
+    the one way the test fixture, the differential tests, the fuzzer and the
+    benchmarks switch backends; it restores the previous kernels on exit.
+    It is not thread-safe: it swaps a module global.
+    """
+    global kernels
+    if which == "python":
+        chosen: ModuleType | None = python_kernels
+    elif which == "compiled":
+        chosen = compiled_kernels
+        if chosen is None:
+            raise RuntimeError("the compiled backend binrec._codec is not available")
+    elif isinstance(which, ModuleType):
+        chosen = which
+    else:
+        raise ValueError(f"unknown backend {which!r}: expected 'python', 'compiled' or a kernels module")
+    saved = kernels
+    kernels = chosen
+    try:
+        yield chosen
+    finally:
+        kernels = saved
