@@ -567,3 +567,73 @@ def test_jsonl_complex_accepts_the_csv_string_form(tmp_path, complex_file):
     assert res.returncode == 0, res.stderr
     whole = complex_file.read_bytes()
     assert back.read_bytes() == whole[: len(whole) // 2]  # the first of the two records
+
+
+# -- per-cell errors, subcommand usage, inspect --json on an unreadable file ------
+
+
+def _struct_message(fmt: str, value) -> str:
+    """struct's own words for a value of the wrong type (the oracle)."""
+    with pytest.raises(struct.error) as exc:
+        struct.pack(fmt, value)
+    return str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "code", "bad", "value"),
+    [("1.5,a,0.5", "f0", "I", "1.5", 1.5), ("1,a,abc", "f2", "f", "abc", "abc")],
+)
+def test_encode_csv_cell_of_the_wrong_type_names_the_file_in_structs_words(tmp_path, row, field, code, bad, value):
+    src = tmp_path / "flt.csv"
+    src.write_text(f"f0,f1,f2\n{row}\n")
+    out = tmp_path / "x.bin"
+    res = binrec_m("encode", FMT, src, "-o", out)
+    assert res.returncode == 1
+    expected = f"{src}: line 2: field {field!r} (format {code!r}): {_struct_message('>' + code, value)} (got {bad!r})"
+    assert one_line_error(res) == f"binrec: error: {expected}"
+    assert not out.exists()
+
+
+def test_encode_jsonl_cell_conversion_error_names_the_file(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"f0": [1.0, 2.0]}\n{"f0": "zz"}\n')
+    res = binrec_m("encode", "<D", src, "-o", tmp_path / "x.bin")
+    assert res.returncode == 1
+    # binrec's pack words for a non-complex (struct has no 'D' before 3.14), then the cell
+    assert one_line_error(res) == (
+        f"binrec: error: {src}: line 2: field 'f0' (format 'D'): required argument is not a complex (got 'zz')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (["decode", FMT, "IN", "--text", "f0"], "decode"),
+        (["decode", FMT, "IN", "-o", "x.txt"], "decode"),
+        (["decode", FMT, "IN", "--offset", "-1"], "decode"),
+        (["encode", FMT, "x.txt", "-o", "x.bin"], "encode"),
+    ],
+)
+def test_usage_errors_after_parsing_print_the_subcommands_usage(tmp_path, sensor_file, args, command):
+    path, raw = sensor_file
+    res = binrec_m(*[path if a == "IN" else a for a in args], cwd=tmp_path)
+    assert res.returncode == 2
+    lines = res.stderr.decode().splitlines()
+    assert lines[0].startswith(f"usage: binrec {command} [-h]"), lines
+    # the same usage text that argparse prints for the subcommand's own errors
+    own = binrec_m(command, "--no-such-option").stderr.decode()
+    assert res.stderr.decode().split("binrec: error:")[0] == own.split(f"binrec {command}: error:")[0]
+    assert lines[-1].startswith("binrec: error: ")
+
+
+def test_pickle_inspect_json_on_a_missing_file_prints_the_unreadable_report(tmp_path):
+    res = binrec_m("pickle", "inspect", "--json", "missing.pkl", cwd=tmp_path)
+    assert res.returncode == 4
+    report = json.loads(res.stdout)
+    try:
+        open(tmp_path / "missing.pkl", "rb")
+    except OSError as exc:  # the oracle: the OS's own reason
+        reason = exc.strerror
+    assert report["status"] == "unreadable" and report["safe"] is False
+    assert report["verdict"] == f"unreadable: cannot read missing.pkl: {reason}"
+    assert report["size"] == 0 and report["pickles"] == 0 and report["globals"] == []

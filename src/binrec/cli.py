@@ -24,6 +24,7 @@ import numpy as np
 
 from . import _backend
 from ._atomic import TEMP_PREFIX, atomic_writer
+from ._coerce import field_error
 from ._errors import Error
 from .files import _file_span, _remaining_bytes, _source_name
 from .records import Struct
@@ -104,12 +105,15 @@ verdicts and exit statuses:
 def _cmd_pickle_inspect(args: argparse.Namespace) -> int:
     import json
 
-    from .pickling import inspect
+    from .pickling import PickleReport, inspect
 
     try:
         report = inspect(sys.stdin.buffer.read() if args.file == "-" else args.file)
     except OSError as exc:
-        print(f"binrec: error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        message = f"cannot read {args.file}: {exc.strerror or exc}"
+        if args.json:  # machine consumers get a report whatever happens: the "unreadable" verdict
+            print(json.dumps(PickleReport(size=0, protocol=0, pickles=0, error=message).as_dict(), indent=2))
+        print(f"binrec: error: {message}", file=sys.stderr)
         return PICKLE_INSPECT_EXIT["unreadable"]
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
@@ -423,7 +427,16 @@ def _table_from_rows(s: Struct, rows: np.ndarray, text: list[str]):
     return pa.Table.from_arrays(arrays, names=list(s.names))
 
 
-def _parse_cell(f, value: str, line: int):
+_NOT_A = {"int": "an integer", "float": "a float", "complex": "a complex"}
+
+
+def _cell_error(f, name: str, line: int, message: str) -> Error:
+    """A per-cell error in the words of a range error from pack:
+    ``name: line N: field 'x' (format 'I'): message``."""
+    return Error(f"{name}: line {line}: {field_error(f, None, message)}")
+
+
+def _parse_cell(f, value: str, line: int, name: str):
     kind = f.kind
     try:
         if kind == "int":
@@ -432,19 +445,23 @@ def _parse_cell(f, value: str, line: int):
             return float(value)
         if kind == "complex":
             return complex(value)
-        if kind == "bool":
-            low = value.strip().lower()
-            if low in ("true", "1", "yes"):
-                return True
-            if low in ("false", "0", "no", ""):
-                return False
-            raise ValueError(f"not a boolean: {value!r}")
+    except ValueError:
+        # struct's words for a value of the wrong type, then the cell itself
+        raise _cell_error(f, name, line, f"required argument is not {_NOT_A[kind]} (got {value!r})") from None
+    if kind == "bool":
+        low = value.strip().lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no", ""):
+            return False
+        raise _cell_error(f, name, line, f"not a boolean (got {value!r}; use true/false, 1/0 or yes/no)")
+    try:
         return value.encode("latin-1")
-    except (ValueError, UnicodeEncodeError) as exc:
-        raise Error(f"line {line}: field {f.name!r}: {exc}") from None
+    except UnicodeEncodeError as exc:
+        raise _cell_error(f, name, line, str(exc)) from None
 
 
-def _json_cell(f, value, line: int):
+def _json_cell(f, value, line: int, name: str):
     if f.kind == "complex":
         if (
             isinstance(value, list)
@@ -455,15 +472,15 @@ def _json_cell(f, value, line: int):
         if isinstance(value, str):
             try:
                 return complex(value)
-            except ValueError as exc:
-                raise Error(f"line {line}: field {f.name!r}: {exc}") from None
+            except ValueError:
+                raise _cell_error(f, name, line, f"required argument is not a complex (got {value!r})") from None
         if isinstance(value, list):
-            raise Error(f"line {line}: field {f.name!r}: a complex number is a [real, imag] pair of numbers")
+            raise _cell_error(f, name, line, "a complex number is a [real, imag] pair of numbers")
     if isinstance(value, str) and f.kind in ("char", "bytes", "pascal"):
         try:
             return value.encode("latin-1")
         except UnicodeEncodeError as exc:
-            raise Error(f"line {line}: field {f.name!r}: {exc}") from None
+            raise _cell_error(f, name, line, str(exc)) from None
     return value
 
 
@@ -495,7 +512,7 @@ def _csv_rows(s: Struct, fh, name: str) -> Iterator[tuple[int, tuple]]:
         line = reader.line_num  # right even when a quoted value spans lines
         if len(row) != len(fields):
             raise Error(f"{name}: line {line}: expected {len(fields)} values, got {len(row)}")
-        yield line, tuple(_parse_cell(f, v, line) for f, v in zip(fields, row))
+        yield line, tuple(_parse_cell(f, v, line, name) for f, v in zip(fields, row))
 
 
 def _jsonl_rows(s: Struct, fh, name: str) -> Iterator[tuple[int, tuple]]:
@@ -511,7 +528,7 @@ def _jsonl_rows(s: Struct, fh, name: str) -> Iterator[tuple[int, tuple]]:
             raise Error(f"{name}: line {line}: invalid JSON: {exc.msg}") from None
         if not isinstance(obj, dict) or set(obj) != set(s.names):
             raise Error(f"{name}: line {line}: expected an object with keys {list(s.names)}")
-        yield line, tuple(_json_cell(f, obj[f.name], line) for f in fields)
+        yield line, tuple(_json_cell(f, obj[f.name], line, name) for f in fields)
 
 
 def _input_kind(path: str, forced: str | None) -> str:
@@ -591,11 +608,11 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="write a sample sensor file, decode it, compare with struct")
     d.add_argument("--records", type=int, default=1_000_000, help="records to generate (default 1,000,000)")
     d.add_argument("--head", type=int, default=5, help="rows to print")
-    d.set_defaults(func=_cmd_demo)
+    d.set_defaults(func=_cmd_demo, usage_parser=d)  # usage errors print this parser's usage
     i = sub.add_parser("info", help="describe a struct format")
     i.add_argument("format")
     i.add_argument("--names", default=None, help="field names, comma or space separated")
-    i.set_defaults(func=_cmd_info)
+    i.set_defaults(func=_cmd_info, usage_parser=i)  # usage errors print this parser's usage
     dec = sub.add_parser(
         "decode",
         help="decode a record file to .csv, .jsonl, .npy or .parquet (stdout: CSV)",
@@ -624,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="string fields to decode as ASCII text, padding stripped",
     )
     dec.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    dec.set_defaults(func=_cmd_decode)
+    dec.set_defaults(func=_cmd_decode, usage_parser=dec)  # usage errors print this parser's usage
     enc = sub.add_parser(
         "encode",
         help="encode a .csv, .jsonl or .npy file into records, with struct's range checks",
@@ -642,7 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the input's format (default: from its extension; CSV for -)",
     )
     enc.add_argument("-q", "--quiet", action="store_true")
-    enc.set_defaults(func=_cmd_encode)
+    enc.set_defaults(func=_cmd_encode, usage_parser=enc)  # usage errors print this parser's usage
     pk = sub.add_parser("pickle", help="pickle tools")
     pk_sub = pk.add_subparsers(dest="pickle_command", required=True)
     pi = pk_sub.add_parser(
@@ -654,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pi.add_argument("file", help="pickle file, or - for standard input")
     pi.add_argument("--json", action="store_true", help="machine-readable output")
-    pi.set_defaults(func=_cmd_pickle_inspect)
+    pi.set_defaults(func=_cmd_pickle_inspect, usage_parser=pi)  # usage errors print this parser's usage
     return p
 
 
@@ -687,14 +704,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for opt in ("offset", "count", "head"):
-        value = getattr(args, opt, None)
-        if value is not None and value < 0:
-            parser.error(f"--{opt} must be >= 0")
     try:
+        for opt in ("offset", "count", "head"):
+            value = getattr(args, opt, None)
+            if value is not None and value < 0:
+                raise _Usage(f"--{opt} must be >= 0")
         return args.func(args)
     except _Usage as exc:
-        parser.print_usage(sys.stderr)
+        args.usage_parser.print_usage(sys.stderr)  # the subcommand's usage, as argparse's own errors print
         print(f"binrec: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `binrec decode ... | head`
