@@ -1,10 +1,18 @@
 """Build script: the Cython extension ``binrec._codec``, optional.
 
-* ``BINREC_NO_EXTENSIONS=1``: build nothing, install pure Python.
-* A failed compile (no compiler, no Cython) still installs pure Python and
-  prints one warning line: the numpy backend gives the same results.
-* Under cibuildwheel (``CIBUILDWHEEL=1``) or with ``BINREC_REQUIRE_EXTENSIONS=1``
-  a failed compile fails the build: no wheel ships without its extension.
+The same two switches mean the same at build time (here) and at import time
+(``binrec._backend``):
+
+* ``BINREC_PUREPYTHON=1``: build nothing, install pure Python.
+* ``BINREC_REQUIRE_EXTENSION=1``: a failed compile fails the build.  Under
+  cibuildwheel (``CIBUILDWHEEL=1``) the extension is always required: no
+  wheel ships without it.
+* Otherwise a failed compile (no compiler, no Cython) still installs pure
+  Python and prints one warning line: the numpy backend gives the same results.
+
+``BINREC_PUREPYTHON`` wins when both are set.  Deprecated spellings, still
+accepted for the 0.2 series: ``BINREC_NO_EXTENSIONS`` (= ``BINREC_PUREPYTHON``)
+and ``BINREC_REQUIRE_EXTENSIONS`` (= ``BINREC_REQUIRE_EXTENSION``).
 
 ``cythonize()`` returns new Extension objects and drops ``optional=True``;
 we never rely on that flag and instead catch failures in ``build_ext``.
@@ -16,8 +24,21 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-NO_EXT = os.environ.get("BINREC_NO_EXTENSIONS", "").strip() not in ("", "0")
-REQUIRE_EXT = any(os.environ.get(v, "").strip() not in ("", "0") for v in ("CIBUILDWHEEL", "BINREC_REQUIRE_EXTENSIONS"))
+# the first name is the current one; the others are deprecated spellings
+PURE_NAMES = ("BINREC_PUREPYTHON", "BINREC_NO_EXTENSIONS")
+REQUIRE_NAMES = ("BINREC_REQUIRE_EXTENSION", "BINREC_REQUIRE_EXTENSIONS", "CIBUILDWHEEL")
+
+
+def switch(environ, names):
+    """The first of ``names`` set to something other than empty or ``0``, else None."""
+    for name in names:
+        if environ.get(name, "").strip() not in ("", "0"):
+            return name
+    return None
+
+
+NO_EXT = switch(os.environ, PURE_NAMES)
+REQUIRE_EXT = switch(os.environ, REQUIRE_NAMES) is not None
 WARNING = "binrec: WARNING: could not compile the extension binrec._codec ({}); installing the pure-Python backend"
 
 
@@ -57,7 +78,7 @@ def optimisation_args():
 
 def extensions():
     if NO_EXT:
-        print("binrec: BINREC_NO_EXTENSIONS is set; installing the pure-Python backend", file=sys.stderr)
+        print(f"binrec: {NO_EXT} is set; installing the pure-Python backend", file=sys.stderr)
         return []
     try:
         from Cython.Build import cythonize
@@ -75,4 +96,5 @@ def extensions():
     return exts
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+if __name__ == "__main__":  # setuptools runs this file as __main__; tests import switch()
+    setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -97,7 +97,7 @@ for PY in "${PYTHONS[@]}"; do
   # wheel: build with the extension required, repair, install, test
   BV="$WORK/build-$VER"
   "$PY" -m venv "$BV" && "$BV/bin/pip" install -q build >/dev/null 2>&1
-  if ! BINREC_REQUIRE_EXTENSIONS=1 "$BV/bin/python" -m build --wheel --outdir "$WORK/dist-$VER" "$ROOT" >"$WORK/wheel-$VER.log" 2>&1; then
+  if ! BINREC_REQUIRE_EXTENSION=1 "$BV/bin/python" -m build --wheel --outdir "$WORK/dist-$VER" "$ROOT" >"$WORK/wheel-$VER.log" 2>&1; then
     tail -20 "$WORK/wheel-$VER.log" >&2
     SUMMARY+=("CPython $VER: wheel build FAILED"); FAIL=1; continue
   fi
@@ -116,7 +116,7 @@ for PY in "${PYTHONS[@]}"; do
   "$WV/bin/pip" install -q "$WHEEL[test]" >"$WORK/install-$VER.log" 2>&1 || { tail -5 "$WORK/install-$VER.log" >&2; status="FAIL"; }
   BACKEND=$(cd "$WORK" && "$WV/bin/python" -c 'import binrec; print(binrec.backend)' 2>/dev/null)
   [[ "$BACKEND" == "compiled" ]] || { status="FAIL"; log "wheel backend: $BACKEND"; }
-  WHEEL_TESTS=$(BINREC_REQUIRE_COMPILED=1 run_suite "$WV/bin/python" "wheel-$VER") || status="FAIL"
+  WHEEL_TESTS=$(BINREC_REQUIRE_EXTENSION=1 run_suite "$WV/bin/python" "wheel-$VER") || status="FAIL"
 
   # sdist without a compiler: pure Python, one warning line, same tests
   SV="$WORK/sdist-venv-$VER"

@@ -6,7 +6,7 @@
 #      tree: tracked and untracked, not ignored files) into a temp dir;
 #   2. make a fresh venv there, install Cython/setuptools/numpy, then build and
 #      install binrec with gcc -fsanitize=address,undefined -O1 -g
-#      (pip --no-build-isolation; BINREC_REQUIRE_EXTENSIONS=1) plus its
+#      (pip --no-build-isolation; BINREC_REQUIRE_EXTENSION=1) plus its
 #      [test] extras, and check that the installed _codec links libasan;
 #   3. run the test suite with libasan (and libubsan) preloaded,
 #      PYTHONMALLOC=malloc, leak detection off, abort on the first error;
@@ -76,7 +76,7 @@ VPY="$VENV/bin/python"
 SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1 -g"
 log "building binrec._codec with $CC $SAN_FLAGS"
 # setup.py adds -O3 only when CFLAGS sets no -O level (it would come after CFLAGS).
-(cd "$SRC" && CC="$CC" CFLAGS="$SAN_FLAGS" LDFLAGS="-fsanitize=address,undefined" BINREC_REQUIRE_EXTENSIONS=1 \
+(cd "$SRC" && CC="$CC" CFLAGS="$SAN_FLAGS" LDFLAGS="-fsanitize=address,undefined" BINREC_REQUIRE_EXTENSION=1 \
   "$VPY" -m pip install -v --no-build-isolation ".[test]") >"$LOGS/build.log" 2>&1 || { tail -30 "$LOGS/build.log"; die "build/install failed (log: $LOGS/build.log)"; }
 grep -E -- '-fsanitize=address,undefined' "$LOGS/build.log" | grep -q -- '_codec' || die "the compile line in the build log has no -fsanitize flags"
 COMPILE_LINE=$(grep -E -- ' -c src/binrec/_codec\.c' "$LOGS/build.log" | tail -1)
@@ -97,7 +97,7 @@ export PYTHONMALLOC=malloc
 # allocator_may_return_null: a huge np.empty must raise MemoryError, as it does without ASan
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:allocator_may_return_null=1:detect_stack_use_after_return=0:strict_init_order=1:log_path=$LOGS/asan"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$LOGS/ubsan"
-export BINREC_REQUIRE_COMPILED=1
+export BINREC_REQUIRE_EXTENSION=1
 BACKEND=$(cd "$WORK" && "$VPY" -c 'import binrec; print(binrec.backend)' 2>&1) || die "import binrec under the sanitizers failed: $BACKEND"
 [[ "$BACKEND" == "compiled" ]] || die "backend under the sanitizers is $BACKEND"
 

@@ -3,8 +3,9 @@
 ``backend`` runs a test once per kernel backend (as aio-libs/multidict does):
 "python" always, "compiled" when the extension is importable.  A missing
 extension is a skip, unless ``--require-extension`` or
-``BINREC_REQUIRE_COMPILED=1`` is given: then it is a failure, so CI can never
-go green on the slow path by accident.
+``BINREC_REQUIRE_EXTENSION=1`` (deprecated spelling: ``BINREC_REQUIRE_COMPILED=1``)
+is given: then it is a failure, so CI can never go green on the slow path by
+accident.
 """
 
 from __future__ import annotations
@@ -27,10 +28,7 @@ def pytest_addoption(parser):
 
 
 def require_compiled(config) -> bool:
-    return bool(config.getoption("--require-extension")) or os.environ.get("BINREC_REQUIRE_COMPILED", "") not in (
-        "",
-        "0",
-    )
+    return bool(config.getoption("--require-extension")) or _backend.switch(_backend.REQUIRE_NAMES) is not None
 
 
 def pytest_report_header(config):

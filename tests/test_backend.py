@@ -30,9 +30,12 @@ def test_purepython_env_forces_python_backend():
 
 
 def test_compiled_backend_is_active_when_required():
-    """Fails when BINREC_REQUIRE_COMPILED=1 (wheels, CI) and the extension did
-    not load: a build must never ship silently on the slow path."""
-    required = os.environ.get("BINREC_REQUIRE_COMPILED", "") not in ("", "0")
+    """Fails when BINREC_REQUIRE_EXTENSION=1 (or the deprecated
+    BINREC_REQUIRE_COMPILED=1: wheels, CI) and the extension did not load: a
+    build must never ship silently on the slow path."""
+    required = any(
+        os.environ.get(n, "") not in ("", "0") for n in ("BINREC_REQUIRE_EXTENSION", "BINREC_REQUIRE_COMPILED")
+    )
     forced_python = os.environ.get("BINREC_PUREPYTHON", "") not in ("", "0")
     if required and not forced_python:
         assert _backend.compiled_kernels is not None, "binrec._codec did not import"
@@ -59,3 +62,116 @@ def test_use_restores_the_kernels_after_an_error():
 def test_use_refuses_an_unknown_backend_name():
     with pytest.raises(ValueError, match="unknown backend"), _backend.use("fortran"):
         pass
+
+
+# --- the two switches, BINREC_PUREPYTHON and BINREC_REQUIRE_EXTENSION, and
+# their deprecated spellings (BINREC_NO_EXTENSIONS, BINREC_REQUIRE_EXTENSIONS
+# at build time; BINREC_REQUIRE_COMPILED at import time)
+
+# blocks the extension the way a pure install lacks it: the import system
+# raises ImportError for a None entry in sys.modules
+_BLOCKED = "import sys; sys.modules['binrec._codec'] = None; "
+_SWITCHES = ("BINREC_PUREPYTHON", "BINREC_REQUIRE_EXTENSION", "BINREC_REQUIRE_COMPILED", "BINREC_NO_EXTENSIONS")
+
+
+def _run_clean(code: str, **env: str) -> subprocess.CompletedProcess:
+    """_run with none of the switches inherited from the test's environment."""
+    full_env = {k: v for k, v in os.environ.items() if k not in _SWITCHES and k != "BINREC_REQUIRE_EXTENSIONS"}
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=120)
+
+
+def test_purepython_backend_without_any_switch_inherited():
+    # oracle: the backend name the child prints, and no warning (asked for)
+    res = _run_clean("import binrec; print(binrec.backend)", BINREC_PUREPYTHON="1")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "python"
+    assert "Warning" not in res.stderr
+
+
+@pytest.mark.parametrize("name", ["BINREC_REQUIRE_EXTENSION", "BINREC_REQUIRE_COMPILED"])
+def test_require_extension_raises_importerror_naming_the_variable(name):
+    res = _run_clean(_BLOCKED + "import binrec", **{name: "1"})
+    assert res.returncode != 0
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: binrec: ") and f"{name}=1" in last and "binrec._codec" in last, res.stderr
+
+
+def test_without_require_a_missing_extension_falls_back_with_a_warning():
+    # the control for the test above: the same blocked import succeeds
+    res = _run_clean(_BLOCKED + "import binrec; print(binrec.backend)", BINREC_REQUIRE_EXTENSION="0")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "python"
+    assert "RuntimeWarning" in res.stderr
+
+
+def test_purepython_wins_over_require_extension():
+    res = _run_clean(
+        _BLOCKED + "import binrec; print(binrec.backend)", BINREC_PUREPYTHON="1", BINREC_REQUIRE_EXTENSION="1"
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "python"
+
+
+@pytest.mark.skipif(_backend.compiled_kernels is None, reason="needs the compiled extension")
+@pytest.mark.parametrize("name", ["BINREC_REQUIRE_EXTENSION", "BINREC_REQUIRE_COMPILED"])
+def test_require_extension_with_the_extension_present_loads_it(name):
+    res = _run_clean("import binrec; print(binrec.backend)", **{name: "1"})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "compiled"
+
+
+SETUP_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+
+
+def _setup_module():
+    """setup.py imported (not run): its setup() call is guarded by __main__."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("binrec_setup_under_test", SETUP_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_needs_setup_py = pytest.mark.skipif(not os.path.exists(SETUP_PY), reason="setup.py is only in a source checkout")
+
+
+@_needs_setup_py
+@pytest.mark.parametrize(
+    ("environ", "pure", "require"),
+    [
+        ({}, None, None),
+        ({"BINREC_PUREPYTHON": "1"}, "BINREC_PUREPYTHON", None),
+        ({"BINREC_NO_EXTENSIONS": "1"}, "BINREC_NO_EXTENSIONS", None),  # deprecated spelling
+        ({"BINREC_PUREPYTHON": "0", "BINREC_NO_EXTENSIONS": ""}, None, None),
+        ({"BINREC_REQUIRE_EXTENSION": "1"}, None, "BINREC_REQUIRE_EXTENSION"),
+        ({"BINREC_REQUIRE_EXTENSIONS": "1"}, None, "BINREC_REQUIRE_EXTENSIONS"),  # deprecated spelling
+        ({"CIBUILDWHEEL": "1"}, None, "CIBUILDWHEEL"),
+        ({"BINREC_REQUIRE_EXTENSION": " 0 "}, None, None),
+    ],
+)
+def test_setup_py_reads_the_build_switches(environ, pure, require):
+    setup = _setup_module()
+    assert setup.switch(environ, setup.PURE_NAMES) == pure
+    assert setup.switch(environ, setup.REQUIRE_NAMES) == require
+
+
+@_needs_setup_py
+def test_setup_py_builds_no_extension_under_either_pure_spelling():
+    # oracle: the ext_modules list setup.py would pass to setup()
+    for name in ("BINREC_PUREPYTHON", "BINREC_NO_EXTENSIONS"):
+        env = {k: v for k, v in os.environ.items() if k not in _SWITCHES}
+        env[name] = "1"
+        code = f"import importlib.util as u; s = u.spec_from_file_location('s', {SETUP_PY!r}); m = u.module_from_spec(s); s.loader.exec_module(m); print(len(m.extensions()))"
+        res = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=os.path.dirname(SETUP_PY),
+        )
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == "0"
+        assert f"binrec: {name} is set" in res.stderr

@@ -1,11 +1,20 @@
 """Choose the kernel backend once, at import.
 
 The compiled ``binrec._codec`` is used when it imports; otherwise the numpy
-kernels in ``_kernels_py``.  ``BINREC_PUREPYTHON=1`` (set before import)
-forces the Python kernels.  A build that silently fell back to Python is the
-trap msgpack-python users fell into, so a missing extension warns once
-(unless Python was asked for) and ``binrec.backend`` always says which
-backend runs.
+kernels in ``_kernels_py``.  Two switches, set before import, mean the same
+here as at build time (``setup.py``):
+
+* ``BINREC_PUREPYTHON=1`` forces the Python kernels (the extension, if
+  installed, stays reachable through :func:`use` for differential tests);
+* ``BINREC_REQUIRE_EXTENSION=1`` makes a missing extension an ImportError.
+
+``BINREC_PUREPYTHON`` wins when both are set.  ``BINREC_REQUIRE_COMPILED`` is
+the deprecated spelling of ``BINREC_REQUIRE_EXTENSION`` (accepted for the 0.2
+series, without a warning: a warning at import would break ``-W error``).
+
+A build that silently fell back to Python is the trap msgpack-python users
+fell into, so a missing extension warns once (unless Python was asked for)
+and ``binrec.backend`` always says which backend runs.
 
 The pickle opcode scan follows the same switch: :func:`scan_pickle` runs
 ``_pickle_scan.scan`` (the specification) under the Python kernels and its
@@ -23,17 +32,52 @@ from typing import Any
 
 from . import _kernels_py, _pickle_scan
 
-__all__ = ["kernels", "backend", "python_kernels", "compiled_kernels", "scan_pickle", "use"]
+__all__ = [
+    "kernels",
+    "backend",
+    "python_kernels",
+    "compiled_kernels",
+    "scan_pickle",
+    "use",
+    "PURE_NAMES",
+    "REQUIRE_NAMES",
+    "switch",
+]
+
+# the first name is the current one, the second its deprecated spelling
+PURE_NAMES = ("BINREC_PUREPYTHON",)
+REQUIRE_NAMES = ("BINREC_REQUIRE_EXTENSION", "BINREC_REQUIRE_COMPILED")
+
+
+def switch(names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` set in the environment to something other than
+    empty or ``0``, else None."""
+    for name in names:
+        if os.environ.get(name, "").strip() not in ("", "0"):
+            return name
+    return None
+
 
 python_kernels: ModuleType = _kernels_py
 compiled_kernels: ModuleType | None
 
 try:
     from . import _codec as compiled_kernels  # type: ignore[attr-defined,no-redef]
-except ImportError:  # no compiled wheel for this platform, or a pure install
+except ImportError as exc:  # no compiled wheel for this platform, or a pure install
     compiled_kernels = None
+    _import_error: ImportError | None = exc
+else:
+    _import_error = None
 
-_forced_python = os.environ.get("BINREC_PUREPYTHON", "").strip() not in ("", "0")
+_forced_python = switch(PURE_NAMES) is not None
+_required_by = switch(REQUIRE_NAMES)
+
+if compiled_kernels is None and _required_by is not None and not _forced_python:
+    raise ImportError(
+        f"binrec: {_required_by}=1 requires the compiled extension binrec._codec, "
+        f"which could not be imported ({_import_error}); rebuild binrec with a C compiler "
+        "and Cython, or unset the variable to run on the pure-Python backend"
+    ) from _import_error
 
 if compiled_kernels is not None and not _forced_python:
     kernels: ModuleType = compiled_kernels
