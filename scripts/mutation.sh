@@ -91,7 +91,7 @@ fi
 MUTMUT="$(dirname "$VPY")/mutmut"
 [[ -x $MUTMUT ]] || die "mutmut is not installed in $(dirname "$(dirname "$VPY")")"
 log "python: $("$VPY" -c 'import sys; print(sys.version.split()[0])'), $("$VPY" -m pip list 2>/dev/null | awk '$1=="mutmut"{print "mutmut " $2}')"
-(cd "$SRC" && BINREC_REQUIRE_EXTENSIONS=1 "$VPY" setup.py build_ext --inplace -q >"$WORK/build.log" 2>&1) || { tail -20 "$WORK/build.log"; die "building the extension failed"; }
+(cd "$SRC" && BINREC_REQUIRE_EXTENSION=1 "$VPY" setup.py build_ext --inplace -q >"$WORK/build.log" 2>&1) || { tail -20 "$WORK/build.log"; die "building the extension failed"; }
 # the tree's own binrec must be the one imported, with its compiled backend
 (cd "$SRC" && PYTHONPATH="$SRC/src" "$VPY" -c "
 import binrec, sys
