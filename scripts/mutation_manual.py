@@ -3,7 +3,7 @@
 mutmut 3 mutates the bodies of undecorated functions only: it never touches
 module-level code (``MAGIC``, ``DEFAULT_ALLOW``, ``NEVER_ALLOW``, _layout's
 size tables) nor functions under a decorator (``@functools.lru_cache``:
-signing's ``_key_id``/``_subkey``, checkpoint's ``_zeros_operator``).  Those
+signing's ``_key_id``/``subkey``, checkpoint's ``_zeros_operator``).  Those
 are exactly the places where a wrong value is silently shared by every call,
 so :data:`MANUAL` lists reviewed text patches for them.  Each is applied alone
 to the scratch copy and the module's test selection runs in a fresh

@@ -51,3 +51,99 @@ def test_module_imports_alone_with_warnings_as_errors(module):
         timeout=120,
     )
     assert proc.returncode == 0, f"`import {module}` alone failed:\n{proc.stderr}"
+
+
+# -- no module reaches into another module's private names -------------------
+#
+# STYLE.md: "A leading underscore means 'this module only': a name two
+# modules share is public within the package."  Whole modules whose names
+# start with an underscore (_backend, _errors, _layout, _coerce, _kernels_py,
+# _atomic, _pickle_scan, _codec) are package-internal *modules*: importing
+# them is fine.  What is refused is reaching for an underscore *name inside*
+# another binrec module:
+#
+#   from .files import _file_span          (a private function of files.py)
+#   signing._open_envelope(...)            (the same, through the module)
+#   s._with_text(...)                      (a private method of a class that
+#                                           another module defines)
+#
+# The check is deliberately simple: it reads the source with ``ast`` and
+# matches those three shapes; it does not follow values through variables.
+
+import ast  # noqa: E402
+import pathlib  # noqa: E402
+
+_PACKAGE_DIR = pathlib.Path(binrec.__file__).parent
+
+#: (module file, private name) -> why the reach is still there.  Empty: every
+#: reach found by the issue 12 review was renamed.  Add an entry only with a
+#: reason, so a remaining reach stays visible here.
+PRIVATE_REACH_ALLOWED: dict[tuple[str, str], str] = {}
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_methods(tree: ast.Module) -> set[str]:
+    """Underscore methods defined by the classes of one module."""
+    return {
+        item.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        for item in node.body
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and _is_private(item.name)
+    }
+
+
+def private_reaches(package_dir: pathlib.Path) -> list[tuple[str, int, str]]:
+    """``(file, line, private name)`` for every reach into another binrec
+    module's private names in the ``*.py`` files of ``package_dir``."""
+    trees = {p.name: ast.parse(p.read_text(encoding="utf-8")) for p in sorted(package_dir.glob("*.py"))}
+    methods = {name: _private_methods(tree) for name, tree in trees.items()}
+    found = []
+    for fname, tree in trees.items():
+        others = set().union(*(m for n, m in methods.items() if n != fname)) - methods[fname]
+        module_aliases = set()  # names bound to a binrec module: `from . import signing`
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").startswith("binrec")):
+                if node.module is None or node.module == "binrec":
+                    module_aliases.update(a.asname or a.name for a in node.names)
+                else:
+                    found += [(fname, node.lineno, a.name) for a in node.names if _is_private(a.name)]
+            elif isinstance(node, ast.Import):
+                module_aliases.update(a.asname for a in node.names if a.asname and a.name.startswith("binrec."))
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and _is_private(node.attr)):
+                continue
+            via_module = isinstance(node.value, ast.Name) and node.value.id in module_aliases
+            via_method = node.attr in others and not (
+                isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+            )
+            if via_module or via_method:
+                found.append((fname, node.lineno, node.attr))
+    return found
+
+
+def test_the_private_reach_check_finds_each_shape(tmp_path):
+    # the oracle: three hand-written reaches, one of each shape, and the
+    # allowed uses beside them (a private module, a private name used at home)
+    (tmp_path / "a.py").write_text(
+        "class S:\n    def _own(self):\n        return self._own\n\ndef _helper():\n    pass\n", encoding="utf-8"
+    )
+    (tmp_path / "b.py").write_text(
+        "from . import a, _backend\n"
+        "from .a import _helper, S\n"
+        "a._helper()\n"
+        "_backend.kernels\n"
+        "def f(s):\n    return s._own()\n",
+        encoding="utf-8",
+    )
+    assert sorted(private_reaches(tmp_path)) == [("b.py", 2, "_helper"), ("b.py", 3, "_helper"), ("b.py", 6, "_own")]
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    reaches = [r for r in private_reaches(_PACKAGE_DIR) if (r[0], r[2]) not in PRIVATE_REACH_ALLOWED]
+    assert reaches == [], "private names used across modules (rename them, or allowlist with a reason):\n" + "\n".join(
+        f"  {f}:{line}: {name}" for f, line, name in reaches
+    )

@@ -36,7 +36,7 @@ import numpy as np
 
 from . import signing
 from ._atomic import TEMP_PREFIX, fsync_dir
-from .pickling import AllowSpec, PickleSecurityError, TruncatedError, _restricted_loads, migrate
+from .pickling import AllowSpec, PickleSecurityError, TruncatedError, migrate, restricted_loads
 from .signing import BadSignature
 
 __all__ = [
@@ -191,7 +191,7 @@ class _Hasher:
     """SHA-256 or HMAC-SHA256 over a byte stream."""
 
     def __init__(self, key: bytes | None) -> None:
-        self._h = hmac.new(signing._subkey(key, _CONTEXT), digestmod=hashlib.sha256) if key else hashlib.sha256()
+        self._h = hmac.new(signing.subkey(key, _CONTEXT), digestmod=hashlib.sha256) if key else hashlib.sha256()
 
     def update(self, data: Any) -> None:
         self._h.update(data)
@@ -282,7 +282,7 @@ class CheckpointStore:
         if key is None:
             self._keys: list[bytes] | None = None
         else:
-            self._keys = [signing._check_key(k) for k in ([key] if isinstance(key, (bytes, bytearray)) else key)]
+            self._keys = [signing.check_key(k) for k in ([key] if isinstance(key, (bytes, bytearray)) else key)]
         self._lock = threading.Lock()
 
     # -- paths ------------------------------------------------------------------
@@ -663,7 +663,7 @@ class CheckpointStore:
         finally:
             fh.close()
         try:
-            state = _restricted_loads(skeleton, allow, buffers)
+            state = restricted_loads(skeleton, allow, buffers)
         except PickleSecurityError:
             raise
         except TruncatedError as exc:  # what every restricted loader raises for malformed bytes

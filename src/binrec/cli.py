@@ -26,8 +26,8 @@ from . import _backend
 from ._atomic import TEMP_PREFIX, atomic_writer
 from ._coerce import field_error
 from ._errors import Error
-from .files import _file_span, _remaining_bytes, _source_name
-from .records import Struct
+from .files import file_span, remaining_bytes, source_name
+from .records import Struct, with_text
 
 SENSOR_FORMAT = ">I10sf"
 SENSOR_NAMES = ("id", "name", "temp")
@@ -147,8 +147,8 @@ def _open_input(path: str):
             fh = open(path, "rb")
         except OSError as exc:
             raise Error(f"cannot open {path}: {exc.strerror or exc}") from None
-    remaining = _remaining_bytes(fh)  # None for a pipe, even one named by a path
-    return fh, _source_name(fh) if path == "-" else path, None if remaining is None else remaining()
+    remaining = remaining_bytes(fh)  # None for a pipe, even one named by a path
+    return fh, source_name(fh) if path == "-" else path, None if remaining is None else remaining()
 
 
 @contextlib.contextmanager
@@ -333,7 +333,7 @@ def _check_text_fields(s: Struct, text: list[str], kind: str) -> None:
 def _check_file_span(s: Struct, size: int, args: argparse.Namespace, where: str) -> None:
     """Before writing anything: the checks a regular file allows up front
     (a pipe gets the same ones as it is read)."""
-    _file_span(s, size, args.offset, 0, where)  # the offset is inside the file
+    file_span(s, size, args.offset, 0, where)  # the offset is inside the file
     whole, partial = divmod(size - args.offset, s.size)
     if args.count is not None and args.count > whole:
         raise Error(
@@ -341,7 +341,7 @@ def _check_file_span(s: Struct, size: int, args: argparse.Namespace, where: str)
         )
     limit = args.count if args.count is not None else args.head
     if partial and args.trailing == "error" and (limit is None or limit > whole):
-        _file_span(s, size, args.offset, None, where)  # the partial record is reached: its error
+        file_span(s, size, args.offset, None, where)  # the partial record is reached: its error
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
@@ -390,7 +390,7 @@ def _decode_into(s: Struct, src, where: str, out_fh, kind: str, text: list[str],
                 chunk = chunk[: limit - done]
             cols = None
             if text and kind in ("csv", "jsonl"):
-                chunk = s._with_text(chunk, set(text), "ascii", b"\x00 ")
+                chunk = with_text(s, chunk, set(text), "ascii", b"\x00 ")
             if kind == "parquet":
                 cols = _table_from_rows(s, chunk, text)
             writer.write(chunk, cols)
@@ -545,7 +545,7 @@ def _input_kind(path: str, forced: str | None) -> str:
 
 def _load_npy(src, name: str) -> np.ndarray:
     try:
-        if src is not sys.stdin.buffer and _remaining_bytes(src) is not None:
+        if src is not sys.stdin.buffer and remaining_bytes(src) is not None:
             return np.load(src.name, mmap_mode="r", allow_pickle=False)  # a regular file: mapped, not read
         return np.load(io.BytesIO(src.read()), allow_pickle=False)  # a pipe
     except (ValueError, EOFError) as exc:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import Error
-from .files import _file_offset, _file_span
+from .files import file_offset, file_span
 from .records import Struct
 
 __all__ = ["read_records", "partitions"]
@@ -80,9 +80,9 @@ def partitions(paths: Any, s: Struct, *, offset: int = 0, blocksize: int | str =
     """Cut every file into record-aligned byte ranges of about ``blocksize``."""
     per_block = max(1, _parse_blocksize(blocksize) // s.size)
     parts: list[Partition] = []
-    offset = _file_offset(offset, "binrec.dask")
+    offset = file_offset(offset, "binrec.dask")
     for path in _expand(paths):
-        n = _file_span(s, os.path.getsize(path), offset, None, path)
+        n = file_span(s, os.path.getsize(path), offset, None, path)
         if n == 0:
             parts.append(Partition(path, offset, 0))
         for start in range(0, n, per_block):

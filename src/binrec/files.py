@@ -21,7 +21,7 @@ import numpy as np
 
 from ._atomic import atomic_writer
 from ._errors import Error
-from .records import resolve_offset
+from .records import native_rows, resolve_offset, text_fields, with_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from .records import Struct
@@ -37,12 +37,14 @@ def _check_trailing(trailing: str) -> None:
         raise ValueError(f"trailing must be one of {TRAILING}, got {trailing!r}")
 
 
-def _is_path(source: Any) -> bool:
+# package-internal: used by records.py (not in __all__)
+def is_path(source: Any) -> bool:
     # bytes is a buffer here, never a path
     return isinstance(source, (str, os.PathLike))
 
 
-def _is_stream(source: Any) -> bool:
+# package-internal: used by records.py (not in __all__)
+def is_stream(source: Any) -> bool:
     return hasattr(source, "readinto") or hasattr(source, "read")
 
 
@@ -53,7 +55,8 @@ def _as_int(value: Any, name: str) -> int:
         raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
 
 
-def _file_offset(offset: Any, where: str) -> int:
+# package-internal: used by dask.py (not in __all__)
+def file_offset(offset: Any, where: str) -> int:
     """A file offset is a header size: never negative (unlike a buffer's)."""
     offset = _as_int(offset, "offset")
     if offset < 0:
@@ -73,11 +76,12 @@ def _fd_name(fd: int) -> str:
     return f"<fd {fd}>"
 
 
-def _source_name(source: Any) -> str:
+# package-internal: used by cli.py (not in __all__)
+def source_name(source: Any) -> str:
     """What messages call a source: the path, else the file object's name
     (``<stdin>``), else what the descriptor is (``<pipe, fd 5>``: a file
     object made with ``os.fdopen`` is "named" by its fd number), else its type."""
-    if _is_path(source):
+    if is_path(source):
         return os.fsdecode(source)
     name = getattr(source, "name", None)
     if isinstance(name, (str, bytes)):
@@ -197,10 +201,10 @@ def iter_unpack(
     _check_trailing(trailing)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    if _is_path(source) or _is_stream(source):
-        where = _source_name(source)
-        offset = _file_offset(offset, where)
-        if not _is_path(source):
+    if is_path(source) or is_stream(source):
+        where = source_name(source)
+        offset = file_offset(offset, where)
+        if not is_path(source):
             if use_mmap:
                 raise ValueError("mmap=True needs a path to a regular file")
             yield from _iter_stream(s, source, chunk_size, offset, trailing, where, unpack_kw)
@@ -244,7 +248,8 @@ def _trailing(trailing: str, rest: bytes, at: int, where: str, size: int) -> Ite
 _PIECE_BYTES = 256 << 10
 
 
-def _remaining_bytes(fh: Any):
+# package-internal: used by cli.py (not in __all__)
+def remaining_bytes(fh: Any):
     """For a regular file, a function giving the bytes left to read from the
     current position; None for pipes, sockets and other streams."""
     try:
@@ -265,12 +270,12 @@ def _iter_stream(
     text = unpack_kw.pop("text", None)
     encoding = unpack_kw.pop("encoding", "ascii")
     strip = unpack_kw.pop("strip", b"\x00 ")
-    text_names = s._text_fields(text, s.layout.fields)
+    text_names = text_fields(s, text, s.layout.fields)
     piece_records = max(1, min(chunk_size, _PIECE_BYTES // size))
     buf = bytearray(piece_records * size)
     view = memoryview(buf)
     consumed = offset  # absolute offset of the next byte to read
-    remaining = _remaining_bytes(fh)
+    remaining = remaining_bytes(fh)
     while True:
         # a regular file says how much is left: never allocate a chunk_size
         # array for the last few records (a growing file just yields more)
@@ -291,7 +296,7 @@ def _iter_stream(
                 break
         if filled:
             chunk = out if filled == cap else _head_copy(out, filled)
-            yield s._with_text(chunk, text_names, encoding, strip) if text_names else chunk
+            yield with_text(s, chunk, text_names, encoding, strip) if text_names else chunk
         if rest is not None:
             if rest:
                 yield from _trailing(trailing, rest, consumed, where, size)
@@ -346,13 +351,14 @@ def _iter_mmap(
         yield from _trailing(trailing, fh.read(nbytes - end), end, where, size)
 
 
-def _file_span(s: Struct, nbytes: int, offset: int, count: int | None, where: str) -> int:
+# package-internal: used by dask.py and cli.py (not in __all__)
+def file_span(s: Struct, nbytes: int, offset: int, count: int | None, where: str) -> int:
     """Records in ``nbytes`` of file after ``offset``: all of them, which must
     be a whole number (``(nbytes - offset) % s.size == 0``), or ``count``.
 
     The one whole-records check (and wording) for read_file, read_record,
     the CLI and binrec.dask."""
-    offset = _file_offset(offset, where)
+    offset = file_offset(offset, where)
     if offset > nbytes:
         raise Error(f"{where}: offset {offset} is past the end of the file ({nbytes} bytes)")
     available = nbytes - offset
@@ -389,15 +395,15 @@ def read_file(
     decoded into the output array chunk by chunk (memory: the output plus
     one chunk); a pipe is read whole first.
     """
-    if not (_is_path(source) or _is_stream(source)):
+    if not (is_path(source) or is_stream(source)):
         raise TypeError(
             f"read_file needs a path or a binary file object, not {type(source).__name__} (for a buffer use unpack)"
         )
-    where = _source_name(source)
-    offset = _file_offset(offset, where)
+    where = source_name(source)
+    offset = file_offset(offset, where)
     if count is not None:
         count = _as_int(count, "count")
-    if not _is_path(source):
+    if not is_path(source):
         if mmap:
             raise ValueError("mmap=True needs a path to a regular file")
         return _read_opened(s, source, offset, count, False, where, unpack_kw)
@@ -408,11 +414,11 @@ def read_file(
 def _read_opened(
     s: Struct, fh: Any, offset: int, count: int | None, mmap: bool, where: str, unpack_kw: dict
 ) -> np.ndarray:
-    remaining = _remaining_bytes(fh)
+    remaining = remaining_bytes(fh)
     if remaining is None:
         return _read_stream(s, fh, offset, count, where, unpack_kw)
     start = fh.tell()
-    n = _file_span(s, remaining(), offset, count, where)
+    n = file_span(s, remaining(), offset, count, where)
     if n == 0:
         return s.unpack(b"", **unpack_kw)
     if mmap:
@@ -452,7 +458,7 @@ def _read_stream(s: Struct, fh: Any, offset: int, count: int | None, where: str,
         piece = bytearray(_PIECE_BYTES)
         while got := _readinto_full(fh, memoryview(piece), where):
             raw += memoryview(piece)[:got]
-    n = _file_span(s, offset + len(raw), offset, count, where)
+    n = file_span(s, offset + len(raw), offset, count, where)
     return s.unpack(raw, count=n, **unpack_kw)
 
 
@@ -464,13 +470,13 @@ def read_record(s: Struct, file: Any, index: int, *, offset: int = 0) -> np.void
     in :func:`read_file`, the bytes after it must be a whole number of
     records, so a wrong header size is an error, not a garbage record.
     """
-    where = _source_name(file)
-    offset = _file_offset(offset, where)
+    where = source_name(file)
+    offset = file_offset(offset, where)
     index = _as_int(index, "index")
-    if _is_path(file):
+    if is_path(file):
         with open(file, "rb") as fh:
             return _read_record(s, fh, index, offset, where)
-    if not _is_stream(file):
+    if not is_stream(file):
         raise TypeError(f"read_record needs a path or a seekable binary file object, not {type(file).__name__}")
     return _read_record(s, file, index, offset, where)
 
@@ -491,7 +497,7 @@ def _read_record(s: Struct, fh: Any, index: int, offset: int, where: str) -> np.
         nbytes = None
     if nbytes is None:
         nbytes = fh.seek(0, os.SEEK_END)
-    n = _file_span(s, nbytes, offset, None, where)
+    n = file_span(s, nbytes, offset, None, where)
     i = index + n if index < 0 else index
     if not 0 <= i < n:
         raise Error(
@@ -513,7 +519,7 @@ def write_file(s: Struct, path: Any, values: Any, *, append: bool = False) -> in
     or the new one, never half of one.  With ``append`` the records are
     appended and fsynced.
     """
-    arr, plens = s._native_rows(values)  # validate everything first
+    arr, plens = native_rows(s, values)  # validate everything first
     if append:
         with open(path, "ab") as fh:
             _write_records(s, fh, arr, plens)

@@ -606,10 +606,11 @@ def safe_loads(
         raise LimitExceeded(f"pickle of {nbytes} bytes exceeds max_bytes={max_bytes}")
     if max_depth is not None and _max_depth(data, max_depth) > max_depth:
         raise LimitExceeded(f"pickle nests deeper than max_depth={max_depth}")
-    return _restricted_loads(data, allow, None)
+    return restricted_loads(data, allow, None)
 
 
-def _restricted_loads(data: Any, allow: AllowSpec, buffers: Iterable[Any] | None) -> Any:
+# package-internal: used by checkpoint.py (not in __all__)
+def restricted_loads(data: Any, allow: AllowSpec, buffers: Iterable[Any] | None) -> Any:
     """The restricted unpickling itself (no size or depth caps), with
     optional out-of-band buffers (pickle protocol 5)."""
     if allow is ALL:

@@ -789,9 +789,9 @@ class Struct:
         >>> [c["f0"].tolist() for c in s.iter_unpack(io.BytesIO(struct.pack("<5H", *range(5))), chunk_size=2)]
         [[0, 1], [2, 3], [4]]
         """
-        from .files import _is_path, _is_stream, iter_unpack
+        from .files import is_path, is_stream, iter_unpack
 
-        if not (_is_path(source) or _is_stream(source)):
+        if not (is_path(source) or is_stream(source)):
             # Checked here, before the generator starts, so a non-buffer is
             # refused at the call (as struct.iter_unpack does) and with the
             # same BufferTypeError as unpack.
@@ -832,6 +832,30 @@ class Struct:
         from .files import unpack_table
 
         return unpack_table(self, buffer, **kw)
+
+
+# -- package-internal: used by files.py and cli.py ----------------------------
+# Struct's own checks and conversions, shared with the streaming readers and
+# writers so they cannot drift from Struct.unpack/pack.  Public within the
+# package (no leading underscore, since two modules use them), but not in
+# __all__: not part of binrec's API.
+
+
+def text_fields(s: Struct, text: str | Iterable[str] | None, among: Sequence[Field]) -> set[str]:
+    """The names in ``text``, checked to be string fields among ``among``
+    (``Struct.unpack``'s ``text=`` check)."""
+    return s._text_fields(text, among)
+
+
+def with_text(s: Struct, rows: np.ndarray, text_names: set[str], encoding: str, strip: bytes) -> np.ndarray:
+    """``rows`` with the fields in ``text_names`` decoded to ``str``."""
+    return s._with_text(rows, text_names, encoding, strip)
+
+
+def native_rows(s: Struct, values: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``values`` validated as ``Struct.pack`` does, as a C-contiguous array
+    of ``s.dtype`` plus explicit Pascal-string lengths."""
+    return s._native_rows(values)
 
 
 # -- module-level shortcuts, with a small cache of compiled formats -----------

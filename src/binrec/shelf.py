@@ -76,7 +76,7 @@ class Shelf(MutableMapping[str, Any]):
         self._keys = None if key is None else ([key] if isinstance(key, (bytes, bytearray)) else list(key))
         if self._keys is not None:
             for k in self._keys:
-                signing._check_key(k)
+                signing.check_key(k)
         self._allow = allow
         self._protocol = pickle.HIGHEST_PROTOCOL if protocol is None else protocol
         self._lock = threading.RLock()
@@ -134,7 +134,7 @@ class Shelf(MutableMapping[str, Any]):
     def _loads(self, key: str, blob: bytes) -> Any:
         payload: Any = blob
         if self._keys is not None:
-            payload = signing._open_envelope(blob, self._keys, self._context(key), None, None)
+            payload = signing.open_envelope(blob, self._keys, self._context(key), None, None)
         if self._allow is ALL:
             return pickle.loads(payload)
         return safe_loads(payload, allow=self._allow)

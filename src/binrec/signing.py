@@ -79,7 +79,8 @@ def generate_key() -> bytes:
     return secrets.token_bytes(32)
 
 
-def _check_key(key: Any) -> bytes:
+# package-internal: used by shelf.py and checkpoint.py (not in __all__)
+def check_key(key: Any) -> bytes:
     if isinstance(key, str):
         raise TypeError("keys must be bytes, not str (use generate_key(), or encode a secret of >= 32 bytes)")
     key = bytes(key)
@@ -90,7 +91,7 @@ def _check_key(key: Any) -> bytes:
 
 def key_id(key: bytes) -> bytes:
     """The 8-byte public identifier of a key (stored in envelopes)."""
-    return _key_id(_check_key(key))
+    return _key_id(check_key(key))
 
 
 # Derivations are cached: small payloads would otherwise spend most of
@@ -100,8 +101,9 @@ def _key_id(key: bytes) -> bytes:
     return hmac.digest(key, b"binrec key id", "sha256")[:8]
 
 
+# package-internal: used by checkpoint.py (not in __all__)
 @functools.lru_cache(maxsize=256)
-def _subkey(key: bytes, context: bytes) -> bytes:
+def subkey(key: bytes, context: bytes) -> bytes:
     return hmac.digest(key, b"binrec.signing.v1\x00" + context, "sha256")
 
 
@@ -110,7 +112,7 @@ def _keyring(keys: Any) -> dict[bytes, bytes]:
         keys = [keys]
     ring = {}
     for k in keys:
-        k = _check_key(k)
+        k = check_key(k)
         ring.setdefault(_key_id(k), k)
     if not ring:
         raise ValueError("no keys given")
@@ -138,12 +140,12 @@ def sign(
     >>> verify(env, k, context=b"greeting")
     b'hello'
     """
-    key = _check_key(key)
+    key = check_key(key)
     ctx = _context(context)
     payload = memoryview(payload).cast("B") if not isinstance(payload, bytes) else payload
     created = time.time_ns() if created_ns is None else int(created_ns)
     header = _header(key, ctx, created, len(payload))
-    mac = hmac.new(_subkey(key, ctx), header, hashlib.sha256)
+    mac = hmac.new(subkey(key, ctx), header, hashlib.sha256)
     mac.update(payload)
     return b"".join((header, payload, mac.digest()))
 
@@ -154,7 +156,8 @@ def _header(key: bytes, ctx: bytes, created_ns: int, length: int) -> bytes:
     )
 
 
-def _open_envelope(envelope: Any, keys: Any, context: Any, max_age: float | None, now_ns: int | None) -> memoryview:
+# package-internal: used by shelf.py (not in __all__)
+def open_envelope(envelope: Any, keys: Any, context: Any, max_age: float | None, now_ns: int | None) -> memoryview:
     ring = _keyring(keys)
     ctx = _context(context)
     env = memoryview(envelope).cast("B")
@@ -180,7 +183,7 @@ def _open_envelope(envelope: Any, keys: Any, context: Any, max_age: float | None
         raise BadSignature(
             f"envelope was signed with key id {bytes(kid).hex()}, which is not among the {len(ring)} key(s) given"
         )
-    digest = hmac.digest(_subkey(key, ctx), env[: head_end + length], "sha256")
+    digest = hmac.digest(subkey(key, ctx), env[: head_end + length], "sha256")
     if not hmac.compare_digest(digest, env[head_end + length :]):
         raise BadSignature("signature mismatch: the envelope was tampered with, or the context is wrong")
     if not hmac.compare_digest(bytes(env[_PREFIX.size : _PREFIX.size + clen]), ctx):
@@ -244,7 +247,7 @@ def verify(
     ...
     binrec.signing.BadSignature: envelope is 60.000 s old, older than max_age=60 s
     """
-    return bytes(_open_envelope(envelope, keys, context, max_age, now_ns))
+    return bytes(open_envelope(envelope, keys, context, max_age, now_ns))
 
 
 def sign_detached(payload: bytes | bytearray | memoryview, key: bytes, *, context: bytes | str = b"") -> bytes:
@@ -256,10 +259,10 @@ def sign_detached(payload: bytes | bytearray | memoryview, key: bytes, *, contex
     >>> verify_detached(b"data", tag, [k])
     True
     """
-    key = _check_key(key)
+    key = check_key(key)
     ctx = _context(context)
     head = _DETACHED.pack(_DETACHED_MAGIC, VERSION, ALG_HMAC_SHA256, key_id(key))
-    mac = hmac.new(_subkey(key, b"detached\x00" + ctx), head, hashlib.sha256)
+    mac = hmac.new(subkey(key, b"detached\x00" + ctx), head, hashlib.sha256)
     mac.update(payload)
     return head + mac.digest()
 
@@ -280,7 +283,7 @@ def verify_detached(
     key = ring.get(kid)
     if key is None:
         raise BadSignature(f"tag was made with key id {kid.hex()}, which is not among the keys given")
-    mac = hmac.new(_subkey(key, b"detached\x00" + ctx), tag[: _DETACHED.size], hashlib.sha256)
+    mac = hmac.new(subkey(key, b"detached\x00" + ctx), tag[: _DETACHED.size], hashlib.sha256)
     mac.update(payload)
     if not hmac.compare_digest(mac.digest(), tag[_DETACHED.size :]):
         raise BadSignature("signature mismatch")
@@ -297,7 +300,7 @@ def signed_dumps(obj: Any, key: bytes, *, context: bytes | str = _PICKLE_CONTEXT
     >>> signed_loads(signed_dumps({"a": [1, 2]}, k), k)
     {'a': [1, 2]}
     """
-    key = _check_key(key)
+    key = check_key(key)
     ctx = _context(context)
     created = time.time_ns()
     head_len = len(_header(key, ctx, created, 0))
@@ -308,7 +311,7 @@ def signed_dumps(obj: Any, key: bytes, *, context: bytes | str = _PICKLE_CONTEXT
     buf.seek(0)
     buf.write(_header(key, ctx, created, length))
     with buf.getbuffer() as view:
-        tag = hmac.digest(_subkey(key, ctx), view, "sha256")
+        tag = hmac.digest(subkey(key, ctx), view, "sha256")
     buf.seek(0, io.SEEK_END)
     buf.write(tag)
     return buf.getvalue()
@@ -339,7 +342,7 @@ def signed_loads(
     >>> signed_loads(signed_dumps([1, 2], k), k, max_age=3600)
     [1, 2]
     """
-    payload = _open_envelope(blob, keys, context, max_age, None)
+    payload = open_envelope(blob, keys, context, max_age, None)
     if allow is ALL:
         return pickle.loads(payload)
     return safe_loads(payload, allow=allow)
