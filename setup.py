@@ -1,4 +1,4 @@
-"""Build script: the Cython extension ``binrec._codec``, optional.
+"""Build script: the Cython extension ``binrec._kernels_c``, optional.
 
 The same two switches mean the same at build time (here) and at import time
 (``binrec._backend``):
@@ -39,7 +39,7 @@ def switch(environ, names):
 
 NO_EXT = switch(os.environ, PURE_NAMES)
 REQUIRE_EXT = switch(os.environ, REQUIRE_NAMES) is not None
-WARNING = "binrec: WARNING: could not compile the extension binrec._codec ({}); installing the pure-Python backend"
+WARNING = "binrec: WARNING: could not compile the extension binrec._kernels_c ({}); installing the pure-Python backend"
 
 
 class OptionalBuildExt(build_ext):
@@ -87,7 +87,7 @@ def extensions():
             raise
         print(WARNING.format(f"Cython unavailable: {exc}"), file=sys.stderr)
         return []
-    ext = Extension("binrec._codec", ["src/binrec/_codec.pyx"], extra_compile_args=optimisation_args())
+    ext = Extension("binrec._kernels_c", ["src/binrec/_kernels_c.pyx"], extra_compile_args=optimisation_args())
     if not os.path.exists(ext.sources[0]):
         return []
     exts = cythonize([ext], language_level=3, compiler_directives={"cdivision": True})

@@ -65,8 +65,8 @@ log "building the sdist ..."
 SDIST=$(ls "$WORK"/sdist/*.tar.gz)
 SDIST_OK=1
 SDIST_FILES=$(tar tzf "$SDIST")  # listed once: `tar | grep -q` trips pipefail with SIGPIPE
-grep -q 'src/binrec/_codec.pyx$' <<<"$SDIST_FILES" || { log "sdist lacks _codec.pyx"; SDIST_OK=0; }
-grep -q 'src/binrec/_codec.c$' <<<"$SDIST_FILES" && { log "sdist ships a generated _codec.c"; SDIST_OK=0; }
+grep -q 'src/binrec/_kernels_c.pyx$' <<<"$SDIST_FILES" || { log "sdist lacks _kernels_c.pyx"; SDIST_OK=0; }
+grep -q 'src/binrec/_kernels_c.c$' <<<"$SDIST_FILES" && { log "sdist ships a generated _kernels_c.c"; SDIST_OK=0; }
 
 FAIL=0
 SUMMARY=()
@@ -109,7 +109,7 @@ for PY in "${PYTHONS[@]}"; do
   WHEEL=$(ls "$WORK/wheelhouse-$VER"/*.whl)
   [[ $(basename "$WHEEL") == *"$TAG"*manylinux* ]] || { status="FAIL"; log "unexpected wheel name $(basename "$WHEEL")"; }
   WHEEL_FILES=$("$TOOLS/bin/python" -c 'import sys, zipfile; print("\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))' "$WHEEL")
-  grep -qE 'binrec/_codec\..*\.so$' <<<"$WHEEL_FILES" || { status="FAIL"; log "wheel has no compiled _codec"; }
+  grep -qE 'binrec/_kernels_c\..*\.so$' <<<"$WHEEL_FILES" || { status="FAIL"; log "wheel has no compiled _kernels_c"; }
   grep -qE '\.(pyx|c)$' <<<"$WHEEL_FILES" && { status="FAIL"; log "wheel ships .pyx/.c sources"; }
   WV="$WORK/wheel-venv-$VER"
   "$PY" -m venv "$WV"
@@ -143,6 +143,6 @@ grep -q 'musllinux_aarch64' <<<"$IDS" && { CIBW="builds musllinux aarch64"; FAIL
 
 echo
 for line in "${SUMMARY[@]}"; do echo "$line"; done
-echo "sdist: $(basename "$SDIST"): $([[ $SDIST_OK == 1 ]] && echo 'has _codec.pyx, no generated .c' || echo FAILED)"
+echo "sdist: $(basename "$SDIST"): $([[ $SDIST_OK == 1 ]] && echo 'has _kernels_c.pyx, no generated .c' || echo FAILED)"
 echo "cibuildwheel $("$TOOLS/bin/python" -c 'import importlib.metadata as m; print(m.version("cibuildwheel"))') linux identifiers: $CIBW ($(wc -l <<<"$IDS") builds)"
 exit $FAIL

@@ -7,7 +7,7 @@
 #   2. make a fresh venv there, install Cython/setuptools/numpy, then build and
 #      install binrec with gcc -fsanitize=address,undefined -O1 -g
 #      (pip --no-build-isolation; BINREC_REQUIRE_EXTENSION=1) plus its
-#      [test] extras, and check that the installed _codec links libasan;
+#      [test] extras, and check that the installed _kernels_c links libasan;
 #   3. run the test suite with libasan (and libubsan) preloaded,
 #      PYTHONMALLOC=malloc, leak detection off, abort on the first error;
 #   4. run scripts/fuzz_differential.py (compiled vs numpy backend vs struct)
@@ -74,15 +74,15 @@ VENV="$WORK/venv"
 VPY="$VENV/bin/python"
 "$VPY" -m pip install -q "Cython>=3.1" "setuptools>=77" "numpy>=2.0" wheel >"$LOGS/pip-tools.log" 2>&1 || { tail -20 "$LOGS/pip-tools.log"; die "cannot install Cython/setuptools/numpy"; }
 SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1 -g"
-log "building binrec._codec with $CC $SAN_FLAGS"
+log "building binrec._kernels_c with $CC $SAN_FLAGS"
 # setup.py adds -O3 only when CFLAGS sets no -O level (it would come after CFLAGS).
 (cd "$SRC" && CC="$CC" CFLAGS="$SAN_FLAGS" LDFLAGS="-fsanitize=address,undefined" BINREC_REQUIRE_EXTENSION=1 \
   "$VPY" -m pip install -v --no-build-isolation ".[test]") >"$LOGS/build.log" 2>&1 || { tail -30 "$LOGS/build.log"; die "build/install failed (log: $LOGS/build.log)"; }
-grep -E -- '-fsanitize=address,undefined' "$LOGS/build.log" | grep -q -- '_codec' || die "the compile line in the build log has no -fsanitize flags"
-COMPILE_LINE=$(grep -E -- ' -c src/binrec/_codec\.c' "$LOGS/build.log" | tail -1)
-[[ "$(grep -oE -- ' -O[0-9s]' <<<"$COMPILE_LINE" | tail -1)" == " -O1" ]] || die "the last -O flag compiling _codec.c is not -O1: $COMPILE_LINE"
-SO=$(ls "$VENV"/lib/python*/site-packages/binrec/_codec*.so 2>/dev/null | head -1)
-[[ -n "$SO" ]] || die "binrec._codec is not installed in the venv"
+grep -E -- '-fsanitize=address,undefined' "$LOGS/build.log" | grep -q -- '_kernels_c' || die "the compile line in the build log has no -fsanitize flags"
+COMPILE_LINE=$(grep -E -- ' -c src/binrec/_kernels_c\.c' "$LOGS/build.log" | tail -1)
+[[ "$(grep -oE -- ' -O[0-9s]' <<<"$COMPILE_LINE" | tail -1)" == " -O1" ]] || die "the last -O flag compiling _kernels_c.c is not -O1: $COMPILE_LINE"
+SO=$(ls "$VENV"/lib/python*/site-packages/binrec/_kernels_c*.so 2>/dev/null | head -1)
+[[ -n "$SO" ]] || die "binrec._kernels_c is not installed in the venv"
 LIBASAN=$("$CC" -print-file-name=libasan.so)
 LIBUBSAN=$("$CC" -print-file-name=libubsan.so)
 [[ -e "$LIBASAN" ]] || die "$CC has no libasan.so"

@@ -38,7 +38,7 @@ def test_compiled_backend_is_active_when_required():
     )
     forced_python = os.environ.get("BINREC_PUREPYTHON", "") not in ("", "0")
     if required and not forced_python:
-        assert _backend.compiled_kernels is not None, "binrec._codec did not import"
+        assert _backend.compiled_kernels is not None, "binrec._kernels_c did not import"
         assert binrec.backend == "compiled"
     else:
         assert binrec.backend == ("python" if forced_python or _backend.compiled_kernels is None else "compiled")
@@ -70,7 +70,7 @@ def test_use_refuses_an_unknown_backend_name():
 
 # blocks the extension the way a pure install lacks it: the import system
 # raises ImportError for a None entry in sys.modules
-_BLOCKED = "import sys; sys.modules['binrec._codec'] = None; "
+_BLOCKED = "import sys; sys.modules['binrec._kernels_c'] = None; "
 _SWITCHES = ("BINREC_PUREPYTHON", "BINREC_REQUIRE_EXTENSION", "BINREC_REQUIRE_COMPILED", "BINREC_NO_EXTENSIONS")
 
 
@@ -94,7 +94,7 @@ def test_require_extension_raises_importerror_naming_the_variable(name):
     res = _run_clean(_BLOCKED + "import binrec", **{name: "1"})
     assert res.returncode != 0
     last = res.stderr.strip().splitlines()[-1]
-    assert last.startswith("ImportError: binrec: ") and f"{name}=1" in last and "binrec._codec" in last, res.stderr
+    assert last.startswith("ImportError: binrec: ") and f"{name}=1" in last and "binrec._kernels_c" in last, res.stderr
 
 
 def test_without_require_a_missing_extension_falls_back_with_a_warning():

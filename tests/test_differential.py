@@ -25,8 +25,8 @@ def need_compiled(request):
 
     if compiled is None:
         if require_compiled(request.config):
-            pytest.fail("the compiled backend binrec._codec is missing but was required")
-        pytest.skip("compiled backend binrec._codec not built")
+            pytest.fail("the compiled backend binrec._kernels_c is missing but was required")
+        pytest.skip("compiled backend binrec._kernels_c not built")
 
 
 def with_kernels(kernels, fn):

@@ -58,7 +58,7 @@ def test_module_imports_alone_with_warnings_as_errors(module):
 # STYLE.md: "A leading underscore means 'this module only': a name two
 # modules share is public within the package."  Whole modules whose names
 # start with an underscore (_backend, _errors, _layout, _coerce, _kernels_py,
-# _atomic, _pickle_scan, _codec) are package-internal *modules*: importing
+# _atomic, _pickle_scan, _kernels_c) are package-internal *modules*: importing
 # them is fine.  What is refused is reaching for an underscore *name inside*
 # another binrec module:
 #

@@ -1,6 +1,6 @@
 """Choose the kernel backend once, at import.
 
-The compiled ``binrec._codec`` is used when it imports; otherwise the numpy
+The compiled ``binrec._kernels_c`` is used when it imports; otherwise the numpy
 kernels in ``_kernels_py``.  Two switches, set before import, mean the same
 here as at build time (``setup.py``):
 
@@ -18,7 +18,7 @@ and ``binrec.backend`` always says which backend runs.
 
 The pickle opcode scan follows the same switch: :func:`scan_pickle` runs
 ``_pickle_scan.scan`` (the specification) under the Python kernels and its
-compiled twin ``_codec.scan_pickle`` under the compiled ones.
+compiled twin ``_kernels_c.scan_pickle`` under the compiled ones.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ python_kernels: ModuleType = _kernels_py
 compiled_kernels: ModuleType | None
 
 try:
-    from . import _codec as compiled_kernels  # type: ignore[attr-defined,no-redef]
+    from . import _kernels_c as compiled_kernels  # type: ignore[attr-defined,no-redef]
 except ImportError as exc:  # no compiled wheel for this platform, or a pure install
     compiled_kernels = None
     _import_error: ImportError | None = exc
@@ -74,7 +74,7 @@ _required_by = switch(REQUIRE_NAMES)
 
 if compiled_kernels is None and _required_by is not None and not _forced_python:
     raise ImportError(
-        f"binrec: {_required_by}=1 requires the compiled extension binrec._codec, "
+        f"binrec: {_required_by}=1 requires the compiled extension binrec._kernels_c, "
         f"which could not be imported ({_import_error}); rebuild binrec with a C compiler "
         "and Cython, or unset the variable to run on the pure-Python backend"
     ) from _import_error
@@ -85,7 +85,7 @@ else:
     kernels = python_kernels
     if compiled_kernels is None and not _forced_python:
         warnings.warn(
-            "binrec: the compiled extension binrec._codec is not available "
+            "binrec: the compiled extension binrec._kernels_c is not available "
             "(no wheel for this platform, or installed without a compiler); "
             "using the slower pure-Python backend. "
             "Set BINREC_PUREPYTHON=1 to silence this warning.",
@@ -121,7 +121,7 @@ def use(which: str | ModuleType) -> Iterator[ModuleType]:
     elif which == "compiled":
         chosen = compiled_kernels
         if chosen is None:
-            raise RuntimeError("the compiled backend binrec._codec is not available")
+            raise RuntimeError("the compiled backend binrec._kernels_c is not available")
     elif isinstance(which, ModuleType):
         chosen = which
     else:

@@ -1,6 +1,6 @@
 """The record kernels in plain numpy: the fallback backend.
 
-Same interface as the compiled ``_codec`` module.  Callers (``records.py``)
+Same interface as the compiled ``_kernels_c`` module.  Callers (``records.py``)
 have already checked every length, offset and count and coerced values to the
 layout's native dtype, so these functions only move bytes.
 

@@ -1,4 +1,4 @@
-# Included at the end of _codec.pyx (one extension module for the package).
+# Included at the end of _kernels_c.pyx (one extension module for the package).
 """The pickle opcode scan, compiled.
 
 :func:`binrec._pickle_scan.scan` is the specification; ``scan_pickle`` here
@@ -72,7 +72,7 @@ cdef object _ps_load_tables():
     for value, name in enumerate(_PS_ACTIONS + _PS_READERS):
         expected = value if value < len(_PS_ACTIONS) else value - len(_PS_ACTIONS)
         if getattr(spec, name) != expected:
-            raise RuntimeError(f"binrec._codec is out of date with binrec._pickle_scan ({name}); rebuild it")
+            raise RuntimeError(f"binrec._kernels_c is out of date with binrec._pickle_scan ({name}); rebuild it")
     cdef int code
     for code in range(256):
         entry = spec._TABLE[code]
