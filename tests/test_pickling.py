@@ -1327,3 +1327,88 @@ def test_max_depth_on_a_malformed_pickle_lets_the_unpickler_report_it(data):
     for limit in (0, 5):
         with pytest.raises(TruncatedError):
             safe_loads(data, max_depth=limit)
+
+
+# -- what safe_load and the restricted loader pass on (mutation gaps, issue 11) ------
+
+
+class _CountingFile(io.BytesIO):
+    """A file object that records how many bytes were asked of it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.asked: list[int] = []
+
+    def read(self, n: int | None = -1) -> bytes:  # type: ignore[override]
+        self.asked.append(-1 if n is None else n)
+        return super().read(n)
+
+
+def test_safe_load_passes_allow_on_for_files_and_paths(tmp_path):
+    # oracle: pickle.loads of the same bytes; without allow the class is refused
+    obj = Outer.Inner(7)
+    data = pickle.dumps(obj)
+    path = tmp_path / "inner.pkl"
+    path.write_bytes(data)
+    allow = [Outer.Inner]
+    expected = pickle.loads(data)
+    got = safe_load(path, allow=allow)
+    assert (type(got), got.v) == (type(expected), expected.v)
+    with open(path, "rb") as fh:
+        got = safe_load(fh, allow=allow)
+    assert (type(got), got.v) == (type(expected), expected.v)
+    got = safe_load(io.BytesIO(data), allow=allow)
+    assert (type(got), got.v) == (type(expected), expected.v)
+    with pytest.raises(ForbiddenGlobal):
+        safe_load(io.BytesIO(data))
+    with pytest.raises(ForbiddenGlobal):
+        safe_load(path)
+
+
+def test_safe_load_reads_at_most_max_bytes_plus_one(tmp_path):
+    # A stream longer than the cap is refused after reading max_bytes + 1 bytes,
+    # never the whole stream; the position shows what was consumed.
+    payload = pickle.dumps(b"x" * 1000)
+    fh = _CountingFile(payload + b"tail")
+    with pytest.raises(LimitExceeded):
+        safe_load(fh, max_bytes=100)
+    assert fh.asked == [101]
+    assert fh.tell() == 101
+    # exactly max_bytes is accepted, and only the pickle's bytes plus one are asked for
+    fh = _CountingFile(payload)
+    assert safe_load(fh, max_bytes=len(payload)) == pickle.loads(payload)
+    assert fh.asked == [len(payload) + 1]
+    # no cap: the whole stream is read in one call
+    fh = _CountingFile(payload)
+    assert safe_load(fh, max_bytes=None) == pickle.loads(payload)
+    assert fh.asked == [-1]
+    assert fh.tell() == len(payload)
+
+
+@pytest.mark.parametrize("allow", [None, [Outer.Inner]])
+def test_restricted_loads_hands_out_of_band_buffers_on(allow):
+    # oracle: pickle.loads with the same protocol-5 buffers
+    from binrec.pickling import restricted_loads
+
+    bufs: list[pickle.PickleBuffer] = []
+    obj = {"a": np.arange(6, dtype="<i4"), "b": bytearray(b"payload"), "c": [Outer.Inner]}
+    data = pickle.dumps(obj, protocol=5, buffer_callback=bufs.append)
+    assert bufs, "the oracle must actually use out-of-band buffers"
+    expected = pickle.loads(data, buffers=bufs)
+    if allow is None:
+        with pytest.raises(ForbiddenGlobal):
+            restricted_loads(data, allow, bufs)
+        obj.pop("c")
+        bufs = []
+        data = pickle.dumps(obj, protocol=5, buffer_callback=bufs.append)
+        expected = pickle.loads(data, buffers=bufs)
+    got = restricted_loads(data, allow, bufs)
+    assert got.keys() == expected.keys()
+    np.testing.assert_array_equal(got["a"], expected["a"])
+    assert got["a"].dtype == expected["a"].dtype
+    assert bytes(got["b"]) == bytes(expected["b"])
+    # without the buffers the pickle cannot be loaded (pickle says the same)
+    with pytest.raises(pickle.UnpicklingError):
+        pickle.loads(data)
+    with pytest.raises(pickle.UnpicklingError):
+        restricted_loads(data, allow, None)
