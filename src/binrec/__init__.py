@@ -4,6 +4,18 @@ The record codec (:class:`Struct`) decodes fixed-size binary records described
 by a :mod:`struct` format into numpy arrays and encodes them back, byte for
 byte as struct does.  ``binrec.backend`` says which kernels run:
 ``"compiled"`` (the Cython extension) or ``"python"`` (the numpy fallback).
+
+Examples
+--------
+>>> import struct
+>>> import binrec
+>>> raw = struct.pack("<hd", 1, 0.5) + struct.pack("<hd", 2, 1.5)
+>>> binrec.unpack("<hd", raw, names="n x").tolist()
+[(1, 0.5), (2, 1.5)]
+>>> binrec.pack("<hd", [(1, 0.5), (2, 1.5)]) == raw
+True
+>>> binrec.backend in ("compiled", "python")
+True
 """
 
 from __future__ import annotations
