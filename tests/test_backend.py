@@ -175,3 +175,94 @@ def test_setup_py_builds_no_extension_under_either_pure_spelling():
         assert res.returncode == 0, res.stderr
         assert res.stdout.strip() == "0"
         assert f"binrec: {name} is set" in res.stderr
+
+
+# -- the kernel contract (binrec._kernels.Kernels) -------------------------------
+
+_needs_compiled = pytest.mark.skipif(_backend.compiled_kernels is None, reason="needs the compiled extension")
+
+
+def _contract_members() -> tuple[list[str], list[str]]:
+    """(attribute names, method names) that binrec._kernels.Kernels states."""
+    from binrec._kernels import Kernels
+
+    attributes = [name for name in Kernels.__annotations__ if not name.startswith("_")]
+    methods = [name for name, value in vars(Kernels).items() if callable(value) and not name.startswith("_")]
+    return attributes, methods
+
+
+def _kernel_modules() -> list:
+    modules = [_backend.python_kernels]
+    if _backend.compiled_kernels is not None:
+        modules.append(_backend.compiled_kernels)
+    return modules
+
+
+@pytest.mark.parametrize("module", _kernel_modules(), ids=lambda m: m.NAME)
+def test_each_kernels_module_has_every_member_of_the_contract(module):
+    # oracle: the Protocol's own members, read from the class
+    attributes, methods = _contract_members()
+    assert {"NAME", "FUSED_PACK"} <= set(attributes)
+    assert {"unpack_rows", "unpack_columns", "pack_rows", "pack_bytes", "pack_columns", "scan_pickle"} <= set(methods)
+    missing = [name for name in attributes + methods if not hasattr(module, name)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("module", _kernel_modules(), ids=lambda m: m.NAME)
+def test_each_kernel_takes_the_parameters_the_contract_names(module):
+    # oracle: inspect.signature of the Protocol method (less self)
+    import inspect
+
+    from binrec._kernels import Kernels
+
+    _, methods = _contract_members()
+    for name in methods:
+        stated = list(inspect.signature(getattr(Kernels, name)).parameters.values())[1:]
+        actual = list(inspect.signature(getattr(module, name)).parameters.values())
+        assert [(p.name, p.kind, p.default) for p in actual] == [(p.name, p.kind, p.default) for p in stated], name
+
+
+def test_the_python_backend_states_it_has_no_fused_pack_and_answers_none():
+    import numpy as np
+
+    from binrec._kernels import PackKind, PackSpec
+
+    k = _backend.python_kernels
+    assert k.FUSED_PACK is False
+    layout = binrec.Struct("<q").layout
+    assert k.pack_columns(layout, [PackSpec(PackKind.I64, np.arange(3), -8, 8)]) is None
+
+
+@_needs_compiled
+def test_the_compiled_backend_fused_pack_equals_struct():
+    # oracle: struct.pack row by row
+    import struct
+
+    import numpy as np
+
+    from binrec._kernels import PackKind, PackSpec
+
+    k = _backend.compiled_kernels
+    assert k.FUSED_PACK is True
+    layout = binrec.Struct(">hI").layout
+    specs = [
+        PackSpec(PackKind.I64, np.array([-2, 7]), lo=-(1 << 15), hi=(1 << 15) - 1),
+        PackSpec(PackKind.U64, np.array([1, 2**32 - 1], dtype=np.uint64), uhi=2**32 - 1),
+    ]
+    assert k.pack_columns(layout, specs) == struct.pack(">hI", -2, 1) + struct.pack(">hI", 7, 2**32 - 1)
+
+
+@_needs_compiled
+def test_compiled_pack_kind_codes_agree_with_packkind():
+    # oracle: binrec._kernels.PackKind, the one place the codes are written
+    from binrec._kernels import PackKind
+
+    assert _backend.compiled_kernels.PACK_KINDS == {kind.name: kind.value for kind in PackKind}
+
+
+@_needs_compiled
+def test_compiled_plan_op_codes_agree_with_plan_op():
+    # oracle: binrec._plan.Op, which builds the plans the compiled loops run
+    from binrec._plan import Op
+
+    assert _backend.compiled_kernels.OPS == {op.name: op.value for op in Op}

@@ -305,11 +305,13 @@ calls = {
     "unpack_columns size 0": lambda: k.unpack_columns(zero, bytes(16), 0, 2, lay.fields, [np.empty(2, np.int64)]),
     "pack_bytes size 0": lambda: k.pack_bytes(zero, arr, {}),
 }
-if hasattr(k, "pack_columns"):
+if k.FUSED_PACK:  # the Python backend's pack_columns never packs (it answers None)
+    from binrec._kernels import PackKind, PackSpec
+
     small = np.arange(4, dtype=np.uint8)
-    calls["pack_columns size 0"] = lambda: k.pack_columns(zero, [(1, np.arange(2), -8, 8, 0, 0)])
-    # kind 1 reads int64 values: a 4-byte uint8 column holds half of one
-    calls["pack_columns column too short for its kind"] = lambda: k.pack_columns(lay, [(1, small, -8, 8, 0, 0)])
+    calls["pack_columns size 0"] = lambda: k.pack_columns(zero, [PackSpec(PackKind.I64, np.arange(2), -8, 8)])
+    # I64 reads int64 values: a 4-byte uint8 column holds half of one
+    calls["pack_columns column too short for its kind"] = lambda: k.pack_columns(lay, [PackSpec(PackKind.I64, small, -8, 8)])
 for name, call in calls.items():
     try:
         call()

@@ -16,9 +16,10 @@ A build that silently fell back to Python is the trap msgpack-python users
 fell into, so a missing extension warns once (unless Python was asked for)
 and ``binrec.backend`` always says which backend runs.
 
-The pickle opcode scan follows the same switch: :func:`scan_pickle` runs
-``_pickle_scan.scan`` (the specification) under the Python kernels and its
-compiled twin ``_kernels_c.scan_pickle`` under the compiled ones.
+Both kernels modules satisfy :class:`binrec._kernels.Kernels`.  The pickle
+opcode scan is part of that contract, so it follows the same switch:
+:func:`scan_pickle` runs ``_pickle_scan.scan`` (the specification) under the
+Python kernels and its compiled twin under the compiled ones.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from . import _kernels_py, _pickle_scan
+from ._kernels import Kernels
 
 __all__ = [
     "kernels",
@@ -58,15 +60,16 @@ def switch(names: tuple[str, ...]) -> str | None:
     return None
 
 
-python_kernels: ModuleType = _kernels_py
-compiled_kernels: ModuleType | None
+python_kernels: Kernels = cast(Kernels, _kernels_py)
+compiled_kernels: Kernels | None
 
 try:
-    from . import _kernels_c as compiled_kernels  # type: ignore[attr-defined,no-redef]
+    from . import _kernels_c  # type: ignore[attr-defined]
 except ImportError as exc:  # no compiled wheel for this platform, or a pure install
     compiled_kernels = None
     _import_error: ImportError | None = exc
 else:
+    compiled_kernels = cast(Kernels, _kernels_c)
     _import_error = None
 
 _forced_python = switch(PURE_NAMES) is not None
@@ -80,7 +83,7 @@ if compiled_kernels is None and _required_by is not None and not _forced_python:
     ) from _import_error
 
 if compiled_kernels is not None and not _forced_python:
-    kernels: ModuleType = compiled_kernels
+    kernels: Kernels = compiled_kernels
 else:
     kernels = python_kernels
     if compiled_kernels is None and not _forced_python:
@@ -101,13 +104,11 @@ def scan_pickle(
 ) -> _pickle_scan.Scan:
     """:func:`binrec._pickle_scan.scan` on the active backend (looked up at
     each call, so switching ``kernels`` switches the scan too)."""
-    if kernels is python_kernels:
-        return _pickle_scan.scan(data, start, more, collect=collect)
     return kernels.scan_pickle(data, start, more, collect=collect)
 
 
 @contextmanager
-def use(which: str | ModuleType) -> Iterator[ModuleType]:
+def use(which: str | ModuleType | Kernels) -> Iterator[Kernels]:
     """Run the codec (and the pickle scan) on one backend inside a ``with``.
 
     ``which`` is ``"python"``, ``"compiled"`` or a kernels module.  This is
@@ -117,13 +118,13 @@ def use(which: str | ModuleType) -> Iterator[ModuleType]:
     """
     global kernels
     if which == "python":
-        chosen: ModuleType | None = python_kernels
+        chosen: Kernels | None = python_kernels
     elif which == "compiled":
         chosen = compiled_kernels
         if chosen is None:
             raise RuntimeError("the compiled backend binrec._kernels_c is not available")
     elif isinstance(which, ModuleType):
-        chosen = which
+        chosen = cast(Kernels, which)
     else:
         raise ValueError(f"unknown backend {which!r}: expected 'python', 'compiled' or a kernels module")
     saved = kernels

@@ -1,12 +1,11 @@
 # cython: language_level=3, cdivision=True, freethreading_compatible=True
-"""Compiled record kernels: the same interface as ``binrec._kernels_py``.
+"""Compiled record kernels: the interface :class:`binrec._kernels.Kernels`,
+as ``binrec._kernels_py`` has it, plus the fused column pack.
 
-Each format is turned once into a *plan*: a short list of byte operations
-per record (copy a run of bytes, byte-swap a run of same-width values,
-normalise booleans, decode a Pascal string, zero a gap).  Adjacent fields
-merge into one operation, so a 36-field record is about six operations.  The
-loops run without the GIL over raw pointers; every length, offset and count
-is checked in Python before the GIL is released.  ``threads`` splits the
+Each format is turned once into a *plan* of byte operations per record
+(built in Python by ``binrec._plan`` and cached here).  The loops run
+without the GIL over raw pointers; every length, offset and count is
+checked in Python before the GIL is released.  ``threads`` splits the
 record range over a small persistent thread pool.
 """
 
@@ -26,8 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from binrec._errors import OverlapError
+from binrec._kernels import PackKind
+from binrec._plan import Op as PlanOp, column_spec, row_plan, swap_needed
 
 NAME = "compiled"
+FUSED_PACK = True
 
 cdef extern from *:
     """
@@ -87,6 +89,7 @@ cdef extern from *:
     void br_copy_small(const unsigned char *s, unsigned char *d, int64_t n) nogil
     void br_hugepage_hint(void *p, int64_t n) nogil
 
+# binrec._plan.Op, compiled in; the import refuses a build that disagrees
 cdef enum:
     OP_COPY = 0
     OP_SWAP2 = 1
@@ -109,82 +112,24 @@ ctypedef struct Op:
     int64_t n
 
 
-# -- plans ------------------------------------------------------------------
-
-def _swap_needed(field):
-    w = field.wire
-    return w.kind in "iufc" and w.itemsize > 1 and not w.isnative
-
-
-def _field_op(field):
-    """(op, n) for one field, or None when it occupies no bytes."""
-    if field.size == 0:
-        return None
-    if field.code == "?":
-        return OP_BOOL, 1
-    if field.code == "p":
-        return OP_PASCAL, field.count
-    if _swap_needed(field):
-        w = field.wire
-        width = w.itemsize // 2 if w.kind == "c" else w.itemsize
-        n = 2 if w.kind == "c" else 1
-        return {2: OP_SWAP2, 4: OP_SWAP4, 8: OP_SWAP8}[width], n
-    return OP_COPY, field.size
+OPS = {"COPY": OP_COPY, "SWAP2": OP_SWAP2, "SWAP4": OP_SWAP4, "SWAP8": OP_SWAP8, "BOOL": OP_BOOL,
+       "PASCAL": OP_PASCAL, "ZERO": OP_ZERO, "PASCAL_PACK": OP_PASCAL_PACK, "PASCAL_COL": OP_PASCAL_COL}
+if OPS != {k.name: k.value for k in PlanOp}:
+    raise ImportError(f"binrec._kernels_c is out of date with binrec._plan.Op ({OPS}); rebuild it")
 
 
-def _op_bytes(op, n):
-    if op == OP_SWAP2:
-        return 2 * n
-    if op == OP_SWAP4:
-        return 4 * n
-    if op == OP_SWAP8:
-        return 8 * n
-    return n
-
+# -- plans, cached (binrec._plan builds them) ----------------------------------
 
 _plans = {}
 _plans_lock = threading.Lock()
 
 
 def _row_plan(layout, bint packing):
-    """The in-place fix-ups that follow a plain copy of each block of
-    records: int64 array (nops, 4) of op, field offset, 0, n.  Fields whose
-    bytes need no change (1-byte ints, strings, native-order numbers) cost
-    nothing beyond the block copy."""
     key = (layout, packing)
     plan = _plans.get(key)
     if plan is not None:
         return plan
-    ops = []
-    cursor = 0
-    for f in sorted(layout.fields, key=lambda f: f.offset):
-        spec = _field_op(f)
-        if spec is None:
-            continue
-        op, n = spec
-        if packing and op == OP_PASCAL:
-            op = OP_PASCAL_PACK
-        if f.offset > cursor:
-            ops.append([OP_ZERO, cursor, 0, f.offset - cursor])
-        if op != OP_COPY:
-            ops.append([op, f.offset, 0, n])
-        cursor = max(cursor, f.offset + f.size)
-    if layout.size > cursor:
-        ops.append([OP_ZERO, cursor, 0, layout.size - cursor])
-    merged = []
-    for op in ops:
-        if merged:
-            last = merged[len(merged) - 1]
-            mergeable = last[0] == op[0] and op[0] in (OP_SWAP2, OP_SWAP4, OP_SWAP8, OP_BOOL, OP_ZERO)
-            if mergeable and last[1] + _op_bytes(last[0], last[3]) == op[1]:
-                last[3] += op[3]
-                continue
-        merged.append(list(op))
-    for op in merged:
-        # the fix-ups write inside each record's own bytes, or nowhere
-        if op[1] < 0 or op[3] < 0 or op[1] + _op_bytes(op[0], op[3]) > layout.size:
-            raise ValueError(f"field at byte {op[1]} lies outside the {layout.size}-byte record")
-    plan = np.array(merged, dtype=np.int64).reshape(-1, 4)
+    plan = row_plan(layout, packing)
     with _plans_lock:
         if len(_plans) > 256:
             _plans.clear()
@@ -600,29 +545,13 @@ _col_specs = {}
 
 
 def _column_spec(field):
-    """(op, n, bytes read per record, bytes written per element) of a field
-    decoded into its own column, or None for a field whose column is all
-    empty strings.  The sizes come from the op alone: the column loop uses
-    no other."""
     spec = _col_specs.get(field, False)
     if spec is False:
-        spec = _field_op(field)
-        if spec is not None and field.code == "p":
-            spec = None if field.count <= 1 else (OP_PASCAL_COL, spec[1])
-        if spec is not None:
-            spec = spec + _column_bytes(*spec)
+        spec = column_spec(field)
         if len(_col_specs) > 4096:
             _col_specs.clear()
         _col_specs[field] = spec
     return spec
-
-
-def _column_bytes(op, n):
-    """(bytes read from each record, bytes written per column element) of a
-    column op: the only sizes the column loop uses."""
-    if op == OP_PASCAL_COL:
-        return n, n - 1
-    return _op_bytes(op, n), _op_bytes(op, n)
 
 
 def unpack_columns(layout, buf, Py_ssize_t offset, Py_ssize_t count, fields, outs, int threads=1):
@@ -682,6 +611,9 @@ def unpack_columns(layout, buf, Py_ssize_t offset, Py_ssize_t count, fields, out
 # check stops the kernel; the caller then runs the ordinary path, which
 # raises the exact struct-style error.
 
+# binrec._kernels.PackKind, compiled in (the loop switches on them without
+# the GIL); PACK_KINDS exports them, and the import refuses a build whose
+# codes no longer agree with PackKind.
 cdef enum:
     PK_COPY = 0        # same width, native source: copy, maybe swap
     PK_I64 = 1         # int64 source -> checked [lo, hi] -> width bytes
@@ -689,6 +621,11 @@ cdef enum:
     PK_F64_F32 = 3     # float64 -> float32 (overflow check when asked)
     PK_BOOL = 4        # native bool column: normalise
     PK_COPY_HALVES = 5 # complex: copy, swap each half
+
+PACK_KINDS = {"COPY": PK_COPY, "I64": PK_I64, "U64": PK_U64, "F64_F32": PK_F64_F32, "BOOL": PK_BOOL,
+              "COPY_HALVES": PK_COPY_HALVES}
+if PACK_KINDS != {k.name: k.value for k in PackKind}:
+    raise ImportError(f"binrec._kernels_c is out of date with binrec._kernels.PackKind ({PACK_KINDS}); rebuild it")
 
 
 ctypedef struct PackOp:
@@ -797,9 +734,10 @@ _PACK_WIDTHS = {PK_I64: (1, 2, 4, 8), PK_U64: (1, 2, 4, 8), PK_F64_F32: (4,), PK
 
 
 def pack_columns(layout, specs, int threads=1):
-    """Encode columns straight to bytes.  ``specs``: one tuple per field
-    (kind, array, lo, hi, uhi, check), arrays 1-D C-contiguous of equal
-    length.  Returns bytes, or None if a value failed a check."""
+    """Encode columns straight to bytes.  ``specs``: one
+    :class:`binrec._kernels.PackSpec` (or plain tuple) per field, arrays 1-D
+    C-contiguous of equal length.  Returns bytes, or None if a value failed
+    a check."""
     cdef Py_ssize_t size = _record_size(layout)
     cdef Py_ssize_t count = len(specs[0][1]) if specs else 0
     cdef Py_ssize_t i, nops = len(specs), elem
@@ -823,7 +761,7 @@ def pack_columns(layout, specs, int threads=1):
             ops[i].kind = kind
             ops[i].off = f.offset
             ops[i].width = f.size
-            ops[i].swap = 1 if _swap_needed(f) else 0
+            ops[i].swap = 1 if swap_needed(f) else 0
             ops[i].lo = lo
             ops[i].hi = hi
             ops[i].uhi = uhi

@@ -1,41 +1,43 @@
 """The record kernels in plain numpy: the fallback backend.
 
-Same interface as the compiled ``_kernels_c`` module.  Callers (``records.py``)
-have already checked every length, offset and count and coerced values to the
-layout's native dtype, so these functions only move bytes.
-
-Interface (both backends):
-
-``unpack_rows(layout, buf, offset, count, out, threads)``
-    decode ``count`` records of ``buf`` (a 1-D uint8 buffer) starting at byte
-    ``offset`` into ``out`` (C-contiguous, ``layout.dtype``, shape (count,)).
-``unpack_columns(layout, buf, offset, count, fields, outs, threads)``
-    decode the selected fields into the 1-D arrays ``outs`` (same order).
-``pack_bytes(layout, arr, plens, threads)``
-    the same, returning a new ``bytes`` object.
-``pack_rows(layout, arr, plens, target, threads)``
-    encode ``arr`` (C-contiguous, ``layout.dtype``) into ``target`` (a
-    writable 1-D uint8 buffer of ``len(arr) * layout.size`` bytes).  ``plens``
-    maps a Pascal field name to explicit string lengths (or is empty).
-
-An output must not overlap its input: both backends raise
-``_errors.OverlapError`` before writing anything (records.py then runs the
-kernel again on a copy of the input).  A record size that is not positive
-is refused with ValueError.
+The interface is :class:`binrec._kernels.Kernels` (the compiled
+``_kernels_c`` has the same).  This backend has no fused column pack:
+``FUSED_PACK`` is False and :func:`pack_columns` answers None.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from . import _pickle_scan
 from ._errors import OverlapError
+from ._kernels import PackSpec
 from ._layout import Field, Layout
 
-__all__ = ["unpack_rows", "unpack_columns", "pack_rows", "pack_bytes", "NAME"]
+__all__ = [
+    "unpack_rows",
+    "unpack_columns",
+    "pack_rows",
+    "pack_bytes",
+    "pack_columns",
+    "scan_pickle",
+    "NAME",
+    "FUSED_PACK",
+]
 
 NAME = "python"
+FUSED_PACK = False
+
+
+def scan_pickle(
+    data: Any, start: int = 0, more: Callable[[], bytes] | None = None, *, collect: bool = False
+) -> _pickle_scan.Scan:
+    """The pickle opcode scan: the specification itself,
+    :func:`binrec._pickle_scan.scan` (looked up at each call)."""
+    return _pickle_scan.scan(data, start, more, collect=collect)
 
 
 def _record_size(layout: Layout) -> int:
@@ -154,6 +156,11 @@ def pack_bytes(layout: Layout, arr: np.ndarray, plens: Mapping[str, np.ndarray],
         return b""
     _record_size(layout)
     return _encode(layout, arr, plens).tobytes()
+
+
+def pack_columns(layout: Layout, specs: Sequence[PackSpec], threads: int = 1) -> bytes | None:
+    """Not supported here: None sends the caller to the ordinary path."""
+    return None
 
 
 def _encode(layout: Layout, arr: np.ndarray, plens: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 from . import _backend
 from ._coerce import coerce_column
 from ._errors import BufferContiguityError, BufferTypeError, Error, OverlapError
+from ._kernels import PackKind, PackSpec
 from ._layout import Field, Layout, build_layout, int_range
 
 __all__ = [
@@ -159,33 +160,29 @@ def _resolve_threads(threads: int | None, nbytes: int) -> int:
 
 
 _I64 = (-(1 << 63), (1 << 63) - 1)
-_PK_COPY, _PK_I64, _PK_U64, _PK_F64_F32, _PK_BOOL, _PK_COPY_HALVES = range(6)
 
 
-def _pack_spec(f: Field, col: Any) -> tuple:
-    """(kind, contiguous array, lo, hi, uhi, check) for the fused pack kernel."""
+def _pack_spec(f: Field, col: Any) -> PackSpec:
+    """How the fused pack kernel takes one column (coerced first when its
+    dtype is none the kernel reads directly)."""
     if isinstance(col, np.ndarray):
         col = _plain(col)  # the real dtype: the kernel reads by it
     if isinstance(col, np.ndarray) and col.ndim == 1:
         dt = col.dtype
         if dt == f.native and f.code != "?":
-            kind = (
-                _PK_COPY_HALVES
-                if (f.kind == "complex" and f.wire.byteorder not in ("=", "|") and not f.wire.isnative)
-                else _PK_COPY
-            )
-            return kind, np.ascontiguousarray(col), 0, 0, 0, 0
+            swapped_complex = f.kind == "complex" and f.wire.byteorder not in ("=", "|") and not f.wire.isnative
+            return PackSpec(PackKind.COPY_HALVES if swapped_complex else PackKind.COPY, np.ascontiguousarray(col))
         if f.kind == "int" and dt in (np.int64, np.uint64):
             lo, hi = int_range(f.code, f.size)
             if dt == np.int64:
-                return _PK_I64, np.ascontiguousarray(col), max(lo, _I64[0]), min(hi, _I64[1]), 0, 0
-            return _PK_U64, np.ascontiguousarray(col), 0, 0, hi, 0
+                return PackSpec(PackKind.I64, np.ascontiguousarray(col), lo=max(lo, _I64[0]), hi=min(hi, _I64[1]))
+            return PackSpec(PackKind.U64, np.ascontiguousarray(col), uhi=hi)
         if f.code == "f" and dt == np.float64:
-            return _PK_F64_F32, np.ascontiguousarray(col), 0, 0, 0, 0 if f.native_mode else 1
+            return PackSpec(PackKind.F64_F32, np.ascontiguousarray(col), check=0 if f.native_mode else 1)
     native, _ = coerce_column(f, col)
     if f.code == "?":
-        return _PK_BOOL, np.ascontiguousarray(native), 0, 0, 0, 0
-    return _pack_spec(f, native) if native.dtype == f.native else (_PK_COPY, np.ascontiguousarray(native), 0, 0, 0, 0)
+        return PackSpec(PackKind.BOOL, np.ascontiguousarray(native))
+    return _pack_spec(f, native) if native.dtype == f.native else PackSpec(PackKind.COPY, np.ascontiguousarray(native))
 
 
 def _column_arrays(dtypes: Sequence[np.dtype], count: int) -> list[np.ndarray]:
@@ -698,8 +695,8 @@ class Struct:
         narrowed and swapped in one pass by the compiled kernel.  Returns
         None when it does not apply or any value fails a check: the ordinary
         path then runs and raises the precise error."""
-        pack_columns = getattr(_backend.kernels, "pack_columns", None)
-        if pack_columns is None or any(f.code == "p" for f in self._layout.fields):
+        kernels = _backend.kernels
+        if not kernels.FUSED_PACK or any(f.code == "p" for f in self._layout.fields):
             return None
         if isinstance(values, np.ndarray):
             values = _plain(values)
@@ -717,9 +714,9 @@ class Struct:
             specs = [_pack_spec(f, columns[f.name]) for f in self._layout.fields]
         except (Error, TypeError, ValueError):
             return None
-        if len({len(spec[1]) for spec in specs}) > 1:
+        if len({len(spec.array) for spec in specs}) > 1:
             return None
-        return pack_columns(self._layout, specs)
+        return kernels.pack_columns(self._layout, specs)
 
     def pack_into(self, buffer: Any, offset: int, values: Any, *, threads: int | None = None) -> int:
         """Encode records into ``buffer`` at byte ``offset``.

@@ -1,0 +1,109 @@
+"""The kernel contract, written once: what ``_kernels_c`` (compiled) and
+``_kernels_py`` (numpy) both provide, and the pack op codes they share.
+
+Callers (``records.py``, ``files.py``) have already checked every length,
+offset and count and coerced values to the layout's native dtype, so a
+kernel only moves bytes.  An output must not overlap its input: both
+backends raise :class:`binrec._errors.OverlapError` before writing anything
+(``records.py`` then runs the kernel again on a copy of the input).  A
+record size that is not positive is refused with ValueError.
+
+The fused column pack (:meth:`Kernels.pack_columns`) is optional: a backend
+that does not have it sets ``FUSED_PACK = False`` and its ``pack_columns``
+always answers None ("not done here: use the ordinary path"), which is also
+what the compiled one answers when a value fails a check.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._layout import Field, Layout
+    from ._pickle_scan import Scan
+
+__all__ = ["Kernels", "PackKind", "PackSpec"]
+
+
+class PackKind(enum.IntEnum):
+    """What the fused pack does with one column (the codes ``_kernels_c``
+    compiles in; a test checks that its ``PACK_KINDS`` agree)."""
+
+    COPY = 0  # same width, native-order source: copy, maybe byte-swap
+    I64 = 1  # int64 source, checked against [lo, hi], stored in the field's width
+    U64 = 2  # uint64 source, checked against uhi, stored in the field's width
+    F64_F32 = 3  # float64 source -> float32 (overflow checked when check=1)
+    BOOL = 4  # native bool column: normalised to 0/1
+    COPY_HALVES = 5  # complex: copy, byte-swap each half
+
+
+class PackSpec(NamedTuple):
+    """One field's column for :meth:`Kernels.pack_columns`."""
+
+    kind: PackKind
+    array: np.ndarray  # 1-D, C-contiguous
+    lo: int = 0  # I64: smallest value allowed
+    hi: int = 0  # I64: largest value allowed
+    uhi: int = 0  # U64: largest value allowed
+    check: int = 0  # F64_F32: 1 to refuse a finite value that overflows float32
+
+
+class Kernels(Protocol):
+    """The interface of a kernels module (both backends satisfy it)."""
+
+    #: ``"compiled"`` or ``"python"``: what ``binrec.backend`` reports.
+    NAME: str
+    #: Whether :meth:`pack_columns` can ever answer (False: always None).
+    FUSED_PACK: bool
+
+    def unpack_rows(
+        self, layout: Layout, buf: Any, offset: int, count: int, out: np.ndarray, threads: int = 1
+    ) -> np.ndarray:
+        """Decode ``count`` records of ``buf`` (a 1-D uint8 buffer) starting
+        at byte ``offset`` into ``out`` (C-contiguous, ``layout.dtype``,
+        shape ``(count,)``); padding bytes of ``out`` are zeroed."""
+        ...
+
+    def unpack_columns(
+        self,
+        layout: Layout,
+        buf: Any,
+        offset: int,
+        count: int,
+        fields: Sequence[Field],
+        outs: Sequence[np.ndarray],
+        threads: int = 1,
+    ) -> list[np.ndarray]:
+        """Decode the selected ``fields`` into the 1-D arrays ``outs`` (same
+        order, each of the field's native dtype)."""
+        ...
+
+    def pack_rows(
+        self, layout: Layout, arr: np.ndarray, plens: Mapping[str, np.ndarray], target: Any, threads: int = 1
+    ) -> None:
+        """Encode ``arr`` (C-contiguous, ``layout.dtype``) into ``target`` (a
+        writable 1-D uint8 buffer of ``len(arr) * layout.size`` bytes).
+        ``plens`` maps a Pascal field name to explicit string lengths (or is
+        empty)."""
+        ...
+
+    def pack_bytes(self, layout: Layout, arr: np.ndarray, plens: Mapping[str, np.ndarray], threads: int = 1) -> bytes:
+        """:meth:`pack_rows` into a new ``bytes`` object."""
+        ...
+
+    def pack_columns(self, layout: Layout, specs: Sequence[PackSpec], threads: int = 1) -> bytes | None:
+        """Encode columns straight to bytes, one :class:`PackSpec` per field
+        of a layout without Pascal fields, all of one length.  None when a
+        value fails a check, or always where ``FUSED_PACK`` is False."""
+        ...
+
+    def scan_pickle(
+        self, data: Any, start: int = 0, more: Callable[[], bytes] | None = None, *, collect: bool = False
+    ) -> Scan:
+        """The pickle opcode scan: :func:`binrec._pickle_scan.scan` itself in
+        the Python backend, its compiled twin (same answers) in the other."""
+        ...
