@@ -42,3 +42,10 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Tracebacks, reprs and pickles name a class by its __module__: give the
+# public path (binrec.Error), not the private module that defines it
+# (binrec._errors.Error).  Pickling still round-trips: binrec exports each name.
+for _exc in (BufferContiguityError, BufferTypeError, Error, FloatOverflowError, FormatEncodingError):
+    _exc.__module__ = __name__
+del _exc

@@ -117,6 +117,9 @@ _DIGITS = re.compile(rb"[0-9]+\n")
 class Malformed(pickle.UnpicklingError):
     """The bytes are not a well-formed pickle (the unpickler would fail too)."""
 
+    #: set by :func:`scan` as it re-raises: what the scan saw before the fault
+    partial: Scan
+
     def __init__(self, message: str, pos: int) -> None:
         self.pos = pos
         super().__init__(f"{message} (at byte {pos})")
@@ -124,6 +127,9 @@ class Malformed(pickle.UnpicklingError):
 
 class Refused(pickle.UnpicklingError):
     """A well-formed pickle that does something the restricted loader refuses."""
+
+    #: set by :func:`scan` as it re-raises: what the scan saw before the fault
+    partial: Scan
 
     def __init__(self, message: str, pos: int, opcode: str) -> None:
         self.pos = pos
@@ -156,7 +162,7 @@ def _line_text(raw: Any) -> str:
     return bytes(raw).decode("utf-8", "surrogateescape")
 
 
-def _str_value(name: str, raw: Any) -> str | None:
+def _str_value(name: str, raw: bytes | bytearray | memoryview) -> str | None:
     """The str an unpickler with default arguments makes, or None."""
     try:
         raw = bytes(raw)
@@ -403,7 +409,7 @@ def scan(data: Any, start: int = 0, more: Any = None, *, collect: bool = False) 
                 fence = marks[-1] if marks else 0
                 if action == _INST:
                     globals_.append(arg)
-                    func: Any = (0,) + arg
+                    func = (0,) + arg
                 else:
                     if len(stack) <= mark:
                         raise Malformed("OBJ needs a class after the MARK", at)
@@ -446,5 +452,5 @@ def scan(data: Any, start: int = 0, more: Any = None, *, collect: bool = False) 
                 refuse(Refused("persistent IDs are refused", at, name))
                 stack.append(None)
     except (Malformed, Refused) as exc:
-        exc.partial = result  # type: ignore[attr-defined]  # what came before the fault
+        exc.partial = result  # what came before the fault
         raise
