@@ -157,7 +157,7 @@ class FormatEncodingError(Error, UnicodeEncodeError):
         super().__init__("ascii", fmt, position, position + 1, "ordinal not in range(128)")
         self.format = fmt
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[FormatEncodingError], tuple[str, int]]:
         return (type(self), (self.format, self.start))
 
     def __str__(self) -> str:
