@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, sys.argv[1])
 import make_malicious
-from binrec import pickling
+from binrec import _pickle_versioned, pickling
 from binrec.checkpoint import CheckpointStore
 from binrec import checkpoint
 
@@ -44,7 +44,7 @@ store = CheckpointStore(tmp / "ckpt")
 fake = types.SimpleNamespace(**{k: getattr(pickle, k) for k in dir(pickle) if not k.startswith("__")})
 for i, e in enumerate(entries):  # everything written before the hook turns on
     (tmp / f"{i}.pkl").write_bytes(e.data)
-    (tmp / f"{i}.ver").write_bytes(pickling._VERSION_HEADER.pack(pickling._VERSION_MAGIC, 1) + e.data)
+    (tmp / f"{i}.ver").write_bytes(_pickle_versioned._VERSION_HEADER.pack(_pickle_versioned._VERSION_MAGIC, 1) + e.data)
     fake.dumps = lambda *a, _d=e.data, **k: _d
     checkpoint.pickle = fake
     store.save(f"c{i}", None)

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from binrec import pickling
+from binrec import _pickle_policy, _pickle_restricted, pickling
 from binrec.pickling import (
     ALL,
     ForbiddenGlobal,
@@ -598,7 +598,7 @@ def mutation_payloads(module: str, name: str):
 def test_mutating_an_allowed_global_is_refused_before_it_runs(module, name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # numpy.core's old names
-        obj = pickling._resolve(*pickling._py3_name(module, name))
+        obj = _pickle_restricted._resolve(*_pickle_restricted._py3_name(module, name))
     before = dict(vars(obj)) if hasattr(obj, "__dict__") else None
     for desc, data in mutation_payloads(module, name):
         with pytest.raises(ForbiddenOpcode, match="global"):
@@ -1144,10 +1144,10 @@ def test_a_truncated_pickle_reports_offset_and_index_zero():
 
 
 def never_by_scan(module: str, name: str) -> str | None:
-    """Oracle for pickling._never: the rule as NEVER_ALLOW documents it, by a
+    """Oracle for _pickle_policy._never: the rule as NEVER_ALLOW documents it, by a
     linear scan (an entry bans a global when "module.name" is the entry or
     starts with the entry and a dot)."""
-    if module == "builtins" and name in pickling._NEVER_BUILTINS:
+    if module == "builtins" and name in _pickle_policy._NEVER_BUILTINS:
         return f"builtins.{name} reaches attributes or runs code"
     full = f"{module}.{name}"
     hits = [banned for banned in pickling.NEVER_ALLOW if full == banned or full.startswith(banned + ".")]
@@ -1164,8 +1164,8 @@ def never_check_cases() -> list[tuple[str, str]]:
             cases |= {(module, name or "x"), (module, name + ".sub" if name else "sub"), (module + "x", name or "x")}
             cases |= {(module[:-1], name or "x"), ("x." + module, name or "x"), (module + ".", name or "x")}
         cases |= {(entry, ""), ("", entry), (entry + "_", "f"), ("_" + entry, "f"), (entry.upper(), "f")}
-    cases |= {("builtins", n) for n in pickling._NEVER_BUILTINS}
-    cases |= {("builtins", n + "x") for n in pickling._NEVER_BUILTINS}
+    cases |= {("builtins", n) for n in _pickle_policy._NEVER_BUILTINS}
+    cases |= {("builtins", n + "x") for n in _pickle_policy._NEVER_BUILTINS}
     cases |= {("", ""), (".", "."), ("os", ""), ("", "os"), ("os..", "x"), (".os", "x"), ("numpy", "load")}
     return sorted(cases)
 
@@ -1175,7 +1175,7 @@ def test_never_allow_check_agrees_with_a_scan_of_the_list_on_every_entry_and_edg
     assert len(cases) > 800
     refused = 0
     for module, name in cases:
-        assert pickling._never(module, name) == never_by_scan(module, name), (module, name)
+        assert _pickle_policy._never(module, name) == never_by_scan(module, name), (module, name)
         refused += never_by_scan(module, name) is not None
     assert 300 < refused < len(cases) - 300  # both answers are well represented
 
@@ -1187,7 +1187,7 @@ NAME_PARTS = st.sampled_from(sorted({p for e in pickling.NEVER_ALLOW for p in e.
 @given(st.lists(NAME_PARTS, min_size=1, max_size=4), st.lists(NAME_PARTS, min_size=1, max_size=3))
 def test_never_allow_check_agrees_with_a_scan_of_the_list_on_random_dotted_names(module_parts, name_parts):
     module, name = ".".join(module_parts), ".".join(name_parts)
-    assert pickling._never(module, name) == never_by_scan(module, name)
+    assert _pickle_policy._never(module, name) == never_by_scan(module, name)
 
 
 # -- max_depth on hand-written opcodes (pickle.loads says what each pickle means) ----------
