@@ -9,14 +9,12 @@ matplotlib is installed (``pip install binrec[bench]``), a PNG chart.
     python benchmarks/bench_codec.py            # 1e3, 1e5, 1e6 records
     python benchmarks/bench_codec.py --big      # also 1e7
     python benchmarks/bench_codec.py --quick    # 1e3 and 1e5 only
+    python benchmarks/bench_codec.py --replot docs/benchmarks/codec.json   # chart only, no run
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import struct
 import sys
@@ -26,6 +24,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from _results import RESULTS, load_results, machine, pyplot, write_results
 
 import binrec
 from binrec import _backend
@@ -208,19 +207,6 @@ def extra_checks(n: int) -> dict:
     return out
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}"
-
-
 def print_table(rows: list[dict]) -> None:
     print("| record | records | op | implementation | MB/s | x numpy |")
     print("|---|---:|---|---|---:|---:|")
@@ -230,12 +216,8 @@ def print_table(rows: list[dict]) -> None:
 
 
 def chart(rows: list[dict], path: Path) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     top = max(r["n"] for r in rows)
     sel = [r for r in rows if r["n"] == top]
@@ -257,6 +239,7 @@ def chart(rows: list[dict], path: Path) -> bool:
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
     return True
 
 
@@ -265,8 +248,11 @@ def main(argv=None) -> int:
     p.add_argument("--big", action="store_true", help="also 10,000,000 records")
     p.add_argument("--quick", action="store_true", help="only 1e3 and 1e5 records")
     p.add_argument("--no-struct", action="store_true", help="skip the (slow) struct baselines")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"), help="folder for JSON and PNG")
+    p.add_argument("--out", default=str(RESULTS), help="folder for JSON and PNG")
+    p.add_argument("--replot", metavar="JSON", help="only draw the chart of a recorded run, into --out")
     args = p.parse_args(argv)
+    if args.replot:
+        return 0 if chart(load_results(args.replot)["rows"], Path(args.out) / "codec.png") else 1
     sizes = [1_000, 100_000] if args.quick else [1_000, 100_000, 1_000_000]
     if args.big:
         sizes.append(10_000_000)
@@ -292,8 +278,7 @@ def main(argv=None) -> int:
         f"- wide record, two Python threads each decoding one half vs one thread: {extra['two_python_threads_speedup']:.2f}x; threads=2: {extra['threads2_speedup']:.2f}x"
     )
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "codec.json").write_text(json.dumps({"machine": machine(), "rows": rows, "extra": extra}, indent=1))
+    write_results(out, "codec", {"backend": binrec.backend, "rows": rows, "extra": extra})
     if chart(rows, out / "codec.png"):
         print(f"\nchart: {out / 'codec.png'}", file=sys.stderr)
     return 0

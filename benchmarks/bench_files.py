@@ -6,13 +6,16 @@
   child's peak RSS (bounded: chunks, not the whole file);
 * ``binrec.dask.read_records`` on a LocalCluster of 2 worker processes.
 
-    python benchmarks/bench_files.py [--size-mb 1024] [--keep]
+Writes ``benchmarks/results/files.json`` and, when matplotlib is installed,
+``files.png`` (MB/s of each way to read the file).
+
+    python benchmarks/bench_files.py [--size-mb 1024] [--no-dask]
+    python benchmarks/bench_files.py --replot docs/benchmarks/files.json   # chart only, no run
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -22,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import RESULTS, load_results, pyplot, write_results
 
 import binrec
 
@@ -77,12 +81,46 @@ def child_peak_rss(cli_args: list[str]) -> tuple[float, float]:
     return wall, int(res.stderr.strip().splitlines()[-1]) / 1024
 
 
+# (label, key of the MB/s figure), drawn top to bottom
+CHART_BARS = (
+    ("unpack, same chunks in memory", "unpack_in_memory_chunks_MBps"),
+    ("iter_unpack(mmap=True)", "iter_unpack_mmap_MBps"),
+    ("iter_unpack (readinto)", "iter_unpack_MBps"),
+    ("read_file(mmap=True)", "read_file_mmap_MBps"),
+    ("unpack, whole file at once", "unpack_in_memory_whole_MBps"),
+    ("dask read_records + sum, 2 processes", "dask_MBps"),
+    ("binrec decode -> .npy", "decode.npy_MBps"),
+    ("binrec decode -> .parquet", "decode.parquet_MBps"),
+)
+
+
+def chart(res: dict, path: Path) -> bool:
+    plt = pyplot()
+    if plt is None:
+        return False
+    bars = [(label, res[key]) for label, key in CHART_BARS if res.get(key)]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(bars) + 1.2))
+    ax.barh([b[0] for b in bars][::-1], [b[1] for b in bars][::-1], color="tab:blue")
+    for y, (_, v) in enumerate(bars[::-1]):
+        ax.text(v, y, f" {v:,.0f}", va="center", fontsize=8)
+    ax.set_xlim(0, max(b[1] for b in bars) * 1.12)  # room for the value labels
+    ax.set_xlabel("MB/s")
+    ax.set_title(f"{res['size_mb']:,} MB record file ({res['records']:,} x {FMT}), page cache warm")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size-mb", type=int, default=1024)
     p.add_argument("--no-dask", action="store_true")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--out", default=str(RESULTS), help="folder for JSON and PNG")
+    p.add_argument("--replot", metavar="JSON", help="only draw the chart of a recorded run, into --out")
     args = p.parse_args(argv)
+    if args.replot:
+        return 0 if chart(load_results(args.replot), Path(args.out) / "files.png") else 1
     s = binrec.Struct(FMT, NAMES)
     res: dict = {"backend": binrec.backend, "size_mb": args.size_mb}
     tmp = Path(tempfile.mkdtemp(prefix="binrec-bench-"))
@@ -197,8 +235,9 @@ def main(argv=None) -> int:
             f"dask read_records + sum(temp), LocalCluster 2 processes, {res['dask_partitions']} partitions: {res['dask_sum_temp_s']:.2f} s ({res['dask_MBps']:.0f} MB/s)"
         )
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "files.json").write_text(json.dumps(res, indent=1))
+    write_results(out, "files", res)
+    if chart(res, out / "files.png"):
+        print(f"chart: {out / 'files.png'}", file=sys.stderr)
     return 0
 
 

@@ -9,15 +9,18 @@
 * (with --shelf / --checkpoint, when those modules exist) shelf and
   checkpoint figures.
 
-Prints Markdown tables and writes ``benchmarks/results/persist.json``.
+Prints Markdown tables and writes ``benchmarks/results/persist.json`` (a
+run with ``--only`` replaces only its parts of an existing file) and, when
+matplotlib is installed, ``persist.png``.
 
     python benchmarks/bench_persist.py [--quick] [--only safe_loads ...]
+    python benchmarks/bench_persist.py --replot docs/benchmarks/persist.json   # chart only, no run
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
 import pickle
 import statistics
@@ -27,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import RESULTS, load_results, pyplot, write_results
 
 from binrec import _backend, pickling, signing
 
@@ -311,13 +315,83 @@ def bench_checkpoint(mib: int, list_n: int) -> dict:
     return out
 
 
+def _grouped(ax, groups: list[str], series: dict[str, list], ylabel: str, title: str) -> None:
+    """Bars per group, one colour per series; missing values (None, NaN) are left out."""
+    width = 0.8 / max(1, len(series))
+    for k, (name, ys) in enumerate(series.items()):
+        xs = [i + k * width for i, y in enumerate(ys) if y is not None and not math.isnan(y)]
+        ax.bar(xs, [y for y in ys if y is not None and not math.isnan(y)], width, label=name)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))], groups, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+
+
+def chart(results: dict, path: Path) -> bool:
+    """One panel per part that the results hold: streams, signing, shelf, checkpoint."""
+    plt = pyplot()
+    if plt is None:
+        return False
+    panels = [p for p in ("streams", "signing", "shelf", "checkpoint") if results.get(p)]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
+    for ax, part in zip(axes[0], panels):
+        r = results[part]
+        if part == "streams":
+            _grouped(
+                ax,
+                [x["what"].replace(" small dicts", "\nsmall dicts") for x in r],
+                {"pickle in a loop": [x["pickle loop s"] for x in r], "binrec": [x["binrec s"] for x in r]},
+                "seconds",
+                "dump_many / load_many",
+            )
+        elif part == "signing":
+            _grouped(
+                ax,
+                [f"{x['payload']:,} B" for x in r],
+                {
+                    "pickle.dumps": [x["dumps s"] * 1e3 for x in r],
+                    "signed_dumps": [x["signed_dumps s"] * 1e3 for x in r],
+                    "pickle.loads": [x["loads s"] * 1e3 for x in r],
+                    "signed_loads": [x["signed_loads s"] * 1e3 for x in r],
+                },
+                "ms (log scale)",
+                "signed pickles",
+            )
+            ax.set_yscale("log")
+        elif part == "shelf":
+            names = list(r)
+            _grouped(
+                ax,
+                ["sets, each commits", "sets, one transaction", "gets"],
+                {n: [r[n].get("single"), r[n].get("batched"), r[n].get("gets")] for n in names},
+                "operations / s",
+                "shelves",
+            )
+        else:
+            tools = [t for t in ("binrec", "binrec (key=)", "pickle", "pickle + fsync", "joblib") if t in r]
+            _grouped(
+                ax,
+                ["save", "load"],
+                {t: [r[t]["save"] * 1e3, r[t]["load"] * 1e3] for t in tools},
+                "ms",
+                f"checkpoint, 4 x {r['mib']} MiB float64",
+            )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 PARTS = ("streams", "signing", "safe_loads", "shelf", "checkpoint")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller sizes")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--out", default=str(RESULTS), help="folder for JSON and PNG")
+    p.add_argument("--replot", metavar="JSON", help="only draw the chart of a recorded run, into --out")
     p.add_argument(
         "--only",
         nargs="+",
@@ -327,6 +401,8 @@ def main(argv=None) -> int:
         help=f"run only these: {', '.join(PARTS)}",
     )
     args = p.parse_args(argv)
+    if args.replot:
+        return 0 if chart(load_results(args.replot), Path(args.out) / "persist.png") else 1
     n_stream = 20_000 if args.quick else 200_000
     sizes = [1_000, 1_000_000] + ([] if args.quick else [100_000_000])
     n_safe = 100_000 if args.quick else 1_000_000
@@ -386,8 +462,9 @@ def main(argv=None) -> int:
             f"\nlist() of {c['list_n']} checkpoints: {c['list'] * 1e3:.2f} ms; verify() of one: {c['verify'] * 1e3:.1f} ms"
         )
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "persist.json").write_text(json.dumps(results, indent=1, default=str))
+    merged = write_results(out, "persist", results, merge=set(args.only) != set(PARTS))
+    if chart(load_results(merged), out / "persist.png"):
+        print(f"chart: {out / 'persist.png'}", file=sys.stderr)
     return 0
 
 
