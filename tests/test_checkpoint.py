@@ -319,16 +319,6 @@ def test_leftover_temp_file_of_a_dead_saver_is_ignored_then_cleaned(tmp_path):
     assert not torn.exists()
 
 
-@pytest.mark.parametrize("la,lb", [(0, 5), (5, 0), (1, 1), (100, 3 << 20), (12345, 67890)])
-def test_crc_combine_matches_zlib(la, lb):
-    from binrec.checkpoint import _crc_combine
-
-    rng = np.random.default_rng(la + lb)
-    a = rng.integers(0, 256, la, dtype=np.uint8).tobytes()
-    b = rng.integers(0, 256, lb, dtype=np.uint8).tobytes()
-    assert _crc_combine(zlib.crc32(a), zlib.crc32(b), lb) == zlib.crc32(a + b)
-
-
 # -- the skeleton loader agrees with safe_loads (issue 10) ------------------------------------
 
 

@@ -13,7 +13,6 @@ loader.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import hmac
 import json
@@ -36,6 +35,7 @@ import numpy as np
 
 from . import signing
 from ._atomic import TEMP_PREFIX, fsync_dir
+from ._crc32 import crc32, crc32_combine, crc32_each
 from .pickling import AllowSpec, PickleSecurityError, TruncatedError, migrate, restricted_loads
 from .signing import BadSignature
 
@@ -130,61 +130,6 @@ def _check_name(name: Any) -> str:
             f"invalid checkpoint name {name!r}: use 1-200 letters, digits and ._+=@- (no leading dot, no '..', no path separators)"
         )
     return name
-
-
-def _crc(view: Any) -> int:
-    return zlib.crc32(view) & 0xFFFFFFFF
-
-
-def _gf2_times(mat: tuple[int, ...], vec: int) -> int:
-    """Multiply a 32x32 GF(2) matrix (columns as ints) by a vector."""
-    out = 0
-    i = 0
-    while vec:
-        if vec & 1:
-            out ^= mat[i]
-        vec >>= 1
-        i += 1
-    return out
-
-
-def _gf2_compose(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
-    """The operator "apply b, then a"."""
-    return tuple(_gf2_times(a, col) for col in b)
-
-
-@functools.lru_cache(maxsize=64)
-def _zeros_operator(nbytes: int) -> tuple[int, ...]:
-    """The linear map taking crc(X) to crc(X followed by nbytes zero bytes),
-    without the pre/post conditioning, built by repeated squaring."""
-    one_bit = (0xEDB88320,) + tuple(1 << (n - 1) for n in range(1, 32))
-    step = one_bit
-    for _ in range(3):  # 8 zero bits = one zero byte
-        step = _gf2_compose(step, step)
-    result = tuple(1 << n for n in range(32))  # identity
-    while nbytes:
-        if nbytes & 1:
-            result = _gf2_compose(step, result)
-        nbytes >>= 1
-        if nbytes:
-            step = _gf2_compose(step, step)
-    return result
-
-
-def _crc_combine(crc1: int, crc2: int, len2: int) -> int:
-    """CRC32 of A+B from crc(A), crc(B) and len(B): Python's zlib module does
-    not expose crc32_combine, which lets pieces be checksummed in parallel."""
-    if len2 <= 0:
-        return crc1
-    return (_gf2_times(_zeros_operator(len2), crc1) ^ crc2) & 0xFFFFFFFF
-
-
-def _crcs(views: list[memoryview]) -> list[int]:
-    """CRC32 of each view; large ones in parallel (zlib releases the GIL)."""
-    if sum(v.nbytes for v in views) < (16 << 20) or (os.cpu_count() or 1) < 2:
-        return [_crc(v) for v in views]
-    with ThreadPoolExecutor(max_workers=min(len(views), os.cpu_count() or 2)) as pool:
-        return list(pool.map(_crc, views))
 
 
 class _Hasher:
@@ -318,7 +263,7 @@ class CheckpointStore:
         buffers: list[pickle.PickleBuffer] = []
         skeleton = pickle.dumps(state, protocol=5, buffer_callback=buffers.append)
         views = [b.raw() for b in buffers]
-        crcs = _crcs([memoryview(skeleton)] + views)
+        crcs = crc32_each([memoryview(skeleton)] + views)
         created = time.time()
         key = self._keys[0] if self._keys else None
         header, offsets, footer_at = self._layout(name, meta, version, created, skeleton, crcs, buffers, views, key)
@@ -350,7 +295,9 @@ class CheckpointStore:
                 write(bytes(footer_at - pos))
                 file_digest = hasher.digest()
                 fh.write(
-                    _FOOTER.pack(FOOTER_MAGIC, head_digest, file_digest, _crc(FOOTER_MAGIC + head_digest + file_digest))
+                    _FOOTER.pack(
+                        FOOTER_MAGIC, head_digest, file_digest, crc32(FOOTER_MAGIC + head_digest + file_digest)
+                    )
                 )
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -568,7 +515,7 @@ class CheckpointStore:
             head = fh.read(sk["offset"] + sk["length"])
             fh.seek(header["footer_offset"])
             magic, head_digest, file_digest, footer_crc = _FOOTER.unpack(fh.read(_FOOTER.size))
-            if magic != FOOTER_MAGIC or _crc(magic + head_digest + file_digest) != footer_crc:
+            if magic != FOOTER_MAGIC or crc32(magic + head_digest + file_digest) != footer_crc:
                 raise CheckpointCorrupted(f"{path}: damaged footer")
             hasher = _Hasher(key)
             hasher.update(head)
@@ -577,7 +524,7 @@ class CheckpointStore:
                     raise BadSignature(f"{path}: header or skeleton signature mismatch (tampered, or a different key)")
                 raise CheckpointCorrupted(f"{path}: header/skeleton digest mismatch")
             skeleton = memoryview(head)[sk["offset"] :]
-            if _crc(skeleton) != sk["crc32"]:
+            if crc32(skeleton) != sk["crc32"]:
                 raise CheckpointCorrupted(f"{path}: skeleton checksum mismatch")
             return fh, path, size, header, key, hasher, len(head), skeleton, file_digest
         except BaseException:
@@ -641,7 +588,7 @@ class CheckpointStore:
                                     )
                                 piece[got : got + n] = bview[:n]
                                 got += n
-                            pending.append(pool.submit(_crc, piece))
+                            pending.append(pool.submit(crc32, piece))
                     piece_crcs = [f.result() for f in pending]
                 crcs = []
                 k = 0
@@ -649,7 +596,7 @@ class CheckpointStore:
                     crc = 0
                     for start in range(0, max(b["length"], 1), _CHUNK):
                         piece_len = min(_CHUNK, b["length"] - start)
-                        crc = _crc_combine(crc, piece_crcs[k], piece_len)
+                        crc = crc32_combine(crc, piece_crcs[k], piece_len)
                         k += 1
                     crcs.append(crc)
                 for i, (b, crc) in enumerate(zip(table, crcs)):
