@@ -292,7 +292,8 @@ def files_section(d: dict) -> str:
 def ratio_text(r: dict) -> str:
     if r.get("ratio_range"):
         lo, hi = r["ratio_range"]
-        return f"{lo:.2f}x - {hi:.2f}x (range of {r.get('runs', '?')} runs)"
+        runs = f"{r['runs']} runs" if r.get("runs") else "repeated runs"
+        return f"{lo:.2f}x - {hi:.2f}x (range over {runs})"
     return "-" if missing(r.get("ratio")) else f"{r['ratio']:.2f}x"
 
 
