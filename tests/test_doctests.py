@@ -179,7 +179,7 @@ def test_the_walk_sees_the_installed_package():
     # install in development), not a stray copy on sys.path
     assert importlib.metadata.version("binrec") == binrec.__version__
     assert len(EXAMPLES) > 20
-    assert "binrec.records.Struct" in PUBLIC and "binrec.checkpoint.CheckpointStore.save" in PUBLIC
+    assert "binrec.Struct" in PUBLIC and "binrec.checkpoint.CheckpointStore.save" in PUBLIC
 
 
 @pytest.mark.parametrize("test", EXAMPLES, ids=[t.name for t in EXAMPLES])
