@@ -8,8 +8,10 @@ own pytest case, and the public names are read from each module's
 there).  A new module, function or method is therefore checked the day it
 is added.
 
-Each example runs in a fresh namespace holding only ``__name__``: it must
-import what it uses, exactly as a reader who pastes it into a REPL would.
+Each example of the public API runs in a fresh namespace holding only
+``__name__``: it must import what it uses, exactly as a reader who pastes
+it into a REPL would (examples of package-internal helpers run in their
+module's namespace, as ``doctest.testmod`` runs them).
 Examples for the optional extras (pandas, pyarrow, dask) are skipped, with
 a reason, when the extra is not installed; everything else must pass.
 """
@@ -48,17 +50,6 @@ MODULE_NAMES = _module_names()
 MODULES = [importlib.import_module(name) for name in MODULE_NAMES]
 
 
-def _collect_examples() -> list[doctest.DocTest]:
-    finder = doctest.DocTestFinder()
-    found: dict[str, doctest.DocTest] = {}
-    for module in MODULES:
-        for test in finder.find(module, module.__name__, globs={"__name__": "__main__"}):
-            if test.examples:  # the finder also returns docstrings without examples
-                found.setdefault(test.name, test)
-    return [found[name] for name in sorted(found)]
-
-
-EXAMPLES = _collect_examples()
 
 
 def _public_objects() -> dict[str, object]:
@@ -78,6 +69,7 @@ def _public_objects() -> dict[str, object]:
     objects: dict[str, object] = {}
 
     def add(name: str, obj: object) -> None:
+        ALIASES.add(name)
         key = id(obj.fget if isinstance(obj, property) else obj)
         if key not in seen:
             seen[key] = name
@@ -105,7 +97,35 @@ def _public_objects() -> dict[str, object]:
     return objects
 
 
+#: every name a public object is reachable by (binrec.Struct, binrec.records.Struct, ...)
+ALIASES: set[str] = set()
 PUBLIC = _public_objects()
+PUBLIC_MODULES = {m.__name__ for m in MODULES if not any(p.startswith("_") for p in m.__name__.split("."))}
+
+
+def _namespace(test_name: str, module) -> dict:
+    """Where an example runs.  The examples of the public API (what the
+    docs site shows) run in a fresh namespace, so they must import what
+    they use, exactly as a reader who pastes one into a REPL; those of
+    package-internal helpers are notes for developers and run in their
+    module's namespace, as ``doctest.testmod`` runs them."""
+    if test_name in ALIASES or test_name in PUBLIC_MODULES:
+        return {"__name__": "__main__"}
+    return dict(vars(module))
+
+
+def _collect_examples() -> list[doctest.DocTest]:
+    finder = doctest.DocTestFinder()
+    found: dict[str, doctest.DocTest] = {}
+    for module in MODULES:
+        for test in finder.find(module, module.__name__):
+            if test.examples and test.name not in found:  # the finder also returns docstrings without examples
+                test.globs = _namespace(test.name, module)
+                found[test.name] = test
+    return [found[name] for name in sorted(found)]
+
+
+EXAMPLES = _collect_examples()
 
 
 class _Runner(doctest.DocTestRunner):
@@ -208,11 +228,22 @@ def test_a_wrong_example_fails():
         run_example(_example(">>> 1 + 1\n3\n"))
 
 
-def test_an_example_runs_without_the_module_namespace():
-    # a docstring example that leans on its module's globals would not run
-    # when pasted into a REPL: it must fail here too
-    module_test = next(t for t in EXAMPLES if t.name.startswith("binrec.records."))
-    assert "Struct" not in module_test.globs
+def test_a_public_example_runs_without_the_module_namespace():
+    # a public example that leaned on its module's globals would not run
+    # when pasted into a REPL: it gets none
+    test = next(t for t in EXAMPLES if t.name == "binrec.records.Struct.unpack")
+    assert set(test.globs) == {"__name__"}
+
+
+def test_an_internal_example_runs_in_its_module_namespace():
+    internal = [t for t in EXAMPLES if t.name not in ALIASES and t.name not in PUBLIC_MODULES]
+    assert internal, "no internal helper has an example: this test would be vacuous"
+    for test in internal:
+        module = sys.modules[test.globs["__name__"]]
+        assert test.globs.keys() == vars(module).keys(), test.name
+
+
+def test_an_example_without_its_imports_fails():
     with pytest.raises(pytest.fail.Exception, match="NameError"):
         run_example(_example(">>> Struct\n"))
 
