@@ -181,10 +181,47 @@ def run_example(test: doctest.DocTest) -> None:
         pytest.fail(f"{runner.failures} of {runner.tries} examples failed in {test.name}:\n{report.getvalue()}", pytrace=False)
 
 
-def _examples_section(doc: str) -> str | None:
-    """The text of a numpydoc ``Examples`` section, or None if there is none."""
-    match = re.search(r"^Examples\n-{8,}\n(.*?)(?=^\S[^\n]*\n-{3,}\n|\Z)", doc, re.S | re.M)
+def _section(doc: str, title: str) -> str | None:
+    """The text of the numpydoc section ``title``, or None if there is none."""
+    match = re.search(rf"^{title}\n-{{{len(title)}}}\n(.*?)(?=^\S[^\n]*\n-{{3,}}\n|\Z)", doc, re.S | re.M)
     return match.group(1) if match else None
+
+
+def _examples_section(doc: str) -> str | None:
+    return _section(doc, "Examples")
+
+
+def _documented_names(doc: str, titles: tuple[str, ...]) -> set[str]:
+    """Names listed in numpydoc parameter-style sections: the unindented
+    lines ``name : type``, ``name`` or ``a, b, c`` (``**kw`` counts as
+    ``kw``)."""
+    names = set()
+    for title in titles:
+        for line in (_section(doc, title) or "").splitlines():
+            if line and not line[0].isspace():
+                names.update(n.strip().lstrip("*") for n in line.split(" : ")[0].split(","))
+    return names
+
+
+def _undocumented_parameters(obj: object) -> list[str]:
+    """Parameters of ``obj``'s signature that its docstring does not list
+    (a class may list its constructor's arguments as Attributes, as a
+    dataclass does; a class's ``*args``/``**kwargs`` are Exception's)."""
+    if isinstance(obj, property):
+        return []
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):  # a builtin without a signature
+        return []
+    is_class = inspect.isclass(obj)
+    titles = ("Parameters", "Other Parameters") + (("Attributes",) if is_class else ())
+    documented = _documented_names(inspect.getdoc(obj) or "", titles)
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return [
+        p.name
+        for p in signature.parameters.values()
+        if p.name not in ("self", "cls") and not (is_class and p.kind in variadic) and p.name not in documented
+    ]
 
 
 # -- the checks ----------------------------------------------------------------
@@ -214,6 +251,13 @@ def test_public_name_has_an_example(name):
     section = _examples_section(doc)
     assert section is not None, f"{name}'s docstring has no numpydoc 'Examples' section"
     assert ">>> " in section, f"{name}'s Examples section holds no runnable example"
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+def test_public_parameters_are_documented(name):
+    # the oracle is the signature itself: a renamed or added parameter
+    # (s -> struct, use_mmap -> mmap) must be renamed in the docs too
+    assert _undocumented_parameters(PUBLIC[name]) == [], f"{name}: parameters missing from its Parameters section"
 
 
 # -- the harness itself ----------------------------------------------------------
@@ -260,6 +304,30 @@ def test_a_missing_non_optional_module_fails(monkeypatch):
     monkeypatch.setitem(sys.modules, "sqlite3", None)
     with pytest.raises(pytest.fail.Exception, match="ModuleNotFoundError"):
         run_example(_example(">>> import sqlite3\n"))
+
+
+def test_the_parameter_check_sees_a_missing_parameter():
+    def half_documented(data, *, strict=False, **options):
+        """Summary.
+
+        Parameters
+        ----------
+        data : bytes
+        **options
+            Passed on.
+        """
+
+    def documented(a, b, *args):
+        """Summary.
+
+        Parameters
+        ----------
+        a, b : int
+        *args
+        """
+
+    assert _undocumented_parameters(half_documented) == ["strict"]
+    assert _undocumented_parameters(documented) == []
 
 
 def test_the_completeness_check_sees_a_missing_example():
