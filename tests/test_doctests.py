@@ -50,8 +50,6 @@ MODULE_NAMES = _module_names()
 MODULES = [importlib.import_module(name) for name in MODULE_NAMES]
 
 
-
-
 def _public_objects() -> dict[str, object]:
     """Qualified name -> object, for each function and class in the
     ``__all__`` of a public module and each public method and property of
@@ -178,7 +176,9 @@ def run_example(test: doctest.DocTest) -> None:
         extra = _missing_extra(runner.first_problem)
         if extra is not None:
             pytest.skip(f"{test.name}: its example needs {extra} ({OPTIONAL_EXTRAS[extra]}), which is not installed")
-        pytest.fail(f"{runner.failures} of {runner.tries} examples failed in {test.name}:\n{report.getvalue()}", pytrace=False)
+        pytest.fail(
+            f"{runner.failures} of {runner.tries} examples failed in {test.name}:\n{report.getvalue()}", pytrace=False
+        )
 
 
 def _section(doc: str, title: str) -> str | None:
