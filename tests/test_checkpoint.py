@@ -893,15 +893,28 @@ def test_a_save_that_fails_while_writing_leaves_no_temp_file_and_raises_the_os_e
     assert store.load("x") == {"v": 1}  # the old checkpoint is untouched
 
 
-def test_a_save_that_cannot_create_its_temp_file_raises_the_os_error(tmp_path, monkeypatch):
+def test_a_save_that_cannot_create_its_temp_file_raises_the_os_error(tmp_path):
     import errno
+    import threading
 
-    import binrec.checkpoint as ckpt
-
-    def cannot_create(path, mode="r", *args, **kwargs):
-        raise OSError(errno.EDQUOT, "Disk quota exceeded")
-
-    monkeypatch.setattr(ckpt, "open", cannot_create, raising=False)
-    with pytest.raises(OSError, match="Disk quota exceeded"):
+    # a directory where this thread's temp file would go (this process's
+    # own temp names are never cleaned): creating it fails with EISDIR
+    blocker = tmp_path / f".binrec-tmp-{os.getpid()}-{threading.get_ident()}-x.ckpt"
+    blocker.mkdir()
+    with pytest.raises(OSError) as err:
         CheckpointStore(tmp_path).save("x", {"v": 1})
-    assert list(tmp_path.iterdir()) == []
+    assert err.value.errno == errno.EISDIR
+    assert list(tmp_path.iterdir()) == [blocker]  # no checkpoint, nothing else written
+
+
+def test_saving_over_a_symlinked_name_replaces_the_link_not_its_target(tmp_path):
+    # the store owns its folder's entries: a save puts a new file at
+    # <name>.ckpt (as os.replace does) and never writes through a link
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"not a checkpoint")
+    store = CheckpointStore(tmp_path / "store")
+    (tmp_path / "store" / "x.ckpt").symlink_to(outside)
+    store.save("x", {"v": 1})
+    assert not (tmp_path / "store" / "x.ckpt").is_symlink()
+    assert outside.read_bytes() == b"not a checkpoint"
+    assert store.load("x") == {"v": 1}

@@ -78,7 +78,13 @@ class _Writer(io.BufferedWriter):
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike, *, mode: int | None = None) -> Iterator[BinaryIO]:
+def atomic_writer(
+    path: str | os.PathLike,
+    *,
+    mode: int | None = None,
+    temp_name: Callable[[str], str] | None = None,
+    follow: bool = True,
+) -> Iterator[BinaryIO]:
     """Context manager yielding a binary file; on a clean exit the file
     atomically replaces ``path``; on an exception it is removed and ``path``
     is untouched.
@@ -90,6 +96,17 @@ def atomic_writer(path: str | os.PathLike, *, mode: int | None = None) -> Iterat
     without destroying it.  A directory raises ``IsADirectoryError``.
     ``OSError`` raised here names ``path``, not the temporary file.
 
+    ``temp_name(final_name)`` names the temporary file (in the same folder)
+    for a caller whose crash cleanup reads its own names, such as the
+    checkpoint store's pid-tagged ones; it is created (or truncated) as
+    ``open(..., "wb")`` would.  By default a unique name starting with
+    :data:`TEMP_PREFIX` is made with :func:`tempfile.mkstemp`.
+
+    ``follow=False`` puts a new file at ``path`` itself, as ``os.replace``
+    does: whatever entry is there (a symlink, a FIFO) is replaced, neither
+    followed nor written through, and the new file gets the default
+    permissions (``0o666`` less the umask), not the old file's.
+
     >>> import tempfile, os
     >>> d = tempfile.mkdtemp()
     >>> with atomic_writer(os.path.join(d, "x.bin")) as fh:
@@ -99,25 +116,28 @@ def atomic_writer(path: str | os.PathLike, *, mode: int | None = None) -> Iterat
     """
     shown = os.fspath(path)
     shown = shown.decode(errors="surrogateescape") if isinstance(shown, bytes) else shown
-    target = Path(os.path.realpath(shown))  # a symlink's final target; the link stays
+    # follow: a symlink's final target (the link stays); else the entry itself
+    target = Path(os.path.realpath(shown) if follow else os.path.abspath(shown))
     try:
-        st: os.stat_result | None = os.stat(target)
+        st: os.stat_result | None = os.stat(target) if follow else os.lstat(target)
     except FileNotFoundError:
         st = None
     except OSError as exc:
         raise _named(exc, shown) from exc
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), shown)
-    if st is not None and not stat.S_ISREG(st.st_mode):
+    if st is not None and not stat.S_ISREG(st.st_mode) and follow:
         yield from _write_through(target, shown)
         return
+    if not follow:
+        st = None  # a new file: default permissions
     folder = target.parent
     try:
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + target.name + ".", dir=folder)
+        raw, tmp = _create_temp(folder, target.name, temp_name)
     except OSError as exc:
         raise _named(exc, shown) from exc
     try:
-        with _Writer(io.FileIO(fd, "wb"), shown) as fh:
+        with _Writer(raw, shown) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -127,7 +147,7 @@ def atomic_writer(path: str | os.PathLike, *, mode: int | None = None) -> Iterat
             elif st is not None:
                 with contextlib.suppress(OSError):
                     os.chmod(tmp, st.st_mode & 0o7777)
-            else:
+            elif temp_name is None:  # mkstemp made it 0o600: give it what open() would
                 umask = os.umask(0)
                 os.umask(umask)
                 os.chmod(tmp, 0o666 & ~umask)
@@ -139,6 +159,15 @@ def atomic_writer(path: str | os.PathLike, *, mode: int | None = None) -> Iterat
             os.unlink(tmp)
         raise
     fsync_dir(folder)
+
+
+def _create_temp(folder: Path, final_name: str, temp_name: Callable[[str], str] | None) -> tuple[io.FileIO, str]:
+    """The temporary file, open for writing, and its path."""
+    if temp_name is None:
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + final_name + ".", dir=folder)
+        return io.FileIO(fd, "wb"), tmp
+    tmp = os.path.join(folder, temp_name(final_name))
+    return io.FileIO(tmp, "wb"), tmp
 
 
 def _write_through(target: Path, shown: str) -> Iterator[BinaryIO]:

@@ -4,8 +4,9 @@ One file per checkpoint (format: ``docs/checkpoint-format.md``): a JSON
 header that ``list()`` reads without touching the payload, a pickle
 skeleton, numpy arrays written out of band (pickle protocol 5) as raw
 64-byte-aligned sections, and a footer with SHA-256 digests (HMAC-SHA256
-with ``key=``).  Writes are atomic and durable (temporary file in the same
-folder, fsync, ``os.replace``, fsync of the folder); loads check lengths and
+with ``key=``).  Writes are atomic and durable (``binrec._atomic``: a
+pid-tagged temporary file in the same folder, fsync, ``os.replace``, fsync
+of the folder); loads check lengths and
 checksums before anything is unpickled, and unpickle with the restricted
 loader.
 """
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import signing
-from ._atomic import TEMP_PREFIX, fsync_dir
+from ._atomic import TEMP_PREFIX, atomic_writer, fsync_dir
 from ._crc32 import crc32, crc32_combine, crc32_each
 from .pickling import AllowSpec, PickleSecurityError, TruncatedError, migrate, restricted_loads
 from .signing import BadSignature
@@ -175,6 +176,13 @@ class _BackgroundHasher:
         return self._hasher.digest()
 
 
+def _temp_name(final_name: str) -> str:
+    """A save's temporary file: tagged with the writer's pid (and thread),
+    which is how :meth:`CheckpointStore._clean_temp_files` tells a crashed
+    saver's leftovers from a live one's."""
+    return f"{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{final_name}"
+
+
 def _pid_alive(pid: int, path: Path) -> bool:
     """Might process ``pid`` still be writing ``path``?"""
     if os.name != "posix":
@@ -272,41 +280,29 @@ class CheckpointStore:
             raise ValueError(f"cannot save checkpoint {name!r}: {problem} (metadata too large, or too many arrays)")
         self._clean_temp_files()
         prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, FLAG_KEYED if key else 0, len(header))
-        fd_path = self.directory / f"{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{name}{SUFFIX}"
-        try:
-            with open(fd_path, "wb") as fh:
-                hasher = _BackgroundHasher(_Hasher(key))
-                pos = 0
+        with atomic_writer(path, temp_name=_temp_name, follow=False) as fh:
+            hasher = _BackgroundHasher(_Hasher(key))
+            pos = 0
 
-                def write(data: Any) -> None:
-                    nonlocal pos
-                    hasher.update(data)
-                    fh.write(data)
-                    pos += memoryview(data).nbytes
+            def write(data: Any) -> None:
+                nonlocal pos
+                hasher.update(data)
+                fh.write(data)
+                pos += memoryview(data).nbytes
 
-                write(prefix)
-                write(header)
-                write(bytes(_pad(pos)))
-                write(skeleton)
-                head_digest = hasher.snapshot()
-                for view, off in zip(views, offsets):
-                    write(bytes(off - pos))
-                    write(view)
-                write(bytes(footer_at - pos))
-                file_digest = hasher.digest()
-                fh.write(
-                    _FOOTER.pack(
-                        FOOTER_MAGIC, head_digest, file_digest, crc32(FOOTER_MAGIC + head_digest + file_digest)
-                    )
-                )
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(fd_path, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(fd_path)
-            raise
-        fsync_dir(self.directory)
+            write(prefix)
+            write(header)
+            write(bytes(_pad(pos)))
+            write(skeleton)
+            head_digest = hasher.snapshot()
+            for view, off in zip(views, offsets):
+                write(bytes(off - pos))
+                write(view)
+            write(bytes(footer_at - pos))
+            file_digest = hasher.digest()
+            fh.write(
+                _FOOTER.pack(FOOTER_MAGIC, head_digest, file_digest, crc32(FOOTER_MAGIC + head_digest + file_digest))
+            )
         info = self._info_from_header(json.loads(header), path, path.stat().st_size, bool(key))
         if self.keep_last is not None:
             self._apply_retention(keep=name)
