@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -131,6 +131,22 @@ def _check_name(name: Any) -> str:
             f"invalid checkpoint name {name!r}: use 1-200 letters, digits and ._+=@- (no leading dot, no '..', no path separators)"
         )
     return name
+
+
+@dataclass
+class _Checked:
+    """An open checkpoint whose header, footer and head digest were checked
+    (what load and verify go on from)."""
+
+    fh: BinaryIO
+    path: Path
+    size: int  # of the file, in bytes
+    header: dict[str, Any]
+    key: bytes | None  # the key it is signed with (None: unsigned store)
+    hasher: _Hasher  # has hashed the head; the rest of the file goes on from here
+    head_end: int  # offset where the head (prefix, header, skeleton) ends
+    skeleton: memoryview
+    file_digest: bytes  # the footer's whole-file digest
 
 
 class _Hasher:
@@ -496,7 +512,7 @@ class CheckpointStore:
                 return k
         raise BadSignature(f"{where}: signed with key id {wanted}, which is not among the store's keys")
 
-    def _open_checked(self, name: str):
+    def _open_checked(self, name: str) -> _Checked:
         path = self.path(name)
         try:
             fh = open(path, "rb")
@@ -522,7 +538,7 @@ class CheckpointStore:
             skeleton = memoryview(head)[sk["offset"] :]
             if crc32(skeleton) != sk["crc32"]:
                 raise CheckpointCorrupted(f"{path}: skeleton checksum mismatch")
-            return fh, path, size, header, key, hasher, len(head), skeleton, file_digest
+            return _Checked(fh, path, size, header, key, hasher, len(head), skeleton, file_digest)
         except BaseException:
             fh.close()
             raise
@@ -549,7 +565,8 @@ class CheckpointStore:
         ``migrations`` upgrades versioned state (saved with ``version=``) to
         ``current`` (default: one past the highest migration).
         """
-        fh, path, size, header, key, hasher, pos, skeleton, file_digest = self._open_checked(name)
+        checked = self._open_checked(name)
+        fh, path, header, key = checked.fh, checked.path, checked.header, checked.key
         try:
             buffers: list[Any] = []
             table = header["buffers"]
@@ -559,7 +576,7 @@ class CheckpointStore:
                     for b in table:
                         buffers.append(np.frombuffer(mm, dtype=np.uint8, count=b["length"], offset=b["offset"]))
                 if key:  # authenticity of array data needs the full pass
-                    self._full_digest(fh, header, key, hasher, pos, file_digest, path)
+                    self._full_digest(checked)
             else:
                 arrays = [np.empty(b["length"], dtype=np.uint8) for b in table]
                 # Reads go through a small bounce buffer (copies out of the
@@ -601,12 +618,12 @@ class CheckpointStore:
                             f"{path}: checksum mismatch in buffer {i} (bytes {b['offset']}..{b['offset'] + b['length']})"
                         )
                 if key:
-                    self._full_digest(fh, header, key, hasher, pos, file_digest, path)
+                    self._full_digest(checked)
                 buffers = arrays
         finally:
             fh.close()
         try:
-            state = restricted_loads(skeleton, allow, buffers)
+            state = restricted_loads(checked.skeleton, allow, buffers)
         except PickleSecurityError:
             raise
         except TruncatedError as exc:  # what every restricted loader raises for malformed bytes
@@ -625,10 +642,11 @@ class CheckpointStore:
             state = migrate(state, version, target, migrations, where=str(path))
         return state
 
-    def _full_digest(self, fh, header, key, hasher, pos, expected, path) -> None:
+    def _full_digest(self, checked: _Checked) -> None:
         """Hash the rest of the file (after the skeleton) and compare."""
-        fh.seek(pos)
-        left = header["footer_offset"] - pos
+        fh, hasher, path = checked.fh, checked.hasher, checked.path
+        fh.seek(checked.head_end)
+        left = checked.header["footer_offset"] - checked.head_end
         buf = bytearray(min(_CHUNK, max(left, 1)))
         view = memoryview(buf)
         while left:
@@ -637,8 +655,8 @@ class CheckpointStore:
                 raise CheckpointCorrupted(f"{path}: truncated")
             hasher.update(view[:n])
             left -= n
-        if not hmac.compare_digest(hasher.digest(), expected):
-            if key:
+        if not hmac.compare_digest(hasher.digest(), checked.file_digest):
+            if checked.key:
                 raise BadSignature(f"{path}: signature mismatch (tampered, or a different key)")
             raise CheckpointCorrupted(f"{path}: whole-file SHA-256 mismatch")
 
@@ -646,9 +664,10 @@ class CheckpointStore:
         """The full pass: header, every section's CRC32 and the whole-file
         SHA-256 (HMAC with a key).  Returns the info, or raises
         :class:`CheckpointCorrupted` / :class:`BadSignature`."""
-        fh, path, size, header, key, hasher, pos, skeleton, file_digest = self._open_checked(name)
+        checked = self._open_checked(name)
+        fh, path = checked.fh, checked.path
         try:
-            for i, b in enumerate(header["buffers"]):
+            for i, b in enumerate(checked.header["buffers"]):
                 fh.seek(b["offset"])
                 crc = 0
                 left = b["length"]
@@ -660,7 +679,7 @@ class CheckpointStore:
                     left -= len(chunk)
                 if crc & 0xFFFFFFFF != b["crc32"]:
                     raise CheckpointCorrupted(f"{path}: checksum mismatch in buffer {i}")
-            self._full_digest(fh, header, key, hasher, pos, file_digest, path)
+            self._full_digest(checked)
         finally:
             fh.close()
-        return self._info_from_header(header, path, size, bool(key))
+        return self._info_from_header(checked.header, path, checked.size, bool(checked.key))
