@@ -918,3 +918,14 @@ def test_saving_over_a_symlinked_name_replaces_the_link_not_its_target(tmp_path)
     assert not (tmp_path / "store" / "x.ckpt").is_symlink()
     assert outside.read_bytes() == b"not a checkpoint"
     assert store.load("x") == {"v": 1}
+
+
+def test_a_memoryview_key_signs_as_its_bytes_do(tmp_path):
+    CheckpointStore(tmp_path, key=memoryview(KEY)).save("x", {"v": 1})
+    assert CheckpointStore(tmp_path, key=KEY).load("x") == {"v": 1}
+
+
+def test_an_empty_key_list_is_refused_when_the_store_is_made(tmp_path):
+    # (it used to make a store that saved unsigned checkpoints it then refused to load)
+    with pytest.raises(ValueError, match="no keys given"):
+        CheckpointStore(tmp_path, key=[])

@@ -733,3 +733,18 @@ def test_import_shelve_sqlite_non_shelve_source_creates_no_destination(tmp_path)
     with pytest.raises(shelf.ShelfError, match="not a dbm.sqlite3"):
         shelf.import_shelve(src, dst)
     assert not dst.exists()
+
+
+def test_a_memoryview_key_signs_as_its_bytes_do(tmp_path):
+    # one spelling of "a key or a list of keys" for signing, shelf and
+    # checkpoint: any bytes-like object is one key (signing.sign's rule)
+    path = str(tmp_path / "s.db")
+    with shelf.open(path, key=memoryview(KEY)) as db:
+        db["a"] = [1, 2]
+    with shelf.open(path, key=KEY) as db:
+        assert db["a"] == [1, 2]
+
+
+def test_an_empty_key_list_is_refused_when_the_shelf_is_opened(tmp_path):
+    with pytest.raises(ValueError, match="no keys given"):
+        shelf.open(str(tmp_path / "s.db"), key=[])

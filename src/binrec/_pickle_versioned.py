@@ -32,12 +32,20 @@ def save_versioned(path: str | os.PathLike, data: Any, version: int, *, protocol
     >>> load_versioned(p, current=2, migrations={1: lambda d: {**d, "age": None}})
     {'name': 'Ann', 'age': None}
     """
-    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-        raise VersionError(f"version must be a non-negative int, got {version!r}")
+    check_version(version)
     payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL if protocol is None else protocol)
     with atomic_writer(path) as fh:
         fh.write(_VERSION_HEADER.pack(_VERSION_MAGIC, version))
         fh.write(payload)
+
+
+# package-internal: used by checkpoint.py (its save's version=)
+def check_version(version: Any) -> int:
+    """``version`` if it is a data version (an int >= 0, not a bool), else
+    :class:`VersionError` (a ``ValueError``)."""
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise VersionError(f"version must be a non-negative int, got {version!r}")
+    return version
 
 
 def read_version(path: str | os.PathLike) -> int:

@@ -37,6 +37,7 @@ import numpy as np
 from . import signing
 from ._atomic import TEMP_PREFIX, atomic_writer, fsync_dir
 from ._crc32 import crc32, crc32_combine, crc32_each
+from ._pickle_versioned import check_version
 from .pickling import AllowSpec, PickleSecurityError, TruncatedError, migrate, restricted_loads
 from .signing import BadSignature
 
@@ -251,7 +252,7 @@ class CheckpointStore:
         if key is None:
             self._keys: list[bytes] | None = None
         else:
-            self._keys = [signing.check_key(k) for k in ([key] if isinstance(key, (bytes, bytearray)) else key)]
+            self._keys = signing.check_keys(key)
         self._lock = threading.Lock()
 
     # -- paths ------------------------------------------------------------------
@@ -282,8 +283,8 @@ class CheckpointStore:
             json.dumps(meta)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"checkpoint metadata must be JSON-serialisable: {exc}") from None
-        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 0):
-            raise ValueError(f"version must be a non-negative int, got {version!r}")
+        if version is not None:
+            check_version(version)
         buffers: list[pickle.PickleBuffer] = []
         skeleton = pickle.dumps(state, protocol=5, buffer_callback=buffers.append)
         views = [b.raw() for b in buffers]

@@ -73,10 +73,7 @@ class Shelf(MutableMapping[str, Any]):
         self.path = os.fsdecode(path)
         self.flag = flag
         self.writeback = writeback
-        self._keys = None if key is None else ([key] if isinstance(key, (bytes, bytearray)) else list(key))
-        if self._keys is not None:
-            for k in self._keys:
-                signing.check_key(k)
+        self._keys = None if key is None else signing.check_keys(key)
         self._allow = allow
         self._protocol = pickle.HIGHEST_PROTOCOL if protocol is None else protocol
         self._lock = threading.RLock()

@@ -107,15 +107,22 @@ def subkey(key: bytes, context: bytes) -> bytes:
     return hmac.digest(key, b"binrec.signing.v1\x00" + context, "sha256")
 
 
-def _keyring(keys: Any) -> dict[bytes, bytes]:
+# package-internal: used by shelf.py and checkpoint.py (not in __all__)
+def check_keys(keys: Any) -> list[bytes]:
+    """One key (bytes-like) or an iterable of keys, each checked, in order;
+    the first is the one that signs."""
     if isinstance(keys, (bytes, bytearray, memoryview)):
         keys = [keys]
-    ring = {}
-    for k in keys:
-        k = check_key(k)
-        ring.setdefault(_key_id(k), k)
-    if not ring:
+    checked = [check_key(k) for k in keys]
+    if not checked:
         raise ValueError("no keys given")
+    return checked
+
+
+def _keyring(keys: Any) -> dict[bytes, bytes]:
+    ring: dict[bytes, bytes] = {}
+    for k in check_keys(keys):
+        ring.setdefault(_key_id(k), k)
     return ring
 
 
