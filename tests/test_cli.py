@@ -286,7 +286,8 @@ def test_parquet_error_after_the_first_chunk_prints_only_the_message(tmp_path):
     res = binrec_m("decode", FMT, "-", "-o", tmp_path / "o.parquet", stdin=raw)
     assert res.returncode == 1
     assert res.stderr.decode() == (
-        "binrec: error: <stdin>: partial record of 3 bytes (records are 18 bytes) at byte offset 1260000\n"
+        "binrec: error: <stdin>: 1260003 bytes after offset 0 are not a whole number of 18-byte records "
+        "(70000 whole records and a partial record of 3 bytes at byte offset 1260000)\n"
     )
     assert list(tmp_path.iterdir()) == []
 
@@ -637,3 +638,22 @@ def test_pickle_inspect_json_on_a_missing_file_prints_the_unreadable_report(tmp_
     assert report["status"] == "unreadable" and report["safe"] is False
     assert report["verdict"] == f"unreadable: cannot read missing.pkl: {reason}"
     assert report["size"] == 0 and report["pickles"] == 0 and report["globals"] == []
+
+
+@pytest.mark.parametrize("ext", ["csv", "parquet"])
+def test_text_that_is_not_ascii_names_the_field_and_row_in_every_output_format(tmp_path, ext):
+    # one text decoding (binrec._text) for CSV/JSONL and Parquet alike; the
+    # oracle for the bytes that fail is Python's own bytes.decode("ascii")
+    if ext == "parquet":
+        pytest.importorskip("pyarrow")
+    raw = struct.pack(FMT, 1, b"ok", 0.5) + struct.pack(FMT, 2, b"caf\xe9", 1.5)
+    with pytest.raises(UnicodeDecodeError):
+        b"caf\xe9".decode("ascii")
+    res = binrec_m(
+        "decode", FMT, "-", "--names", "id,name,temp", "-o", tmp_path / f"o.{ext}", "--text", "name", stdin=raw
+    )
+    assert res.returncode == 1
+    assert one_line_error(res) == (
+        "binrec: error: field 'name' (row 1): cannot decode b'caf\\xe9' as ascii: ordinal not in range(128)"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -69,7 +69,10 @@ def test_bad_file_length_names_the_file(tmp_path):
     good.write_bytes(bytes(18 * 3))
     bad = tmp_path / "b.bin"
     bad.write_bytes(bytes(18 * 3 + 5))
-    with pytest.raises(Error, match=r"b\.bin.*partial record at byte offset 54"):
+    with pytest.raises(
+        Error,
+        match=r"b\.bin: 59 bytes after offset 0 are not a whole number of 18-byte records .*partial record of 5 bytes at byte offset 54\)$",
+    ):
         bdask.read_records([good, bad], FMT)
     with pytest.raises(FileNotFoundError):
         bdask.read_records(str(tmp_path / "nothing*.bin"), FMT)

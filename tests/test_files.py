@@ -72,7 +72,7 @@ def test_file_larger_than_chunk_by_one_byte(tmp_path, s):
     raw = make_records(8) + b"\x01"
     path = tmp_path / "r.bin"
     path.write_bytes(raw)
-    with pytest.raises(Error, match=r"partial record of 1 bytes .* at byte offset 144"):
+    with pytest.raises(Error, match=r"partial record of 1 bytes at byte offset 144\)$"):
         list(s.iter_unpack(path, chunk_size=8))
     rows, extra = collect(s.iter_unpack(path, chunk_size=8, trailing="ignore"))
     assert rows == oracle(raw[:-1]) and extra == []
@@ -143,7 +143,7 @@ def test_read_file(tmp_path, s, use_mmap):
     one = tmp_path / "one.bin"
     one.write_bytes(raw[:18])
     assert s.read_file(one, mmap=use_mmap).tolist() == oracle(raw[:18])
-    with pytest.raises(Error, match=r"r\.bin: .* \(partial record at byte offset 22212\)"):
+    with pytest.raises(Error, match=r"r\.bin: .* partial record of \d+ bytes at byte offset 22212\)$"):
         s.read_file(path, mmap=use_mmap)
     with pytest.raises(Error, match="need"):
         s.read_file(path, offset=4, count=2000, mmap=use_mmap)
@@ -315,7 +315,12 @@ def test_iter_unpack_partial_record_on_a_pipe_names_the_pipe(s):
     r, w = os.pipe()
     os.write(w, make_records(2) + b"xy")
     os.close(w)
-    with os.fdopen(r, "rb") as fh, pytest.raises(Error, match=r"^<pipe, fd \d+>: partial record of 2 bytes"):
+    with (
+        os.fdopen(r, "rb") as fh,
+        pytest.raises(
+            Error, match=r"^<pipe, fd \d+>: \d+ bytes after offset 0 are not a whole number.* partial record of 2 bytes"
+        ),
+    ):
         list(s.iter_unpack(fh))
 
 
@@ -344,7 +349,10 @@ def test_read_file_accepts_binary_file_objects(tmp_path, s, kind):
         assert s.read_file(fh, text="name")["name"].tolist()[:2] == ["st0", "st1"]
     with (
         opened() as fh,
-        pytest.raises(Error, match=r"not a whole number of 18-byte records \(partial record at byte offset 5400\)"),
+        pytest.raises(
+            Error,
+            match=r"not a whole number of 18-byte records \(300 whole records and a partial record of 4 bytes at byte offset 5400\)",
+        ),
     ):
         s.read_file(fh)
     with (
@@ -388,18 +396,20 @@ def test_iter_unpack_negative_offset_on_a_file_is_an_error(tmp_path, s):
 
 
 def _readme_record_file_calls() -> list[str]:
-    readme = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
-    with open(readme, encoding="utf-8") as fh:
+    # the headered example lives in the files page of the docs since the
+    # README was cut down (issue 12)
+    page = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "files.md")
+    with open(page, encoding="utf-8") as fh:
         text = fh.read()
-    section = text.split("## Record files in pipelines", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    section = text.split("```python", 1)[1].split("```", 1)[0]
     return [
         line.split("  #")[0] for line in section.splitlines() if line.startswith(("s.read_file(", "s.read_record("))
     ]
 
 
 def test_readme_record_file_example_reads_a_headered_file(tmp_path, s, monkeypatch):
-    """The README's example names a file with a 16-byte header: its
-    read_file and read_record calls must work on such a file."""
+    """The docs' record-file example names a file with a 16-byte header:
+    its read_file and read_record calls must work on such a file."""
     calls = _readme_record_file_calls()
     assert len(calls) == 2
     monkeypatch.chdir(tmp_path)
@@ -1054,27 +1064,32 @@ def test_mmap_on_something_that_is_not_a_path_is_refused(s, call):
         call(s)
 
 
-# messages name the source, the record size and the byte offset
+# messages name the source, the record size and the byte offset, in the one
+# whole-records wording that read_file and Struct.unpack use too
+
+#: 2 records of 18 bytes and 3 more after a 3-byte header
+_PARTIAL_AT_39 = (
+    r"39 bytes after offset 3 are not a whole number of 18-byte records "
+    r"\(2 whole records and a partial record of 3 bytes at byte offset 39\)"
+)
 
 
 @pytest.mark.parametrize("use_mmap", [False, True])
 def test_a_partial_record_in_a_file_is_reported_with_its_path_and_offset(tmp_path, s, use_mmap):
     path = tmp_path / "r.bin"
     path.write_bytes(b"HDR" + make_records(2) + b"xyz")
-    expected = rf"^{re.escape(str(path))}: partial record of 3 bytes \(records are 18 bytes\) at byte offset 39$"
+    expected = rf"^{re.escape(str(path))}: {_PARTIAL_AT_39}$"
     with pytest.raises(Error, match=expected):
         list(s.iter_unpack(path, offset=3, mmap=use_mmap))
 
 
 def test_a_partial_record_in_a_buffer_is_reported_with_its_offset(s):
-    with pytest.raises(Error, match=r"^buffer: partial record of 3 bytes \(records are 18 bytes\) at byte offset 39$"):
+    with pytest.raises(Error, match=rf"^buffer: {_PARTIAL_AT_39}$"):
         list(s.iter_unpack(b"HDR" + make_records(2) + b"xyz", offset=3))
 
 
 def test_a_partial_record_in_a_stream_is_reported_with_its_offset(s):
-    with pytest.raises(
-        Error, match=r"^<BytesIO>: partial record of 3 bytes \(records are 18 bytes\) at byte offset 39$"
-    ):
+    with pytest.raises(Error, match=rf"^<BytesIO>: {_PARTIAL_AT_39}$"):
         list(s.iter_unpack(io.BytesIO(b"HDR" + make_records(2) + b"xyz"), offset=3))
 
 
@@ -1108,7 +1123,9 @@ def test_a_socket_is_named_as_a_socket(s):
         b.shutdown(socket.SHUT_WR)
         with (
             a.makefile("rb") as fh,
-            pytest.raises(Error, match=rf"^<socket, fd {a.fileno()}>: partial record of 2 bytes"),
+            pytest.raises(
+                Error, match=rf"^<socket, fd {a.fileno()}>: 20 bytes after offset 0 .* partial record of 2 bytes"
+            ),
         ):
             list(s.iter_unpack(fh))
 
@@ -1210,3 +1227,54 @@ def test_write_file_into_a_fifo_writes_through_it(tmp_path, s):
     t.join(60)
     assert got["data"] == struct.pack(FMT, 1, b"a", 0.5) + struct.pack(FMT, 2, b"b", 1.5)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+# -- issue 12: one spelling per idea, old spellings still work with a warning ---------
+
+
+def test_iter_unpack_use_mmap_is_the_deprecated_spelling_of_mmap(tmp_path, s):
+    from binrec import files
+
+    raw = make_records(5)
+    path = tmp_path / "r.bin"
+    path.write_bytes(raw)
+    with pytest.warns(DeprecationWarning, match=r"iter_unpack\(use_mmap=\.\.\.\) is deprecated: use mmap="):
+        rows, extra = collect(files.iter_unpack(s, path, chunk_size=2, use_mmap=True))
+    assert rows == oracle(raw) and extra == []  # oracle: struct.iter_unpack
+
+
+def test_iter_unpack_use_mmap_still_refuses_a_stream_as_mmap_does(s):
+    from binrec import files
+
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="mmap=True needs a path"):
+        list(files.iter_unpack(s, io.BytesIO(make_records(1)), use_mmap=True))
+
+
+def test_files_functions_take_the_struct_as_struct_and_still_as_s_with_a_warning(tmp_path, s):
+    from binrec import files
+
+    raw = make_records(3)
+    path = tmp_path / "r.bin"
+    path.write_bytes(raw)
+    assert files.read_file(struct=s, source=path).tolist() == oracle(raw)  # oracle: struct.iter_unpack
+    with pytest.warns(DeprecationWarning, match=r"read_file\(s=\.\.\.\) is deprecated: use struct="):
+        assert files.read_file(s=s, source=path).tolist() == oracle(raw)
+    with pytest.warns(DeprecationWarning, match=r"read_record\(s=\.\.\.\)"):
+        assert tuple(files.read_record(s=s, file=path, index=1).tolist()) == oracle(raw)[1]
+
+
+def test_files_refuse_the_struct_given_under_both_names(tmp_path, s):
+    from binrec import files
+
+    with pytest.raises(TypeError, match="got both s= and its new name struct="):
+        files.read_file(s=s, struct=s, source=tmp_path / "r.bin")
+
+
+def test_files_iter_unpack_refuses_a_non_buffer_at_the_call_as_struct_does(s):
+    # oracle: struct.iter_unpack raises TypeError when called, before iterating
+    from binrec import files
+
+    with pytest.raises(TypeError):
+        struct.iter_unpack(FMT, 5)
+    with pytest.raises(TypeError, match="a bytes-like object is required, not 'int'"):
+        files.iter_unpack(s, 5)

@@ -86,14 +86,29 @@ def _is_private(name: str) -> bool:
 
 
 def _private_methods(tree: ast.Module) -> set[str]:
-    """Underscore methods defined by the classes of one module."""
-    return {
-        item.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ClassDef)
-        for item in node.body
-        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and _is_private(item.name)
-    }
+    """Underscore members of the classes of one module: methods, class
+    attributes, ``__slots__`` entries and ``self._x = ...`` attributes."""
+    names = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for item in node.body:
+            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names.add(item.name)
+            elif isinstance(item, (ast.Assign, ast.AnnAssign)):
+                targets = item.targets if isinstance(item, ast.Assign) else [item.target]
+                names.update(t.id for t in targets if isinstance(t, ast.Name))
+                if any(isinstance(t, ast.Name) and t.id == "__slots__" for t in targets) and item.value is not None:
+                    names.update(
+                        c.value
+                        for c in ast.walk(item.value)
+                        if isinstance(c, ast.Constant) and isinstance(c.value, str)
+                    )
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Attribute) and isinstance(sub.ctx, ast.Store):
+                if isinstance(sub.value, ast.Name) and sub.value.id in ("self", "cls"):
+                    names.add(sub.attr)
+    return {name for name in names if _is_private(name)}
 
 
 def private_reaches(package_dir: pathlib.Path) -> list[tuple[str, int, str]]:
@@ -114,6 +129,18 @@ def private_reaches(package_dir: pathlib.Path) -> list[tuple[str, int, str]]:
             elif isinstance(node, ast.Import):
                 module_aliases.update(a.asname for a in node.names if a.asname and a.name.startswith("binrec."))
         for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "setattr", "hasattr")
+                and len(node.args) >= 2
+                and isinstance(node.args[0], ast.Name)
+                and node.args[0].id in module_aliases
+                and isinstance(node.args[1], ast.Constant)
+                and isinstance(node.args[1].value, str)
+                and _is_private(node.args[1].value)
+            ):
+                found.append((fname, node.lineno, node.args[1].value))  # getattr(module, "_name")
             if not (isinstance(node, ast.Attribute) and _is_private(node.attr)):
                 continue
             via_module = isinstance(node.value, ast.Name) and node.value.id in module_aliases
@@ -140,6 +167,35 @@ def test_the_private_reach_check_finds_each_shape(tmp_path):
         encoding="utf-8",
     )
     assert sorted(private_reaches(tmp_path)) == [("b.py", 2, "_helper"), ("b.py", 3, "_helper"), ("b.py", 6, "_own")]
+
+
+def test_the_private_reach_check_finds_private_attributes_and_getattr(tmp_path):
+    # the oracle: hand-written reaches into a private instance attribute, a
+    # __slots__ entry, a class attribute and, by getattr, a module's private name
+    (tmp_path / "a.py").write_text(
+        "class S:\n"
+        "    __slots__ = ('_slot',)\n"
+        "    _table = {}\n"
+        "    def __init__(self):\n"
+        "        self._inner = 1\n"
+        "        self._slot = self._inner\n"
+        "_private = 1\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "b.py").write_text(
+        "from . import a\n"
+        "def f(s):\n"
+        "    return s._inner, s._slot, s._table\n"
+        "getattr(a, '_private')\n"
+        "getattr(a, 'public')\n",
+        encoding="utf-8",
+    )
+    assert sorted(private_reaches(tmp_path)) == [
+        ("b.py", 3, "_inner"),
+        ("b.py", 3, "_slot"),
+        ("b.py", 3, "_table"),
+        ("b.py", 4, "_private"),
+    ]
 
 
 def test_no_module_reaches_into_another_modules_private_names():

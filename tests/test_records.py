@@ -235,7 +235,7 @@ def test_count_and_offset():
 @pytest.mark.parametrize(
     "kw,match",
     [
-        ({}, r"multiple of 2 bytes"),
+        ({}, r"^buffer: 13 bytes after offset 0 are not a whole number of 2-byte records"),
         ({"offset": -14}, "offset -14 out of range for 13-byte buffer"),
         ({"offset": -3, "count": 2}, "not enough data to unpack 4 bytes at offset -3"),
         ({"offset": 100}, "past the end"),
@@ -253,7 +253,12 @@ def test_bad_offset_and_count(kw, match):
 
 
 def test_trailing_partial_record_names_its_offset():
-    with pytest.raises(Error, match=r"1 trailing bytes at byte offset 36"):
+    # the one whole-records wording (binrec.records.whole_records)
+    expected = (
+        r"^buffer: 37 bytes after offset 0 are not a whole number of 18-byte records "
+        r"\(2 whole records and a partial record of 1 bytes at byte offset 36\)$"
+    )
+    with pytest.raises(Error, match=expected):
         Struct(">I10sf").unpack(bytes(37))
 
 

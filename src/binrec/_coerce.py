@@ -11,14 +11,15 @@ also gives the precise row of the first bad value.
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from ._errors import Error, FloatOverflowError
-from ._layout import Field, int_range
+from ._errors import BufferContiguityError, BufferTypeError, Error, FloatOverflowError
+from ._layout import Field, Layout, int_range
 
-__all__ = ["coerce_column", "field_error"]
+__all__ = ["coerce_column", "field_error", "byte_view", "plain_array", "native_rows"]
 
 
 def field_error(f: Field, row: int | None, message: str, cls: type[Error] = Error) -> Error:
@@ -273,3 +274,132 @@ def _coerce_bytes(f: Field, arr: np.ndarray, base: int) -> tuple[np.ndarray, np.
         if lengths is not None:
             lengths[i] = len(v)
     return out, lengths
+
+
+# -- buffers and whole rows (used by records.py and files.py) ---------------------
+
+
+def byte_view(buffer: Any, *, writable: bool = False, what: str = "buffer") -> memoryview:
+    """A flat, C-contiguous uint8 memoryview over ``buffer``'s bytes."""
+    try:
+        mv = memoryview(buffer)
+    except TypeError:
+        # struct's own words, raised as BufferTypeError: both TypeError (as
+        # struct raises) and binrec.Error (a bad buffer, like the others).
+        if writable:
+            name = "None" if buffer is None else type(buffer).__name__  # as struct says it
+            msg = f"argument must be read-write bytes-like object, not {name}"
+        else:
+            msg = f"a bytes-like object is required, not {type(buffer).__name__!r}"
+        raise BufferTypeError(msg) from None
+    # struct raises TypeError for a target it cannot write ("argument must be
+    # read-write bytes-like object") and BufferError for a source that is not
+    # contiguous: binrec's errors are both those and binrec.Error.
+    if writable and mv.readonly:
+        raise BufferTypeError(f"{what} is read-only: it must be a read-write bytes-like object")
+    if not mv.c_contiguous:
+        raise (BufferTypeError if writable else BufferContiguityError)(f"{what} must be C-contiguous")
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B")
+    return mv
+
+
+def plain_array(arr: np.ndarray) -> np.ndarray:
+    """``arr`` as a base-class ndarray view.
+
+    A subclass can override ``dtype``, ``shape``, ``itemsize``, ``flags`` or
+    ``nbytes`` with Python properties; numpy's ``asarray`` reads the array's
+    own C-level fields.  Every check that guards a kernel runs on this view,
+    and the kernels receive it, so their memory accesses are sized by the
+    real buffer.
+    """
+    return arr if type(arr) is np.ndarray else np.asarray(arr)
+
+
+def native_rows(layout: Layout, values: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``values`` validated as ``Struct.pack`` takes them (a structured
+    array, a mapping of columns, a 2-D array or a sequence of tuples), as a
+    C-contiguous array of ``layout.dtype`` plus explicit Pascal-string
+    lengths."""
+    if isinstance(values, np.ndarray):
+        values = plain_array(values)
+    if isinstance(values, np.ndarray) and values.dtype.names is not None:
+        if values.ndim != 1:
+            raise Error(f"expected a 1-D structured array, got shape {values.shape}")
+        if values.dtype == layout.dtype:
+            return np.ascontiguousarray(values), {}
+        missing = [n for n in layout.names if n not in values.dtype.names]
+        extra = [n for n in values.dtype.names if n not in layout.names]
+        if missing or extra:
+            raise Error(
+                f"structured array fields do not match the format's names {layout.names}: "
+                f"missing {missing}, unknown {extra}"
+            )
+        columns = {n: values[n] for n in layout.names}
+        n = len(values)
+    elif isinstance(values, Mapping):
+        missing = [n for n in layout.names if n not in values]
+        extra = [k for k in values if k not in layout.names]
+        if missing or extra:
+            raise Error(f"columns do not match the format's names {layout.names}: missing {missing}, unknown {extra}")
+        columns = {}
+        n = None
+        for name in layout.names:
+            col = values[name]
+            try:
+                length = len(col)
+            except TypeError:
+                raise Error(f"column {name!r} must be a sequence or array, not {type(col).__name__}") from None
+            if n is None:
+                n = length
+            elif length != n:
+                raise Error(f"column {name!r} has {length} values, column {layout.names[0]!r} has {n}")
+            columns[name] = col
+        n = n or 0
+    elif isinstance(values, np.ndarray) and values.ndim == 2:
+        if values.shape[1] != len(layout.names):
+            raise Error(f"pack expected {len(layout.names)} items per row, got an array of shape {values.shape}")
+        columns = {name: values[:, i] for i, name in enumerate(layout.names)}
+        n = values.shape[0]
+    elif isinstance(values, np.ndarray) and values.dtype.kind != "O":
+        # Only an object array can hold rows (tuples); any other plain
+        # array that is not 2-D would fail row by row with a message
+        # that names neither the field nor the shapes accepted.
+        width = len(layout.names)
+        hint = f"; for one field use values.reshape(-1, 1) or {{{layout.names[0]!r}: values}}" if width == 1 else ""
+        raise Error(
+            f"pack expected a 2-D array of shape (N, {width}) (one column per field {layout.names}), "
+            "a structured array, a mapping of name -> column or a sequence of tuples; "
+            f"got a {values.ndim}-D {values.dtype} array of shape {values.shape}{hint}"
+        )
+    else:
+        columns, n = _columns_from_rows(layout, values)
+    arr = np.empty(n, dtype=layout.dtype)
+    plens: dict[str, np.ndarray] = {}
+    for f in layout.fields:
+        col, lengths = coerce_column(f, columns[f.name])
+        arr[f.name] = col
+        if lengths is not None:
+            plens[f.name] = lengths
+    return arr, plens
+
+
+def _columns_from_rows(layout: Layout, rows: Any) -> tuple[dict[str, Any], int]:
+    if isinstance(rows, (str, bytes, bytearray)) or not isinstance(rows, Iterable):
+        raise TypeError(
+            "values must be a structured array, a mapping of name -> column, "
+            f"or a sequence of tuples, not {type(rows).__name__}"
+        )
+    rows = rows if isinstance(rows, Sequence) else list(rows)
+    width = len(layout.names)
+    for i, row in enumerate(rows):
+        try:
+            length = len(row)
+        except TypeError:
+            raise Error(f"row {i}: expected a tuple of {width} values, got {type(row).__name__}") from None
+        if length != width or isinstance(row, (str, bytes, bytearray)):
+            raise Error(f"row {i}: pack expected {width} items for packing (got {length})")
+    if not rows:
+        return {name: [] for name in layout.names}, 0
+    cols = list(zip(*rows))
+    return dict(zip(layout.names, cols)), len(rows)

@@ -26,8 +26,9 @@ from . import _backend
 from ._atomic import TEMP_PREFIX, atomic_writer
 from ._coerce import field_error
 from ._errors import Error
+from ._text import DEFAULT_STRIP, decode_field, with_text
 from .files import file_span, remaining_bytes, source_name
-from .records import Struct, with_text
+from .records import Struct
 
 SENSOR_FORMAT = ">I10sf"
 SENSOR_NAMES = ("id", "name", "temp")
@@ -192,26 +193,81 @@ def _json_value(value):
 
 
 class _Writer:
-    """Writes decoded chunks to one output format."""
+    """Writes decoded chunks to one output format (one subclass each).
+    ``text``: the --text fields, decoded to str where the format has text."""
 
-    def __init__(self, kind: str, fh, s: Struct):
-        self.kind, self.fh, self.s = kind, fh, s
+    def __init__(self, fh, s: Struct, text: list[str]):
+        self.fh, self.s, self.text = fh, s, text
         self.names = list(s.names)
         self.rows = 0
-        if kind == "csv":
-            import csv
 
-            self.text_fh = io.TextIOWrapper(fh, encoding="utf-8", newline="", write_through=True)
-            self.csv = csv.writer(self.text_fh)
-            self.csv.writerow(self.names)
-        elif kind == "jsonl":
-            self.text_fh = io.TextIOWrapper(fh, encoding="utf-8", newline="\n", write_through=True)
-        elif kind == "npy":
-            self._npy_header(0)
-        elif kind == "parquet":
-            self.pq_writer = None
+    def write(self, chunk: np.ndarray) -> None:
+        self.rows += len(chunk)
+        self._write(chunk)
 
-    def _npy_header(self, n: int) -> None:
+    def _write(self, chunk: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """After an error (Ctrl-C included): let go of the output without
+        finishing it."""
+
+    def close(self) -> None:
+        """Finish the output after the last chunk."""
+
+
+class _TextWriter(_Writer):
+    newline = ""
+
+    def __init__(self, fh, s: Struct, text: list[str]):
+        super().__init__(fh, s, text)
+        self.text_fh = io.TextIOWrapper(fh, encoding="utf-8", newline=self.newline, write_through=True)
+
+    def write(self, chunk: np.ndarray) -> None:
+        if self.text:
+            chunk = with_text(self.s.layout, chunk, self.text, "ascii", DEFAULT_STRIP)
+        super().write(chunk)
+
+    def abort(self) -> None:
+        # a text wrapper left attached would close standard output
+        with contextlib.suppress(ValueError, OSError):
+            self.text_fh.detach()
+
+    def close(self) -> None:
+        self.text_fh.flush()
+        self.text_fh.detach()
+
+
+class _CsvWriter(_TextWriter):
+    def __init__(self, fh, s: Struct, text: list[str]):
+        import csv
+
+        super().__init__(fh, s, text)
+        self.csv = csv.writer(self.text_fh)
+        self.csv.writerow(self.names)
+
+    def _write(self, chunk: np.ndarray) -> None:
+        self.csv.writerows([[_text_value(v) for v in row] for row in chunk.tolist()])
+
+
+class _JsonlWriter(_TextWriter):
+    newline = "\n"
+
+    def _write(self, chunk: np.ndarray) -> None:
+        import json
+
+        out = []
+        for row in chunk.tolist():
+            out.append(json.dumps({k: _json_value(v) for k, v in zip(self.names, row)}))
+        self.text_fh.write("\n".join(out) + "\n")
+
+
+class _NpyWriter(_Writer):
+    def __init__(self, fh, s: Struct, text: list[str]):
+        super().__init__(fh, s, text)  # --text is refused for .npy before this
+        self._header(0)
+
+    def _header(self, n: int) -> None:
         from numpy.lib import format as npformat
 
         dtype_descr = npformat.dtype_to_descr(self.s.dtype)
@@ -222,55 +278,51 @@ class _Writer:
         body = (header + " " * pad + "\n").encode("latin-1")
         self.fh.write(b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body)
 
-    def write(self, chunk: np.ndarray, cols: dict | None) -> None:
-        self.rows += len(chunk)
-        if self.kind == "csv":
-            self.csv.writerows([[_text_value(v) for v in row] for row in chunk.tolist()])
-        elif self.kind == "jsonl":
-            import json
+    def _write(self, chunk: np.ndarray) -> None:
+        self.fh.write(chunk.tobytes())
 
-            out = []
-            for row in chunk.tolist():
-                out.append(json.dumps({k: _json_value(v) for k, v in zip(self.names, row)}))
-            self.text_fh.write("\n".join(out) + "\n")
-        elif self.kind == "npy":
-            self.fh.write(chunk.tobytes())
-        elif self.kind == "parquet":
-            import pyarrow.parquet as pq
+    def close(self) -> None:
+        self.fh.seek(0)
+        self._header(self.rows)
+        self.fh.seek(0, os.SEEK_END)
 
-            table = self.s.unpack_table(self.s.pack(chunk)) if cols is None else cols
-            if self.pq_writer is None:
-                self.pq_writer = pq.ParquetWriter(self.fh, table.schema)
-            self.pq_writer.write_table(table)
+
+class _ParquetWriter(_Writer):
+    def __init__(self, fh, s: Struct, text: list[str]):
+        super().__init__(fh, s, text)
+        self.pq_writer = None
+
+    def _write(self, chunk: np.ndarray) -> None:
+        import pyarrow.parquet as pq
+
+        table = _table_from_rows(self.s, chunk, self.text)
+        if self.pq_writer is None:
+            self.pq_writer = pq.ParquetWriter(self.fh, table.schema)
+        self.pq_writer.write_table(table)
 
     def abort(self) -> None:
-        """After an error (Ctrl-C included): let go of the output without
-        finishing it.  A Parquet writer left open would be closed by the
-        garbage collector after the file, printing "Exception ignored"; a
-        text wrapper left attached would close standard output."""
-        if self.kind in ("csv", "jsonl"):
-            with contextlib.suppress(ValueError, OSError):
-                self.text_fh.detach()
-        elif self.kind == "parquet" and self.pq_writer is not None:
+        # a Parquet writer left open would be closed by the garbage collector
+        # after the file, printing "Exception ignored"
+        if self.pq_writer is not None:
             writer, self.pq_writer = self.pq_writer, None
             with contextlib.suppress(Exception):
                 writer.close()
 
     def close(self) -> None:
-        if self.kind in ("csv", "jsonl"):
-            self.text_fh.flush()
-            self.text_fh.detach()
-        elif self.kind == "npy":
-            self.fh.seek(0)
-            self._npy_header(self.rows)
-            self.fh.seek(0, os.SEEK_END)
-        elif self.kind == "parquet":
-            if self.pq_writer is None:
-                import pyarrow.parquet as pq
+        if self.pq_writer is None:
+            import pyarrow.parquet as pq
 
-                table = self.s.unpack_table(b"")
-                self.pq_writer = pq.ParquetWriter(self.fh, table.schema)
-            self.pq_writer.close()
+            table = self.s.unpack_table(b"")
+            self.pq_writer = pq.ParquetWriter(self.fh, table.schema)
+        self.pq_writer.close()
+
+
+_WRITERS: dict[str, type[_Writer]] = {
+    "csv": _CsvWriter,
+    "jsonl": _JsonlWriter,
+    "npy": _NpyWriter,
+    "parquet": _ParquetWriter,
+}
 
 
 def _output_kind(path: str | None) -> str:
@@ -380,7 +432,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 def _decode_into(s: Struct, src, where: str, out_fh, kind: str, text: list[str], args: argparse.Namespace, bar) -> int:
     limit = args.count if args.count is not None else args.head
-    writer = _Writer(kind, out_fh, s)
+    writer = _WRITERS[kind](out_fh, s, text)
     try:
         done = 0
         # with a limit of 0 nothing is read, so nothing (no partial record) is reached
@@ -388,12 +440,7 @@ def _decode_into(s: Struct, src, where: str, out_fh, kind: str, text: list[str],
         for chunk in chunks:
             if limit is not None and done + len(chunk) > limit:
                 chunk = chunk[: limit - done]
-            cols = None
-            if text and kind in ("csv", "jsonl"):
-                chunk = with_text(s, chunk, set(text), "ascii", b"\x00 ")
-            if kind == "parquet":
-                cols = _table_from_rows(s, chunk, text)
-            writer.write(chunk, cols)
+            writer.write(chunk)
             done += len(chunk)
             if bar is not None:
                 bar.update(len(chunk) * s.size)
@@ -417,7 +464,7 @@ def _table_from_rows(s: Struct, rows: np.ndarray, text: list[str]):
     for f in s.layout.fields:
         col = rows[f.name]
         if f.name in text and col.dtype.kind == "S":
-            col = np.strings.decode(np.strings.rstrip(col, b"\x00 "), "ascii")
+            col = decode_field(f, col, "ascii", DEFAULT_STRIP)
         if col.dtype.kind == "S":
             arrays.append(pa.array(col.tolist(), type=pa.binary()))
         elif col.dtype.kind == "U":

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ._compat import renamed_keywords
 from ._errors import Error
 from .files import file_offset, file_span
 from .records import Struct
@@ -76,35 +77,36 @@ def _parse_blocksize(blocksize: int | str) -> int:
     return int(blocksize)
 
 
-def partitions(paths: Any, s: Struct, *, offset: int = 0, blocksize: int | str = "64MiB") -> list[Partition]:
+@renamed_keywords(s="struct")
+def partitions(paths: Any, struct: Struct, *, offset: int = 0, blocksize: int | str = "64MiB") -> list[Partition]:
     """Cut every file into record-aligned byte ranges of about ``blocksize``."""
-    per_block = max(1, _parse_blocksize(blocksize) // s.size)
+    per_block = max(1, _parse_blocksize(blocksize) // struct.size)
     parts: list[Partition] = []
     offset = file_offset(offset, "binrec.dask")
     for path in _expand(paths):
-        n = file_span(s, os.path.getsize(path), offset, None, path)
+        n = file_span(struct, os.path.getsize(path), offset, None, path)
         if n == 0:
             parts.append(Partition(path, offset, 0))
         for start in range(0, n, per_block):
-            parts.append(Partition(path, offset + start * s.size, min(per_block, n - start)))
+            parts.append(Partition(path, offset + start * struct.size, min(per_block, n - start)))
     return parts
 
 
-def _read_part(part: Partition, s: Struct) -> np.ndarray:
+def _read_part(part: Partition, struct: Struct) -> np.ndarray:
     if part.count == 0:
-        return np.empty(0, dtype=s.dtype)
-    return s.read_file(part.path, offset=part.offset, count=part.count)
+        return np.empty(0, dtype=struct.dtype)
+    return struct.read_file(part.path, offset=part.offset, count=part.count)
 
 
-def _frame_part(part: Partition, s: Struct, text: Any):
+def _frame_part(part: Partition, struct: Struct, text: Any):
     import pandas as pd
 
     with open(part.path, "rb") as fh:
         fh.seek(part.offset)
-        raw = fh.read(part.count * s.size)
-    if len(raw) != part.count * s.size:
+        raw = fh.read(part.count * struct.size)
+    if len(raw) != part.count * struct.size:
         raise Error(f"{part.path}: file shrank while reading records at byte offset {part.offset}")
-    return pd.DataFrame(s.unpack_columns(raw, text=text), copy=False)
+    return pd.DataFrame(struct.unpack_columns(raw, text=text), copy=False)
 
 
 def read_records(
@@ -164,4 +166,4 @@ def read_records(
     # (and fail on other bytes); binrec keeps them as bytes, as read_file
     # does, and text= fields as str.
     with dask.config.set({"dataframe.convert-string": False}):
-        return dd.from_map(_frame_part, parts, s=s, text=text, meta=meta, divisions=None, enforce_metadata=False)
+        return dd.from_map(_frame_part, parts, struct=s, text=text, meta=meta, divisions=None, enforce_metadata=False)

@@ -3,7 +3,13 @@ hand-offs to pandas and Arrow.
 
 These functions back the ``Struct`` methods of the same names
 (``Struct.iter_unpack``, ``read_file``, ``read_record``, ``write_file``,
-``unpack_frame``, ``unpack_table``).
+``unpack_frame``, ``unpack_table``), which are thin wrappers over them.
+They use only ``Struct``'s public API (``size``, ``dtype``, ``layout``,
+``unpack``, ``unpack_columns``) plus the layers below it (buffer and row
+coercion, text decoding, the kernels).
+
+The first parameter of each is the :class:`binrec.Struct` (``struct``); its
+old keyword spelling ``s=`` still works, with a DeprecationWarning.
 """
 
 from __future__ import annotations
@@ -19,9 +25,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from . import _backend
 from ._atomic import atomic_writer
+from ._coerce import byte_view, native_rows
+from ._compat import renamed_keywords
 from ._errors import Error
-from .records import native_rows, resolve_offset, text_fields, with_text
+from ._text import DEFAULT_STRIP, text_fields, with_text
+from .records import resolve_offset, whole_records
 
 if TYPE_CHECKING:  # pragma: no cover
     from .records import Struct
@@ -161,14 +171,15 @@ def _skip(fh: Any, offset: int, where: str) -> None:
         left -= n
 
 
+@renamed_keywords(s="struct", use_mmap="mmap")
 def iter_unpack(
-    s: Struct,
+    struct: Struct,
     source: Any,
     *,
     chunk_size: int = 65536,
     offset: int = 0,
     trailing: str = "error",
-    use_mmap: bool = False,
+    mmap: bool = False,
     **unpack_kw: Any,
 ) -> Iterator[Any]:
     """Yield structured arrays of up to ``chunk_size`` records from a path,
@@ -180,7 +191,7 @@ def iter_unpack(
     ``"ignore"`` (drop it) or ``"return"`` (yield its bytes, as a ``bytes``
     object, after the last array).
 
-    With ``use_mmap=True`` (paths only) chunks are decoded straight from a
+    With ``mmap=True`` (paths only; ``use_mmap=`` is its deprecated spelling) chunks are decoded straight from a
     read-only memory map instead of being copied in with ``readinto``: on
     a file in the page cache that copy is the bottleneck.  The file must not
     shrink while it is read (each chunk checks its size first).
@@ -197,7 +208,18 @@ def iter_unpack(
     Every yielded array has zeroed padding (alignment gaps, the spare byte
     of ``p`` fields), so ``chunk.tobytes()`` is what :meth:`Struct.unpack`
     gives for the same records.
+
+    A source that is neither a path, a file object nor a buffer is refused
+    at the call (as :func:`struct.iter_unpack` does), not at the first chunk.
     """
+    if not (is_path(source) or is_stream(source)):
+        byte_view(source)  # BufferTypeError, as Struct.unpack raises
+    return _iter_unpack(struct, source, chunk_size, offset, trailing, mmap, unpack_kw)
+
+
+def _iter_unpack(
+    struct: Struct, source: Any, chunk_size: int, offset: Any, trailing: str, mmap: bool, unpack_kw: dict
+) -> Iterator[Any]:
     _check_trailing(trailing)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
@@ -205,39 +227,43 @@ def iter_unpack(
         where = source_name(source)
         offset = file_offset(offset, where)
         if not is_path(source):
-            if use_mmap:
+            if mmap:
                 raise ValueError("mmap=True needs a path to a regular file")
-            yield from _iter_stream(s, source, chunk_size, offset, trailing, where, unpack_kw)
+            yield from _iter_stream(struct, source, chunk_size, offset, trailing, where, unpack_kw)
             return
         with open(source, "rb") as fh:
-            if use_mmap:
-                yield from _iter_mmap(s, fh, chunk_size, offset, trailing, where, unpack_kw)
+            if mmap:
+                yield from _iter_mmap(struct, fh, chunk_size, offset, trailing, where, unpack_kw)
             else:
-                yield from _iter_stream(s, fh, chunk_size, offset, trailing, where, unpack_kw)
+                yield from _iter_stream(struct, fh, chunk_size, offset, trailing, where, unpack_kw)
         return
-    if use_mmap:
+    if mmap:
         raise ValueError("mmap=True needs a path to a regular file")
-    yield from _iter_buffer(s, source, chunk_size, offset, trailing, unpack_kw)
+    yield from _iter_buffer(struct, source, chunk_size, offset, trailing, unpack_kw)
 
 
-def _iter_buffer(s: Struct, source: Any, chunk_size: int, offset: Any, trailing: str, unpack_kw: dict) -> Iterator[Any]:
+def _iter_buffer(
+    struct: Struct, source: Any, chunk_size: int, offset: Any, trailing: str, unpack_kw: dict
+) -> Iterator[Any]:
     view = memoryview(source).cast("B")
     offset = resolve_offset(offset, len(view))  # struct.unpack_from's rule: negative counts from the end
     if offset > len(view):
         raise Error(f"offset {offset} is past the end of the buffer ({len(view)} bytes)")
-    size = s.size
+    size = struct.size
     whole = (len(view) - offset) // size
     for start in range(0, whole, chunk_size):
         n = min(chunk_size, whole - start)
-        yield s.unpack(view, offset=offset + start * size, count=n, **unpack_kw)
+        yield struct.unpack(view, offset=offset + start * size, count=n, **unpack_kw)
     end = offset + whole * size
     if end < len(view):
-        yield from _trailing(trailing, bytes(view[end:]), end, "buffer", size)
+        yield from _trailing(trailing, bytes(view[end:]), offset, end, "buffer", size)
 
 
-def _trailing(trailing: str, rest: bytes, at: int, where: str, size: int) -> Iterator[bytes]:
+def _trailing(trailing: str, rest: bytes, offset: int, at: int, where: str, size: int) -> Iterator[bytes]:
+    """The partial record ``rest`` found at byte ``at`` (records start at
+    ``offset``): the whole-records error, dropped, or yielded."""
     if trailing == "error":
-        raise Error(f"{where}: partial record of {len(rest)} bytes (records are {size} bytes) at byte offset {at}")
+        whole_records(at - offset + len(rest), size, offset, where)  # raises: rest is a partial record
     if trailing == "return":
         yield rest
 
@@ -263,14 +289,14 @@ def remaining_bytes(fh: Any):
 
 
 def _iter_stream(
-    s: Struct, fh: Any, chunk_size: int, offset: int, trailing: str, where: str, unpack_kw: dict
+    struct: Struct, fh: Any, chunk_size: int, offset: int, trailing: str, where: str, unpack_kw: dict
 ) -> Iterator[Any]:
     _skip(fh, offset, where)
-    size = s.size
+    size = struct.size
     text = unpack_kw.pop("text", None)
     encoding = unpack_kw.pop("encoding", "ascii")
-    strip = unpack_kw.pop("strip", b"\x00 ")
-    text_names = text_fields(s, text, s.layout.fields)
+    strip = unpack_kw.pop("strip", DEFAULT_STRIP)
+    text_names = text_fields(struct.layout, text, struct.layout.fields)
     piece_records = max(1, min(chunk_size, _PIECE_BYTES // size))
     buf = bytearray(piece_records * size)
     view = memoryview(buf)
@@ -280,7 +306,7 @@ def _iter_stream(
         # a regular file says how much is left: never allocate a chunk_size
         # array for the last few records (a growing file just yields more)
         cap = chunk_size if remaining is None else max(1, min(chunk_size, remaining() // size))
-        out = np.empty(cap, dtype=s.dtype)
+        out = np.empty(cap, dtype=struct.dtype)
         filled = 0
         rest = None  # the bytes after the last whole record, once the stream ends
         while filled < cap:
@@ -288,7 +314,7 @@ def _iter_stream(
             got = _readinto_full(fh, view[: want * size], where)
             n = got // size
             if n:
-                s.unpack(view, count=n, out=out[filled : filled + n], **unpack_kw)
+                struct.unpack(view, count=n, out=out[filled : filled + n], **unpack_kw)
             filled += n
             consumed += n * size
             if got < want * size:  # end of stream
@@ -296,10 +322,10 @@ def _iter_stream(
                 break
         if filled:
             chunk = out if filled == cap else _head_copy(out, filled)
-            yield with_text(s, chunk, text_names, encoding, strip) if text_names else chunk
+            yield with_text(struct.layout, chunk, text_names, encoding, strip) if text_names else chunk
         if rest is not None:
             if rest:
-                yield from _trailing(trailing, rest, consumed, where, size)
+                yield from _trailing(trailing, rest, offset, consumed, where, size)
             return
 
 
@@ -325,9 +351,9 @@ def _head_copy(rows: np.ndarray, n: int) -> np.ndarray:
 
 
 def _iter_mmap(
-    s: Struct, fh: Any, chunk_size: int, offset: int, trailing: str, where: str, unpack_kw: dict
+    struct: Struct, fh: Any, chunk_size: int, offset: int, trailing: str, where: str, unpack_kw: dict
 ) -> Iterator[Any]:
-    size = s.size
+    size = struct.size
     nbytes = os.fstat(fh.fileno()).st_size
     if offset > nbytes:
         raise Error(f"{where}: stream ended after {nbytes} bytes, before the offset {offset}")
@@ -342,45 +368,39 @@ def _iter_mmap(
                 end = offset + (start + n) * size
                 if os.fstat(fh.fileno()).st_size < end:  # touching pages past EOF would SIGBUS
                     raise Error(f"{where}: file shrank while being read (needed {end} bytes)")
-                yield s.unpack(mm, offset=offset + start * size, count=n, **unpack_kw)
+                yield struct.unpack(mm, offset=offset + start * size, count=n, **unpack_kw)
         finally:
             _close_map(mm)
     end = offset + whole * size
     if end < nbytes:
         fh.seek(end)
-        yield from _trailing(trailing, fh.read(nbytes - end), end, where, size)
+        yield from _trailing(trailing, fh.read(nbytes - end), offset, end, where, size)
 
 
 # package-internal: used by dask.py and cli.py (not in __all__)
-def file_span(s: Struct, nbytes: int, offset: int, count: int | None, where: str) -> int:
+def file_span(struct: Struct, nbytes: int, offset: int, count: int | None, where: str) -> int:
     """Records in ``nbytes`` of file after ``offset``: all of them, which must
-    be a whole number (``(nbytes - offset) % s.size == 0``), or ``count``.
-
-    The one whole-records check (and wording) for read_file, read_record,
+    be a whole number (checked by :func:`binrec.records.whole_records`, the
+    one check and wording), or ``count``.  Shared by read_file, read_record,
     the CLI and binrec.dask."""
     offset = file_offset(offset, where)
     if offset > nbytes:
         raise Error(f"{where}: offset {offset} is past the end of the file ({nbytes} bytes)")
     available = nbytes - offset
     if count is None:
-        if available % s.size:
-            whole = available // s.size
-            raise Error(
-                f"{where}: {available} bytes after offset {offset} are not a whole number of {s.size}-byte records "
-                f"(partial record at byte offset {offset + whole * s.size})"
-            )
-        return available // s.size
+        return whole_records(available, struct.size, offset, where)
     if count < 0:
         raise Error(f"{where}: count must be >= 0, got {count}")
-    if count * s.size > available:
+    if count * struct.size > available:
         raise Error(
-            f"{where}: {count} records of {s.size} bytes need {count * s.size} bytes after offset {offset}; the file has {available}"
+            f"{where}: {count} records of {struct.size} bytes need {count * struct.size} bytes after offset {offset}; the file has {available}"
         )
     return count
 
 
+@renamed_keywords(s="struct")
 def read_file(
-    s: Struct, source: Any, *, offset: int = 0, count: int | None = None, mmap: bool = False, **unpack_kw: Any
+    struct: Struct, source: Any, *, offset: int = 0, count: int | None = None, mmap: bool = False, **unpack_kw: Any
 ) -> np.ndarray:
     """Decode a whole record file (or ``count`` records after ``offset``).
 
@@ -406,51 +426,51 @@ def read_file(
     if not is_path(source):
         if mmap:
             raise ValueError("mmap=True needs a path to a regular file")
-        return _read_opened(s, source, offset, count, False, where, unpack_kw)
+        return _read_opened(struct, source, offset, count, False, where, unpack_kw)
     with open(source, "rb") as fh:
-        return _read_opened(s, fh, offset, count, mmap, where, unpack_kw)
+        return _read_opened(struct, fh, offset, count, mmap, where, unpack_kw)
 
 
 def _read_opened(
-    s: Struct, fh: Any, offset: int, count: int | None, mmap: bool, where: str, unpack_kw: dict
+    struct: Struct, fh: Any, offset: int, count: int | None, mmap: bool, where: str, unpack_kw: dict
 ) -> np.ndarray:
     remaining = remaining_bytes(fh)
     if remaining is None:
-        return _read_stream(s, fh, offset, count, where, unpack_kw)
+        return _read_stream(struct, fh, offset, count, where, unpack_kw)
     start = fh.tell()
-    n = file_span(s, remaining(), offset, count, where)
+    n = file_span(struct, remaining(), offset, count, where)
     if n == 0:
-        return s.unpack(b"", **unpack_kw)
+        return struct.unpack(b"", **unpack_kw)
     if mmap:
         mm = _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ)
         try:
-            return s.unpack(mm, offset=start + offset, count=n, **unpack_kw)
+            return struct.unpack(mm, offset=start + offset, count=n, **unpack_kw)
         finally:
             _close_map(mm)
     fh.seek(start + offset)
     if unpack_kw.get("text"):
-        raw = bytearray(n * s.size)
+        raw = bytearray(n * struct.size)
         if _readinto_full(fh, memoryview(raw), where) != len(raw):
             raise Error(f"{where}: file shrank while reading")
-        return s.unpack(raw, **unpack_kw)
-    out = np.empty(n, dtype=s.dtype)
-    chunk = max(1, (8 << 20) // s.size)
-    buf = bytearray(min(n, chunk) * s.size)
+        return struct.unpack(raw, **unpack_kw)
+    out = np.empty(n, dtype=struct.dtype)
+    chunk = max(1, (8 << 20) // struct.size)
+    buf = bytearray(min(n, chunk) * struct.size)
     view = memoryview(buf)
     for first in range(0, n, chunk):
         k = min(chunk, n - first)
-        if _readinto_full(fh, view[: k * s.size], where) != k * s.size:
+        if _readinto_full(fh, view[: k * struct.size], where) != k * struct.size:
             raise Error(f"{where}: file shrank while reading (record {first + k} missing)")
-        s.unpack(view, count=k, out=out[first : first + k], **unpack_kw)
+        struct.unpack(view, count=k, out=out[first : first + k], **unpack_kw)
     return out
 
 
-def _read_stream(s: Struct, fh: Any, offset: int, count: int | None, where: str, unpack_kw: dict) -> np.ndarray:
+def _read_stream(struct: Struct, fh: Any, offset: int, count: int | None, where: str, unpack_kw: dict) -> np.ndarray:
     """read_file on a stream of unknown length (a pipe, a socket, BytesIO):
     read it (or ``count`` records of it), then apply the same checks."""
     _skip(fh, offset, where)
     if count is not None:
-        raw = bytearray(count * s.size)
+        raw = bytearray(count * struct.size)
         got = _readinto_full(fh, memoryview(raw), where)
         del raw[got:]
     else:
@@ -458,11 +478,12 @@ def _read_stream(s: Struct, fh: Any, offset: int, count: int | None, where: str,
         piece = bytearray(_PIECE_BYTES)
         while got := _readinto_full(fh, memoryview(piece), where):
             raw += memoryview(piece)[:got]
-    n = file_span(s, offset + len(raw), offset, count, where)
-    return s.unpack(raw, count=n, **unpack_kw)
+    n = file_span(struct, offset + len(raw), offset, count, where)
+    return struct.unpack(raw, count=n, **unpack_kw)
 
 
-def read_record(s: Struct, file: Any, index: int, *, offset: int = 0) -> np.void:
+@renamed_keywords(s="struct")
+def read_record(struct: Struct, file: Any, index: int, *, offset: int = 0) -> np.void:
     """Record ``index`` of a record file (path or seekable binary file), by
     seeking straight to it.  Negative indices count from the end.
 
@@ -475,13 +496,13 @@ def read_record(s: Struct, file: Any, index: int, *, offset: int = 0) -> np.void
     index = _as_int(index, "index")
     if is_path(file):
         with open(file, "rb") as fh:
-            return _read_record(s, fh, index, offset, where)
+            return _read_record(struct, fh, index, offset, where)
     if not is_stream(file):
         raise TypeError(f"read_record needs a path or a seekable binary file object, not {type(file).__name__}")
-    return _read_record(s, file, index, offset, where)
+    return _read_record(struct, file, index, offset, where)
 
 
-def _read_record(s: Struct, fh: Any, index: int, offset: int, where: str) -> np.void:
+def _read_record(struct: Struct, fh: Any, index: int, offset: int, where: str) -> np.void:
     try:
         seekable = fh.seekable()
     except (AttributeError, OSError, ValueError):
@@ -497,20 +518,21 @@ def _read_record(s: Struct, fh: Any, index: int, offset: int, where: str) -> np.
         nbytes = None
     if nbytes is None:
         nbytes = fh.seek(0, os.SEEK_END)
-    n = file_span(s, nbytes, offset, None, where)
+    n = file_span(struct, nbytes, offset, None, where)
     i = index + n if index < 0 else index
     if not 0 <= i < n:
         raise Error(
-            f"{where}: record index {index} out of range: the file holds {n} records of {s.size} bytes after offset {offset}"
+            f"{where}: record index {index} out of range: the file holds {n} records of {struct.size} bytes after offset {offset}"
         )
-    fh.seek(offset + i * s.size)
-    raw = bytearray(s.size)
-    if _readinto_full(fh, memoryview(raw), where) != s.size:
+    fh.seek(offset + i * struct.size)
+    raw = bytearray(struct.size)
+    if _readinto_full(fh, memoryview(raw), where) != struct.size:
         raise Error(f"{where}: record {index} is truncated (the file shrank while reading)")
-    return s.unpack(raw)[0]
+    return struct.unpack(raw)[0]
 
 
-def write_file(s: Struct, path: Any, values: Any, *, append: bool = False) -> int:
+@renamed_keywords(s="struct")
+def write_file(struct: Struct, path: Any, values: Any, *, append: bool = False) -> int:
     """Write records to ``path``; returns how many.
 
     Every value is checked before the first byte is written.  Without
@@ -519,42 +541,43 @@ def write_file(s: Struct, path: Any, values: Any, *, append: bool = False) -> in
     or the new one, never half of one.  With ``append`` the records are
     appended and fsynced.
     """
-    arr, plens = native_rows(s, values)  # validate everything first
+    arr, plens = native_rows(struct.layout, values)  # validate everything first, as Struct.pack does
     if append:
         with open(path, "ab") as fh:
-            _write_records(s, fh, arr, plens)
+            _write_records(struct, fh, arr, plens)
             fh.flush()
             os.fsync(fh.fileno())
         return len(arr)
     with atomic_writer(path) as fh:
-        _write_records(s, fh, arr, plens)
+        _write_records(struct, fh, arr, plens)
     return len(arr)
 
 
-def _write_records(s: Struct, fh: BinaryIO, arr: np.ndarray, plens: dict) -> None:
-    from . import _backend
-
+def _write_records(struct: Struct, fh: BinaryIO, arr: np.ndarray, plens: dict) -> None:
+    # encoded chunk by chunk, so memory is the validated rows plus one chunk
     for start in range(0, len(arr), _WRITE_CHUNK_RECORDS):
         stop = min(len(arr), start + _WRITE_CHUNK_RECORDS)
         sub = {k: v[start:stop] for k, v in plens.items()}
-        fh.write(_backend.kernels.pack_bytes(s.layout, arr[start:stop], sub, 1))
+        fh.write(_backend.kernels.pack_bytes(struct.layout, arr[start:stop], sub, 1))
 
 
 # -- pandas and Arrow ------------------------------------------------------------
 
 
-def unpack_frame(s: Struct, buffer: Any, **kw: Any):
+@renamed_keywords(s="struct")
+def unpack_frame(struct: Struct, buffer: Any, **kw: Any):
     """Decode into a :class:`pandas.DataFrame` (``binrec[pandas]``), one
     column per field, built from the decoded columns without copying them."""
     try:
         import pandas as pd
     except ImportError as exc:  # pragma: no cover - exercised without pandas
         raise ImportError("unpack_frame needs pandas: pip install 'binrec[pandas]'") from exc
-    cols = s.unpack_columns(buffer, **kw)
+    cols = struct.unpack_columns(buffer, **kw)
     return pd.DataFrame(cols, copy=False)
 
 
-def unpack_table(s: Struct, buffer: Any, **kw: Any):
+@renamed_keywords(s="struct")
+def unpack_table(struct: Struct, buffer: Any, **kw: Any):
     """Decode into a :class:`pyarrow.Table` (``binrec[arrow]``).  Numeric
     columns are handed to Arrow without a copy; ``S`` fields become binary
     columns, ``text=`` fields string columns."""
@@ -562,7 +585,7 @@ def unpack_table(s: Struct, buffer: Any, **kw: Any):
         import pyarrow as pa
     except ImportError as exc:  # pragma: no cover
         raise ImportError("unpack_table needs pyarrow: pip install 'binrec[arrow]'") from exc
-    cols = s.unpack_columns(buffer, **kw)
+    cols = struct.unpack_columns(buffer, **kw)
     arrays = []
     for name, col in cols.items():
         if col.dtype.kind == "S":

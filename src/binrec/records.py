@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from . import _backend
-from ._coerce import coerce_column
-from ._errors import BufferContiguityError, BufferTypeError, Error, OverlapError
+from ._coerce import byte_view, coerce_column, native_rows, plain_array
+from ._errors import Error, OverlapError
 from ._kernels import PackKind, PackSpec
 from ._layout import Field, Layout, build_layout, int_range
+from ._text import DEFAULT_STRIP, decode_field, text_fields, with_text
 
 __all__ = [
     "Struct",
@@ -32,47 +33,8 @@ __all__ = [
     "Error",
 ]
 
-_DEFAULT_STRIP = b"\x00 "
-_NO_TEXT: frozenset[str] = frozenset()
 #: Below this many bytes a second thread costs more than it saves.
 _MIN_BYTES_PER_THREAD = 1 << 20
-
-
-def _byte_view(buffer: Any, *, writable: bool = False, what: str = "buffer") -> memoryview:
-    """A flat, C-contiguous uint8 memoryview over ``buffer``'s bytes."""
-    try:
-        mv = memoryview(buffer)
-    except TypeError:
-        # struct's own words, raised as BufferTypeError: both TypeError (as
-        # struct raises) and binrec.Error (a bad buffer, like the others).
-        if writable:
-            name = "None" if buffer is None else type(buffer).__name__  # as struct says it
-            msg = f"argument must be read-write bytes-like object, not {name}"
-        else:
-            msg = f"a bytes-like object is required, not {type(buffer).__name__!r}"
-        raise BufferTypeError(msg) from None
-    # struct raises TypeError for a target it cannot write ("argument must be
-    # read-write bytes-like object") and BufferError for a source that is not
-    # contiguous: binrec's errors are both those and binrec.Error.
-    if writable and mv.readonly:
-        raise BufferTypeError(f"{what} is read-only: it must be a read-write bytes-like object")
-    if not mv.c_contiguous:
-        raise (BufferTypeError if writable else BufferContiguityError)(f"{what} must be C-contiguous")
-    if mv.format != "B" or mv.ndim != 1:
-        mv = mv.cast("B")
-    return mv
-
-
-def _plain(arr: np.ndarray) -> np.ndarray:
-    """``arr`` as a base-class ndarray view.
-
-    A subclass can override ``dtype``, ``shape``, ``itemsize``, ``flags`` or
-    ``nbytes`` with Python properties; numpy's ``asarray`` reads the array's
-    own C-level fields.  Every check that guards a kernel runs on this view,
-    and the kernels receive it, so their memory accesses are sized by the
-    real buffer.
-    """
-    return arr if type(arr) is np.ndarray else np.asarray(arr)
 
 
 def _private_copy(buf: memoryview, offset: int, nbytes: int) -> tuple[memoryview, int]:
@@ -135,7 +97,7 @@ def resolve_offset(offset: Any, length: int, nbytes: int | None = None, *, packi
     >>> resolve_offset(-2, 10, 4)
     Traceback (most recent call last):
     ...
-    binrec._errors.Error: not enough data to unpack 4 bytes at offset -2
+    binrec.Error: not enough data to unpack 4 bytes at offset -2
     """
     offset = _index(offset, "offset")
     if offset >= 0:
@@ -146,6 +108,37 @@ def resolve_offset(offset: Any, length: int, nbytes: int | None = None, *, packi
     if offset + length < 0:
         raise Error(f"offset {offset} out of range for {length}-byte buffer")
     return offset + length
+
+
+def whole_records(available: int, size: int, offset: int, where: str) -> int:
+    """How many ``size``-byte records the ``available`` bytes after
+    ``offset`` hold, when that is a whole number.
+
+    The one "whole number of records" check, and its one wording, for
+    buffers (``Struct.unpack``), files (``binrec.files``, the CLI,
+    ``binrec.dask``) and streams that end in a partial record.
+
+    Raises
+    ------
+    binrec.Error
+        Naming ``where``, the byte count and the partial record's offset.
+
+    Examples
+    --------
+    >>> whole_records(36, 18, 0, "buffer")
+    2
+    >>> whole_records(37, 18, 4, "data.bin")
+    Traceback (most recent call last):
+    ...
+    binrec.Error: data.bin: 37 bytes after offset 4 are not a whole number of 18-byte records (2 whole records and a partial record of 1 bytes at byte offset 40)
+    """
+    whole, partial = divmod(available, size)
+    if partial:
+        raise Error(
+            f"{where}: {available} bytes after offset {offset} are not a whole number of {size}-byte records "
+            f"({whole} whole records and a partial record of {partial} bytes at byte offset {offset + whole * size})"
+        )
+    return whole
 
 
 def _resolve_threads(threads: int | None, nbytes: int) -> int:
@@ -166,7 +159,7 @@ def _pack_spec(f: Field, col: Any) -> PackSpec:
     """How the fused pack kernel takes one column (coerced first when its
     dtype is none the kernel reads directly)."""
     if isinstance(col, np.ndarray):
-        col = _plain(col)  # the real dtype: the kernel reads by it
+        col = plain_array(col)  # the real dtype: the kernel reads by it
     if isinstance(col, np.ndarray) and col.ndim == 1:
         dt = col.dtype
         if dt == f.native and f.code != "?":
@@ -240,6 +233,7 @@ class Struct:
 
     Examples
     --------
+    >>> from binrec import Struct
     >>> import struct
     >>> s = Struct(">I10sf", names="id name temp")
     >>> s.size
@@ -309,13 +303,7 @@ class Struct:
             raise Error(f"offset {offset} is past the end of the buffer ({total} bytes)")
         available = total - offset
         if count is None:
-            if available % size:
-                raise Error(
-                    f"unpack requires a buffer of a multiple of {size} bytes after offset {offset}; "
-                    f"got {available} bytes ({available // size} whole records and {available % size} trailing bytes "
-                    f"at byte offset {offset + available - available % size})"
-                )
-            return offset, available // size
+            return offset, whole_records(available, size, offset, "buffer")
         if count > available // size:
             raise Error(
                 f"unpack requires a buffer of {count * size} bytes after offset {offset} "
@@ -336,21 +324,6 @@ class Struct:
             chosen.append(f)
         return chosen
 
-    def _text_fields(self, text: str | Iterable[str] | None, among: Sequence[Field]) -> set[str]:
-        if text is None:
-            return _NO_TEXT
-        names = {text} if isinstance(text, str) else set(text)
-        present = {f.name for f in among}
-        for name in names:
-            f = self._layout.field(name)
-            if not f.is_string:
-                raise Error(
-                    f"field {name!r} (format {f.code!r}) is not a string field; text= applies to c, s and p fields"
-                )
-            if name not in present:
-                raise Error(f"text field {name!r} is not among the selected fields")
-        return names
-
     # -- decoding -----------------------------------------------------------
 
     def unpack(
@@ -363,7 +336,7 @@ class Struct:
         threads: int | None = None,
         text: str | Iterable[str] | None = None,
         encoding: str = "ascii",
-        strip: bytes = _DEFAULT_STRIP,
+        strip: bytes = DEFAULT_STRIP,
     ) -> np.ndarray:
         """Decode records into a structured array.
 
@@ -414,14 +387,15 @@ class Struct:
 
         Examples
         --------
+        >>> from binrec import Struct
         >>> import struct
         >>> s = Struct("<hd")
         >>> s.unpack(struct.pack("<hd", -2, 0.5)).tolist()
         [(-2, 0.5)]
         """
-        buf = _byte_view(buffer)
+        buf = byte_view(buffer)
         offset, count = self._span(buf, count, offset)
-        text_names = self._text_fields(text, self._layout.fields)
+        text_names = text_fields(self._layout, text, self._layout.fields)
         if out is None:
             result = np.empty(count, dtype=self.dtype)
         else:
@@ -433,7 +407,7 @@ class Struct:
             buf, offset = _private_copy(buf, offset, count * self.size)
             _backend.kernels.unpack_rows(self._layout, buf, offset, count, result, nthreads)
         if text_names:
-            return self._with_text(result, text_names, encoding, strip)
+            return with_text(self._layout, result, text_names, encoding, strip)
         return result if out is None else out
 
     def unpack_columns(
@@ -447,7 +421,7 @@ class Struct:
         threads: int | None = None,
         text: str | Iterable[str] | None = None,
         encoding: str = "ascii",
-        strip: bytes = _DEFAULT_STRIP,
+        strip: bytes = DEFAULT_STRIP,
     ) -> dict[str, np.ndarray]:
         """Decode records into one contiguous array per field.
 
@@ -470,6 +444,7 @@ class Struct:
 
         Examples
         --------
+        >>> from binrec import Struct
         >>> import struct
         >>> s = Struct(">I10sf", names="id name temp")
         >>> raw = struct.pack(">I10sf", 1, b"north ", 3.5)
@@ -477,10 +452,10 @@ class Struct:
         >>> cols["name"].tolist(), cols["temp"].tolist()
         (['north'], [3.5])
         """
-        buf = _byte_view(buffer)
+        buf = byte_view(buffer)
         offset, count = self._span(buf, count, offset)
         chosen = self._select(fields)
-        text_names = self._text_fields(text, chosen)
+        text_names = text_fields(self._layout, text, chosen)
         if out:
             outs = self._column_outs(chosen, out, count)
         else:
@@ -499,7 +474,7 @@ class Struct:
         if not text_names:
             return {f.name: arr for f, arr in zip(chosen, arrays)}
         return {
-            f.name: self._decode_text(f, arr, encoding, strip) if f.name in text_names else arr
+            f.name: decode_field(f, arr, encoding, strip) if f.name in text_names else arr
             for f, arr in zip(chosen, arrays)
         }
 
@@ -521,7 +496,7 @@ class Struct:
     def _check_out(out: Any, count: int, dtype: np.dtype, what: str) -> np.ndarray:
         if not isinstance(out, np.ndarray):
             raise TypeError(f"{what} must be a numpy array, not {type(out).__name__}")
-        out = _plain(out)  # numpy's own dtype, shape and flags, not a subclass's
+        out = plain_array(out)  # numpy's own dtype, shape and flags, not a subclass's
         if out.dtype != dtype:
             raise Error(f"{what} has dtype {out.dtype}, expected {dtype}")
         if out.shape != (count,):
@@ -530,125 +505,7 @@ class Struct:
             raise Error(f"{what} must be C-contiguous and writeable")
         return out
 
-    def _decode_text(self, f: Field, arr: np.ndarray, encoding: str, strip: bytes) -> np.ndarray:
-        if f.native.itemsize == 0:
-            # 0s, 0p, 1p hold no text; numpy's unsized 'S' view of such a field
-            # would read bytes beyond it, so never touch its data.
-            return np.zeros(len(arr), dtype="U1")
-        stripped = np.strings.rstrip(arr, strip) if strip else arr
-        try:
-            return np.strings.decode(stripped, encoding)
-        except UnicodeDecodeError:
-            for i, value in enumerate(stripped.tolist()):
-                try:
-                    value.decode(encoding)
-                except UnicodeDecodeError as exc:
-                    raise Error(
-                        f"field {f.name!r} (row {i}): cannot decode {value!r} as {encoding}: {exc.reason}"
-                    ) from None
-            raise  # pragma: no cover - numpy and Python disagree
-
-    def _with_text(self, rows: np.ndarray, text_names: set[str], encoding: str, strip: bytes) -> np.ndarray:
-        columns = {}
-        formats = []
-        for f in self._layout.fields:
-            col = rows[f.name]
-            if f.name in text_names:
-                col = self._decode_text(f, col, encoding, strip)
-            columns[f.name] = col
-            formats.append(col.dtype if f.name in text_names else f.native)
-        result = np.empty(len(rows), dtype=np.dtype({"names": list(self.names), "formats": formats}))
-        for name, col in columns.items():
-            result[name] = col
-        return result
-
     # -- encoding -----------------------------------------------------------
-
-    def _native_rows(self, values: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Validate ``values`` and return them as a C-contiguous array of
-        ``self.dtype`` plus explicit Pascal-string lengths."""
-        layout = self._layout
-        if isinstance(values, np.ndarray):
-            values = _plain(values)
-        if isinstance(values, np.ndarray) and values.dtype.names is not None:
-            if values.ndim != 1:
-                raise Error(f"expected a 1-D structured array, got shape {values.shape}")
-            if values.dtype == self.dtype:
-                return np.ascontiguousarray(values), {}
-            missing = [n for n in self.names if n not in values.dtype.names]
-            extra = [n for n in values.dtype.names if n not in self.names]
-            if missing or extra:
-                raise Error(
-                    f"structured array fields do not match the format's names {self.names}: "
-                    f"missing {missing}, unknown {extra}"
-                )
-            columns = {n: values[n] for n in self.names}
-            n = len(values)
-        elif isinstance(values, Mapping):
-            missing = [n for n in self.names if n not in values]
-            extra = [k for k in values if k not in self.names]
-            if missing or extra:
-                raise Error(f"columns do not match the format's names {self.names}: missing {missing}, unknown {extra}")
-            columns = {}
-            n = None
-            for name in self.names:
-                col = values[name]
-                try:
-                    length = len(col)
-                except TypeError:
-                    raise Error(f"column {name!r} must be a sequence or array, not {type(col).__name__}") from None
-                if n is None:
-                    n = length
-                elif length != n:
-                    raise Error(f"column {name!r} has {length} values, column {self.names[0]!r} has {n}")
-                columns[name] = col
-            n = n or 0
-        elif isinstance(values, np.ndarray) and values.ndim == 2:
-            if values.shape[1] != len(self.names):
-                raise Error(f"pack expected {len(self.names)} items per row, got an array of shape {values.shape}")
-            columns = {name: values[:, i] for i, name in enumerate(self.names)}
-            n = values.shape[0]
-        elif isinstance(values, np.ndarray) and values.dtype.kind != "O":
-            # Only an object array can hold rows (tuples); any other plain
-            # array that is not 2-D would fail row by row with a message
-            # that names neither the field nor the shapes accepted.
-            width = len(self.names)
-            hint = f"; for one field use values.reshape(-1, 1) or {{{self.names[0]!r}: values}}" if width == 1 else ""
-            raise Error(
-                f"pack expected a 2-D array of shape (N, {width}) (one column per field {self.names}), "
-                "a structured array, a mapping of name -> column or a sequence of tuples; "
-                f"got a {values.ndim}-D {values.dtype} array of shape {values.shape}{hint}"
-            )
-        else:
-            columns, n = self._columns_from_rows(values)
-        arr = np.empty(n, dtype=self.dtype)
-        plens: dict[str, np.ndarray] = {}
-        for f in layout.fields:
-            col, lengths = coerce_column(f, columns[f.name])
-            arr[f.name] = col
-            if lengths is not None:
-                plens[f.name] = lengths
-        return arr, plens
-
-    def _columns_from_rows(self, rows: Any) -> tuple[dict[str, Any], int]:
-        if isinstance(rows, (str, bytes, bytearray)) or not isinstance(rows, Iterable):
-            raise TypeError(
-                "values must be a structured array, a mapping of name -> column, "
-                f"or a sequence of tuples, not {type(rows).__name__}"
-            )
-        rows = rows if isinstance(rows, Sequence) else list(rows)
-        width = len(self.names)
-        for i, row in enumerate(rows):
-            try:
-                length = len(row)
-            except TypeError:
-                raise Error(f"row {i}: expected a tuple of {width} values, got {type(row).__name__}") from None
-            if length != width or isinstance(row, (str, bytes, bytearray)):
-                raise Error(f"row {i}: pack expected {width} items for packing (got {length})")
-        if not rows:
-            return {name: [] for name in self.names}, 0
-        cols = list(zip(*rows))
-        return dict(zip(self.names, cols)), len(rows)
 
     def pack(self, values: Any, *, threads: int | None = None) -> bytes:
         """Encode records; the result equals ``struct.pack`` row by row.
@@ -672,20 +529,21 @@ class Struct:
 
         Examples
         --------
+        >>> from binrec import Struct
         >>> s = Struct("<Bh")
         >>> s.pack([(1, -1), (2, 300)])
         b'\\x01\\xff\\xff\\x02,\\x01'
         >>> s.pack([(256, 0)])
         Traceback (most recent call last):
         ...
-        binrec._errors.Error: field 'f0' (format 'B', row 0): 'B' format requires 0 <= number <= 255
+        binrec.Error: field 'f0' (format 'B', row 0): 'B' format requires 0 <= number <= 255
         """
         if threads is not None:
             _resolve_threads(threads, 0)  # validated on every path, the fused one included
         fast = self._pack_from_columns(values)
         if fast is not None:
             return fast
-        arr, plens = self._native_rows(values)  # the checks, and their exact errors
+        arr, plens = native_rows(self._layout, values)  # the checks, and their exact errors
         nthreads = _resolve_threads(threads, len(arr) * self.size)
         return _backend.kernels.pack_bytes(self._layout, arr, plens, nthreads)
 
@@ -699,7 +557,7 @@ class Struct:
         if not kernels.FUSED_PACK or any(f.code == "p" for f in self._layout.fields):
             return None
         if isinstance(values, np.ndarray):
-            values = _plain(values)
+            values = plain_array(values)
         if isinstance(values, np.ndarray) and values.dtype.names is not None:
             if values.ndim != 1 or values.dtype == self.dtype or set(values.dtype.names) != set(self.names):
                 return None
@@ -733,15 +591,16 @@ class Struct:
 
         Examples
         --------
+        >>> from binrec import Struct
         >>> buf = bytearray(6)
         >>> Struct(">H").pack_into(buf, 2, [(1,), (2,)])
         4
         >>> bytes(buf)
         b'\\x00\\x00\\x00\\x01\\x00\\x02'
         """
-        target = _byte_view(buffer, writable=True)
+        target = byte_view(buffer, writable=True)
         _index(offset, "offset")
-        arr, plens = self._native_rows(values)
+        arr, plens = native_rows(self._layout, values)
         nbytes = len(arr) * self.size
         offset = resolve_offset(offset, len(target), nbytes, packing=True)
         if offset + nbytes > len(target):
@@ -781,19 +640,15 @@ class Struct:
 
         Examples
         --------
+        >>> from binrec import Struct
         >>> import io, struct
         >>> s = Struct("<H")
         >>> [c["f0"].tolist() for c in s.iter_unpack(io.BytesIO(struct.pack("<5H", *range(5))), chunk_size=2)]
         [[0, 1], [2, 3], [4]]
         """
-        from .files import is_path, is_stream, iter_unpack
+        from .files import iter_unpack
 
-        if not (is_path(source) or is_stream(source)):
-            # Checked here, before the generator starts, so a non-buffer is
-            # refused at the call (as struct.iter_unpack does) and with the
-            # same BufferTypeError as unpack.
-            _byte_view(source)
-        return iter_unpack(self, source, chunk_size=chunk_size, offset=offset, trailing=trailing, use_mmap=mmap, **kw)
+        return iter_unpack(self, source, chunk_size=chunk_size, offset=offset, trailing=trailing, mmap=mmap, **kw)
 
     def read_file(
         self, path: Any, *, offset: int = 0, count: int | None = None, mmap: bool = False, **kw: Any
@@ -831,30 +686,6 @@ class Struct:
         return unpack_table(self, buffer, **kw)
 
 
-# -- package-internal: used by files.py and cli.py ----------------------------
-# Struct's own checks and conversions, shared with the streaming readers and
-# writers so they cannot drift from Struct.unpack/pack.  Public within the
-# package (no leading underscore, since two modules use them), but not in
-# __all__: not part of binrec's API.
-
-
-def text_fields(s: Struct, text: str | Iterable[str] | None, among: Sequence[Field]) -> set[str]:
-    """The names in ``text``, checked to be string fields among ``among``
-    (``Struct.unpack``'s ``text=`` check)."""
-    return s._text_fields(text, among)
-
-
-def with_text(s: Struct, rows: np.ndarray, text_names: set[str], encoding: str, strip: bytes) -> np.ndarray:
-    """``rows`` with the fields in ``text_names`` decoded to ``str``."""
-    return s._with_text(rows, text_names, encoding, strip)
-
-
-def native_rows(s: Struct, values: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``values`` validated as ``Struct.pack`` does, as a C-contiguous array
-    of ``s.dtype`` plus explicit Pascal-string lengths."""
-    return s._native_rows(values)
-
-
 # -- module-level shortcuts, with a small cache of compiled formats -----------
 
 
@@ -876,6 +707,7 @@ def _struct_for(format: str | Struct, names: Any = None) -> Struct:
 def calcsize(format: str) -> int:
     """Size in bytes of one record, as :func:`struct.calcsize`.
 
+    >>> from binrec import calcsize
     >>> calcsize(">I10sf")
     18
     """
@@ -885,6 +717,7 @@ def calcsize(format: str) -> int:
 def dtype(format: str, names: str | Sequence[str] | None = None) -> np.dtype:
     """The native structured dtype of ``format``.
 
+    >>> from binrec import dtype
     >>> dtype("<hd", names="a b").names
     ('a', 'b')
     """
@@ -894,6 +727,7 @@ def dtype(format: str, names: str | Sequence[str] | None = None) -> np.dtype:
 def unpack(format: str, buffer: Any, *, names: Any = None, **kw: Any) -> np.ndarray:
     """``Struct(format, names).unpack(buffer, **kw)``.
 
+    >>> from binrec import unpack
     >>> unpack("<i", b"\\x01\\x00\\x00\\x00").tolist()
     [(1,)]
     """
@@ -903,6 +737,7 @@ def unpack(format: str, buffer: Any, *, names: Any = None, **kw: Any) -> np.ndar
 def unpack_columns(format: str, buffer: Any, *, names: Any = None, **kw: Any) -> dict[str, np.ndarray]:
     """``Struct(format, names).unpack_columns(buffer, **kw)``.
 
+    >>> from binrec import unpack_columns
     >>> unpack_columns("<hh", b"\\x01\\x00\\x02\\x00")["f1"].tolist()
     [2]
     """
@@ -912,6 +747,7 @@ def unpack_columns(format: str, buffer: Any, *, names: Any = None, **kw: Any) ->
 def pack(format: str, values: Any, *, names: Any = None, **kw: Any) -> bytes:
     """``Struct(format, names).pack(values)``.
 
+    >>> from binrec import pack
     >>> pack(">H", [(1,), (2,)])
     b'\\x00\\x01\\x00\\x02'
     """
@@ -921,6 +757,7 @@ def pack(format: str, values: Any, *, names: Any = None, **kw: Any) -> bytes:
 def pack_into(format: str, buffer: Any, offset: int, values: Any, *, names: Any = None, **kw: Any) -> int:
     """``Struct(format, names).pack_into(buffer, offset, values)``.
 
+    >>> from binrec import pack_into
     >>> buf = bytearray(2)
     >>> pack_into("<H", buf, 0, [(258,)])
     2
