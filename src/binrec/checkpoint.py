@@ -257,6 +257,9 @@ class CheckpointStore:
 
     # -- paths ------------------------------------------------------------------
 
+    def _not_found(self, name: str) -> CheckpointNotFound:
+        return CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}")
+
     def path(self, name: str) -> Path:
         return self.directory / (_check_name(name) + SUFFIX)
 
@@ -467,7 +470,7 @@ class CheckpointStore:
                 size = os.fstat(fh.fileno()).st_size
                 header, flags, _ = self._read_header(fh, size, str(path))
         except FileNotFoundError:
-            raise CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}") from None
+            raise self._not_found(name) from None
         return self._info_from_header(header, path, size, bool(flags & FLAG_KEYED))
 
     def list(self) -> list[CheckpointInfo]:
@@ -494,7 +497,7 @@ class CheckpointStore:
         try:
             os.unlink(path)
         except FileNotFoundError:
-            raise CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}") from None
+            raise self._not_found(name) from None
         fsync_dir(self.directory)
 
     # -- load and verify ----------------------------------------------------------------
@@ -518,7 +521,7 @@ class CheckpointStore:
         try:
             fh = open(path, "rb")
         except FileNotFoundError:
-            raise CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}") from None
+            raise self._not_found(name) from None
         try:
             size = os.fstat(fh.fileno()).st_size
             header, flags, hlen = self._read_header(fh, size, str(path))
