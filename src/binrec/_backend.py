@@ -60,7 +60,7 @@ def switch(names: tuple[str, ...]) -> str | None:
     return None
 
 
-python_kernels: Kernels = cast(Kernels, _kernels_py)
+python_kernels: Kernels = _kernels_py  # mypy checks the module against the Protocol
 compiled_kernels: Kernels | None
 
 try:
@@ -118,11 +118,11 @@ def use(which: str | ModuleType | Kernels) -> Iterator[Kernels]:
     """
     global kernels
     if which == "python":
-        chosen: Kernels | None = python_kernels
+        chosen: Kernels = python_kernels
     elif which == "compiled":
-        chosen = compiled_kernels
-        if chosen is None:
+        if compiled_kernels is None:
             raise RuntimeError("the compiled backend binrec._kernels_c is not available")
+        chosen = compiled_kernels
     elif isinstance(which, ModuleType):
         chosen = cast(Kernels, which)
     else:
