@@ -67,14 +67,38 @@ _FUTURE_SKEW_S = 1.0
 
 class BadSignature(ValueError):
     """The envelope or tag does not verify: tampered, wrong key or context,
-    truncated, expired, or of an unknown format."""
+    truncated, expired, or of an unknown format.
+
+    A :class:`ValueError`.  The message says which check failed; it never
+    contains the key.
+
+    Examples
+    --------
+    >>> from binrec import signing
+    >>> key = bytes(range(32))
+    >>> envelope = signing.sign(b"hello", key, context=b"greeting")
+    >>> try:
+    ...     signing.verify(envelope, key, context=b"farewell")
+    ... except signing.BadSignature as exc:
+    ...     print(exc)
+    signature mismatch: the envelope was tampered with, or the context is wrong
+    """
 
 
 def generate_key() -> bytes:
     """32 random bytes from :mod:`secrets`, suitable as a signing key.
 
-    >>> len(generate_key())
-    32
+    Returns
+    -------
+    bytes
+        A new key, 32 bytes long (the shortest binrec accepts).
+
+    Examples
+    --------
+    >>> from binrec import signing
+    >>> key = signing.generate_key()
+    >>> len(key), key == signing.generate_key()
+    (32, False)
     """
     return secrets.token_bytes(32)
 
@@ -90,7 +114,39 @@ def check_key(key: Any) -> bytes:
 
 
 def key_id(key: bytes) -> bytes:
-    """The 8-byte public identifier of a key (stored in envelopes)."""
+    """The 8-byte public identifier of a key (stored in envelopes).
+
+    It is the first 8 bytes of ``HMAC-SHA256(key, b"binrec key id")``: it
+    names the key without revealing it, so a verifier holding several keys
+    (rotation) picks the right one.
+
+    Parameters
+    ----------
+    key : bytes
+        A signing key of at least 32 bytes.
+
+    Returns
+    -------
+    bytes
+        8 bytes.
+
+    Raises
+    ------
+    ValueError
+        A key shorter than 32 bytes.
+    TypeError
+        A ``str`` key.
+
+    Examples
+    --------
+    >>> import hmac
+    >>> from binrec import signing
+    >>> key = bytes(range(32))
+    >>> signing.key_id(key).hex()
+    '3c3fbefd8fdde2f9'
+    >>> signing.key_id(key) == hmac.digest(key, b"binrec key id", "sha256")[:8]
+    True
+    """
     return _key_id(check_key(key))
 
 
@@ -138,13 +194,42 @@ def _context(context: Any) -> bytes:
 def sign(
     payload: bytes | bytearray | memoryview, key: bytes, *, context: bytes | str = b"", created_ns: int | None = None
 ) -> bytes:
-    """Wrap ``payload`` in a signed envelope.
+    """Wrap ``payload`` in a signed envelope (layout in this module's docstring).
+
+    Parameters
+    ----------
+    payload : bytes-like
+        The bytes to protect.
+    key : bytes
+        A signing key of at least 32 bytes.
+    context : bytes or str
+        A label for the payload's purpose; :func:`verify` must be given the
+        same one (str is encoded as UTF-8).
+    created_ns : int, optional
+        Creation time stored in the envelope, in nanoseconds since the
+        Unix epoch (default :func:`time.time_ns`).
+
+    Returns
+    -------
+    bytes
+        The envelope: a 32-byte header plus the context, the payload, and a
+        32-byte HMAC-SHA256 tag.
+
+    Raises
+    ------
+    ValueError
+        A key shorter than 32 bytes, or a context over 65535 bytes.
+    TypeError
+        A ``str`` key.
 
     Examples
     --------
-    >>> k = bytes(range(32))
-    >>> env = sign(b"hello", k, context=b"greeting")
-    >>> verify(env, k, context=b"greeting")
+    >>> from binrec import signing
+    >>> key = bytes(range(32))
+    >>> envelope = signing.sign(b"hello", key, context=b"greeting", created_ns=0)
+    >>> envelope[:4], len(envelope) == 32 + len(b"greeting") + len(b"hello") + 32
+    (b'BRSG', True)
+    >>> signing.verify(envelope, key, context=b"greeting")
     b'hello'
     """
     key = check_key(key)
@@ -219,6 +304,8 @@ def verify(
 
     Parameters
     ----------
+    envelope : bytes-like
+        What :func:`sign` returned.
     keys : bytes or list of bytes
         One key, or several (rotation): the envelope's key id picks one.
     context : bytes or str
@@ -233,6 +320,11 @@ def verify(
         The time to measure the age against, in nanoseconds since the Unix
         epoch; default :func:`time.time_ns`.  Used only with ``max_age``.
 
+    Returns
+    -------
+    bytes
+        The payload.
+
     Raises
     ------
     BadSignature
@@ -245,14 +337,23 @@ def verify(
 
     Examples
     --------
-    >>> k = bytes(range(32))
-    >>> env = sign(b"hi", k, created_ns=0)
-    >>> verify(env, k, max_age=60, now_ns=60 * 10**9)  # exactly 60 s old: accepted
+    >>> from binrec import signing
+    >>> key = bytes(range(32))
+    >>> envelope = signing.sign(b"hi", key, created_ns=0)
+    >>> signing.verify(envelope, key, max_age=60, now_ns=60 * 10**9)  # exactly 60 s old: accepted
     b'hi'
-    >>> verify(env, k, max_age=60, now_ns=60 * 10**9 + 1)
-    Traceback (most recent call last):
-    ...
-    binrec.signing.BadSignature: envelope is 60.000 s old, older than max_age=60 s
+    >>> try:
+    ...     signing.verify(envelope, key, max_age=60, now_ns=60 * 10**9 + 1)
+    ... except signing.BadSignature as exc:
+    ...     print(exc)
+    envelope is 60.000 s old, older than max_age=60 s
+    >>> tampered = bytearray(envelope)
+    >>> tampered[32] ^= 1  # the first payload byte
+    >>> try:
+    ...     signing.verify(tampered, key)
+    ... except signing.BadSignature as exc:
+    ...     print(exc)
+    signature mismatch: the envelope was tampered with, or the context is wrong
     """
     return bytes(open_envelope(envelope, keys, context, max_age, now_ns))
 
@@ -261,9 +362,34 @@ def sign_detached(payload: bytes | bytearray | memoryview, key: bytes, *, contex
     """A 46-byte tag for ``payload`` (for a sidecar file): magic, version,
     algorithm, key id and HMAC-SHA256.
 
-    >>> k = bytes(range(32))
-    >>> tag = sign_detached(b"data", k)
-    >>> verify_detached(b"data", tag, [k])
+    Parameters
+    ----------
+    payload : bytes-like
+        The bytes to protect (not copied into the tag).
+    key : bytes
+        A signing key of at least 32 bytes.
+    context : bytes or str
+        A label for the payload's purpose; :func:`verify_detached` must be
+        given the same one.
+
+    Returns
+    -------
+    bytes
+        The 46-byte tag.
+
+    Raises
+    ------
+    ValueError
+        A key shorter than 32 bytes.
+
+    Examples
+    --------
+    >>> from binrec import signing
+    >>> key = bytes(range(32))
+    >>> tag = signing.sign_detached(b"data", key)
+    >>> len(tag), tag[:4]
+    (46, b'BRDT')
+    >>> signing.verify_detached(b"data", tag, [key])
     True
     """
     key = check_key(key)
@@ -278,7 +404,42 @@ def verify_detached(
     payload: bytes | bytearray | memoryview, tag: bytes, keys: bytes | Iterable[bytes], *, context: bytes | str = b""
 ) -> bool:
     """Return True if ``tag`` was made by :func:`sign_detached` for
-    ``payload`` with one of ``keys``; raise :class:`BadSignature` otherwise."""
+    ``payload`` with one of ``keys``; raise :class:`BadSignature` otherwise.
+
+    Parameters
+    ----------
+    payload : bytes-like
+        The bytes the tag should cover.
+    tag : bytes
+        What :func:`sign_detached` returned.
+    keys : bytes or list of bytes
+        One key, or several (rotation): the tag's key id picks one.
+    context : bytes or str
+        Must equal the context the tag was made with.
+
+    Returns
+    -------
+    bool
+        Always True (a mismatch raises).
+
+    Raises
+    ------
+    BadSignature
+        The payload or tag was changed, or a wrong key or context.
+
+    Examples
+    --------
+    >>> from binrec import signing
+    >>> key = bytes(range(32))
+    >>> tag = signing.sign_detached(b"data", key, context="sidecar")
+    >>> signing.verify_detached(b"data", tag, key, context="sidecar")
+    True
+    >>> try:
+    ...     signing.verify_detached(b"datA", tag, key, context="sidecar")
+    ... except signing.BadSignature as exc:
+    ...     print(exc)
+    signature mismatch
+    """
     ring = _keyring(keys)
     ctx = _context(context)
     tag = bytes(tag)
@@ -303,8 +464,31 @@ def signed_dumps(obj: Any, key: bytes, *, context: bytes | str = _PICKLE_CONTEXT
     The pickle is written straight after a header placeholder in one
     buffer, so the payload is never copied to build the envelope.
 
-    >>> k = generate_key()
-    >>> signed_loads(signed_dumps({"a": [1, 2]}, k), k)
+    Parameters
+    ----------
+    obj : object
+        Anything picklable.
+    key : bytes
+        A signing key of at least 32 bytes.
+    context : bytes or str
+        The envelope's context (default ``b"binrec.pickle"``).
+    protocol : int, optional
+        Pickle protocol (default :data:`pickle.HIGHEST_PROTOCOL`).
+
+    Returns
+    -------
+    bytes
+        A signed envelope whose payload is the pickle.
+
+    Examples
+    --------
+    >>> import pickle
+    >>> from binrec import signing
+    >>> key = bytes(range(32))
+    >>> blob = signing.signed_dumps({"a": [1, 2]}, key)
+    >>> signing.signed_loads(blob, key)
+    {'a': [1, 2]}
+    >>> pickle.loads(signing.verify(blob, key, context=b"binrec.pickle"))  # the payload is a plain pickle
     {'a': [1, 2]}
     """
     key = check_key(key)
@@ -340,14 +524,44 @@ def signed_loads(
 
     Parameters
     ----------
+    blob : bytes-like
+        What :func:`signed_dumps` returned.
+    keys : bytes or list of bytes
+        One key, or several (rotation).
+    allow : optional
+        Extra globals for the restricted unpickler, as for
+        :func:`binrec.pickling.safe_loads`, or :data:`ALL` for plain pickle.
+    context : bytes or str
+        Must equal the context it was signed with.
     max_age : float, optional
         Seconds, with :func:`verify`'s rule (age > ``max_age`` or dated
         more than 1 s in the future: refused), measured against
         :func:`time.time_ns`.  ``None`` (the default): no age check.
 
-    >>> k = bytes(range(32))
-    >>> signed_loads(signed_dumps([1, 2], k), k, max_age=3600)
+    Returns
+    -------
+    object
+        The unpickled object.
+
+    Raises
+    ------
+    BadSignature
+        As :func:`verify`; nothing is unpickled.
+    binrec.pickling.PickleSecurityError
+        A correctly signed pickle that names a global outside the allowlist.
+
+    Examples
+    --------
+    >>> import os
+    >>> from binrec import pickling, signing
+    >>> key = bytes(range(32))
+    >>> signing.signed_loads(signing.signed_dumps([1, 2], key), key, max_age=3600)
     [1, 2]
+    >>> try:  # a valid signature does not make os.system loadable
+    ...     signing.signed_loads(signing.signed_dumps(os.system, key), key)
+    ... except pickling.ForbiddenGlobal as exc:
+    ...     print(exc.name)
+    system
     """
     payload = open_envelope(blob, keys, context, max_age, None)
     if allow is ALL:
