@@ -50,12 +50,68 @@ class ShelfError(dbm.error[0]):  # type: ignore[misc,valid-type]
     """A file cannot be opened as a binrec shelf (a directory, not SQLite,
     another program's SQLite database, unreadable).  The message names the
     file.  It subclasses :mod:`dbm`'s error class, so ``except dbm.error``
-    catches it as it does for :mod:`shelve`."""
+    catches it as it does for :mod:`shelve`.
+
+    Examples
+    --------
+    >>> import dbm, os, tempfile
+    >>> from binrec import shelf
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "notes.txt")
+    ...     with open(path, "w") as fh:
+    ...         _ = fh.write("not a database")
+    ...     try:
+    ...         shelf.open(path)
+    ...     except dbm.error as exc:
+    ...         print(type(exc).__name__, str(exc).endswith("is not a binrec shelf: it is not SQLite"))
+    ...     with open(path) as fh:  # left unchanged
+    ...         print(fh.read())
+    ShelfError True
+    not a database
+    """
 
 
 class Shelf(MutableMapping[str, Any]):
     """A SQLite-backed persistent mapping of ``str`` keys to picklable values.
-    Use :func:`open` to make one."""
+
+    Use :func:`open` to make one; the parameters are :func:`open`'s.  A
+    :class:`collections.abc.MutableMapping`, so ``get``, ``keys``,
+    ``items``, ``update``, ``pop``... work as on a dict.  Keys iterate in
+    sorted order.
+
+    Parameters
+    ----------
+    path : path
+        The SQLite file.
+    flag : {'c', 'w', 'r', 'n'}
+        As for :func:`open`.
+    writeback : bool
+        As for :func:`open`.
+    key : bytes or list of bytes, optional
+        As for :func:`open`.
+    allow : optional
+        As for :func:`open`.
+    protocol : int, optional
+        As for :func:`open`.
+    timeout : float
+        As for :func:`open`.
+
+    Attributes
+    ----------
+    path : str
+    flag : str
+    writeback : bool
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from binrec import shelf
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with shelf.open(os.path.join(folder, "s.db")) as db:
+    ...         db.update({"b": 2, "a": [1]})
+    ...         print(list(db), db.get("c", "missing"), len(db))
+    ['a', 'b'] missing 2
+    """
 
     def __init__(
         self,
@@ -213,15 +269,35 @@ class Shelf(MutableMapping[str, Any]):
         A rollback also undoes the block's assignments and deletions in the
         write-back cache (``writeback=True``); in-place changes to objects
         that were cached before the block began cannot be undone and are
-        still written back.
+        still written back.  Transactions nest: only the outermost commits.
 
-        >>> import tempfile, os
-        >>> with open(os.path.join(tempfile.mkdtemp(), "s.db")) as db:
-        ...     with db.transaction():
-        ...         for i in range(3):
-        ...             db[f"user:{i}"] = {"id": i}
-        ...     len(db)
-        3
+        Yields
+        ------
+        Shelf
+            This shelf.
+
+        Raises
+        ------
+        PermissionError
+            The shelf is open read-only.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from binrec import shelf
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     with shelf.open(os.path.join(folder, "s.db")) as db:
+        ...         with db.transaction():
+        ...             for i in range(3):
+        ...                 db[f"user:{i}"] = {"id": i}
+        ...         try:
+        ...             with db.transaction():
+        ...                 db["user:3"] = {"id": 3}
+        ...                 raise RuntimeError("abort")
+        ...         except RuntimeError:
+        ...             pass
+        ...         print(len(db), "user:3" in db)
+        3 False
         """
         self._check_writable()
         with self._lock:
@@ -247,7 +323,31 @@ class Shelf(MutableMapping[str, Any]):
                 self._db.execute("COMMIT")
 
     def sync(self) -> None:
-        """Write back cached entries (``writeback=True``) in one commit."""
+        """Write back cached entries (``writeback=True``) in one commit.
+
+        Without ``writeback`` every assignment is already written, and this
+        does nothing.
+
+        Raises
+        ------
+        ValueError
+            The shelf is closed.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from binrec import shelf
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "s.db")
+        ...     db = shelf.open(path, writeback=True)
+        ...     db["log"] = []
+        ...     db["log"].append("started")  # changes the cached object only
+        ...     db.sync()
+        ...     with shelf.open(path, "r") as reader:
+        ...         print(reader["log"])
+        ...     db.close()
+        ['started']
+        """
         with self._lock:
             self._check_open()
             if self.writeback and self._cache and self.flag != "r":
@@ -260,6 +360,27 @@ class Shelf(MutableMapping[str, Any]):
             self._cache.clear()
 
     def close(self) -> None:
+        """Write back cached entries (:meth:`sync`) and close the database.
+
+        Closing twice is harmless; any other use of a closed shelf raises
+        :class:`ValueError`, as :mod:`shelve` does.  ``with shelf.open(...)``
+        closes on leaving the block.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from binrec import shelf
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     db = shelf.open(os.path.join(folder, "s.db"))
+        ...     db["a"] = 1
+        ...     db.close()
+        ...     db.close()
+        ...     try:
+        ...         db["a"]
+        ...     except ValueError as exc:
+        ...         print(exc)
+        invalid operation on a closed shelf
+        """
         with self._lock:
             if self._closed:
                 return
@@ -375,21 +496,27 @@ def open(
 
     Parameters
     ----------
+    path : path
+        The SQLite file.
     flag : {'c', 'w', 'r', 'n'}
         ``'c'`` create if missing (default), ``'w'`` read-write (must exist),
         ``'r'`` read-only (does not block writers), ``'n'`` always start empty.
     writeback : bool
         As :mod:`shelve`: entries read are cached and written back on
         ``sync()``/``close()`` (only the entries actually read or set).
-    key : bytes or list of bytes
+    key : bytes or list of bytes, optional
         Sign every value (HMAC-SHA256); the first key signs, all verify.
-    allow :
+    allow : optional
         Extra globals for the restricted unpickler, or
         :data:`binrec.pickling.ALL` for plain pickle.
-    protocol : int
+    protocol : int, optional
         Pickle protocol (default highest).
     timeout : float
         Seconds to wait for another writer's lock.
+
+    Returns
+    -------
+    Shelf
 
     Raises
     ------
@@ -404,13 +531,20 @@ def open(
 
     Examples
     --------
-    >>> import tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "profiles.db")
-    >>> with open(path) as db:
-    ...     db["alice"] = {"age": 30, "tags": ["admin"]}
-    >>> with open(path, "r") as db:
-    ...     db["alice"]["tags"]
+    >>> import os, sqlite3, tempfile
+    >>> from binrec import shelf
+    >>> key = bytes(range(32))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "profiles.db")
+    ...     with shelf.open(path, key=key) as db:
+    ...         db["alice"] = {"age": 30, "tags": ["admin"]}
+    ...     with shelf.open(path, "r", key=key) as db:
+    ...         print(db["alice"]["tags"])
+    ...     with sqlite3.connect(path) as con:  # one row per key, the value a signed envelope
+    ...         print(con.execute("SELECT key, substr(value, 1, 4) FROM binrec_shelf").fetchall())
+    ...     con.close()
     ['admin']
+    [('alice', b'BRSG')]
     """
     return Shelf(path, flag, writeback=writeback, key=key, allow=allow, protocol=protocol, timeout=timeout)
 
@@ -429,6 +563,13 @@ def import_shelve(src: str | os.PathLike | bytes, dst: str | os.PathLike | bytes
     dst : path or Shelf
         The binrec shelf to write (opened with flag ``'c'`` and ``open_kw``
         if a path).
+    **open_kw
+        Passed to :func:`open` when ``dst`` is a path (``key=``...).
+
+    Returns
+    -------
+    int
+        The number of entries copied.
 
     Raises
     ------
@@ -441,11 +582,15 @@ def import_shelve(src: str | os.PathLike | bytes, dst: str | os.PathLike | bytes
     Examples
     --------
     >>> import os, shelve, tempfile
-    >>> folder = tempfile.mkdtemp()
-    >>> with shelve.open(os.path.join(folder, "old")) as old:
-    ...     old["alice"] = {"age": 30}
-    >>> import_shelve(os.path.join(folder, "old"), os.path.join(folder, "new.db"))
+    >>> from binrec import shelf
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with shelve.open(os.path.join(folder, "old")) as old:
+    ...         old["alice"] = {"age": 30}
+    ...     print(shelf.import_shelve(os.path.join(folder, "old"), os.path.join(folder, "new.db")))
+    ...     with shelf.open(os.path.join(folder, "new.db"), "r") as new:
+    ...         print(dict(new))
     1
+    {'alice': {'age': 30}}
     """
     src = os.fsdecode(src)
     _check_shelve_source(src)
