@@ -69,21 +69,78 @@ _BOUNCE = 256 << 10
 
 
 class CheckpointError(Exception):
-    """Base class of checkpoint errors."""
+    """Base class of checkpoint errors.
+
+    Examples
+    --------
+    >>> from binrec import checkpoint
+    >>> issubclass(checkpoint.CheckpointNotFound, checkpoint.CheckpointError)
+    True
+    >>> issubclass(checkpoint.CheckpointCorrupted, checkpoint.CheckpointError)
+    True
+    """
 
 
 class CheckpointNotFound(CheckpointError, LookupError):
-    """No checkpoint of that name."""
+    """No checkpoint of that name.  Also a :class:`LookupError`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from binrec import checkpoint
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     try:
+    ...         checkpoint.CheckpointStore(folder).load("missing")
+    ...     except LookupError as exc:
+    ...         print(type(exc).__name__, str(exc).startswith("no checkpoint named 'missing' in "))
+    CheckpointNotFound True
+    """
 
 
 class CheckpointCorrupted(CheckpointError, ValueError):
-    """The file is truncated, bit-flipped or not a checkpoint."""
+    """The file is truncated, bit-flipped or not a checkpoint.  Also a
+    :class:`ValueError`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from binrec import checkpoint
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     store = checkpoint.CheckpointStore(folder)
+    ...     _ = store.save("run", {"step": 1})
+    ...     data = store.path("run").read_bytes()
+    ...     _ = store.path("run").write_bytes(data[:-10])  # truncated
+    ...     try:
+    ...         store.load("run")
+    ...     except checkpoint.CheckpointCorrupted as exc:
+    ...         print(str(exc).split(": ", 1)[1])
+    inconsistent header: file is ... bytes, header says ... (truncated or extended)
+    """
 
 
 class CorruptSkeleton(CheckpointCorrupted, TruncatedError):
     """The skeleton pickle is malformed: a :class:`CheckpointCorrupted` that
     is also the :class:`~binrec.pickling.TruncatedError` that
-    :func:`~binrec.pickling.safe_loads` raises for the same bytes."""
+    :func:`~binrec.pickling.safe_loads` raises for the same bytes.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong, naming the file.
+    offset : int
+        Byte offset in the skeleton where unpickling failed.
+    index : int
+        As for :class:`~binrec.pickling.TruncatedError` (always 0: the
+        skeleton is one object).
+
+    Examples
+    --------
+    >>> from binrec import checkpoint, pickling
+    >>> issubclass(checkpoint.CorruptSkeleton, checkpoint.CheckpointCorrupted)
+    True
+    >>> issubclass(checkpoint.CorruptSkeleton, pickling.TruncatedError)
+    True
+    """
 
     def __init__(self, message: str, offset: int = 0, index: int = 0) -> None:
         Exception.__init__(self, message)
@@ -93,12 +150,58 @@ class CorruptSkeleton(CheckpointCorrupted, TruncatedError):
 
 class InvalidCheckpointName(CheckpointError, ValueError):
     """Names are 1-200 characters of letters, digits and ``._+=@-``, not
-    starting with a dot, with no ``..`` and no path separators."""
+    starting with a dot, with no ``..`` and no path separators.
+
+    Also a :class:`ValueError`.  Checked before any file is touched, so a
+    name can never reach outside the store's folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from binrec import checkpoint
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     store = checkpoint.CheckpointStore(folder)
+    ...     try:
+    ...         store.save("../escape", {})
+    ...     except checkpoint.InvalidCheckpointName as exc:
+    ...         print(exc)
+    invalid checkpoint name '../escape': use 1-200 letters, digits and ._+=@- (no leading dot, no '..', no path separators)
+    """
 
 
 @dataclass(frozen=True)
 class CheckpointInfo:
-    """What ``list()`` knows from a checkpoint's header alone."""
+    """What ``list()`` knows from a checkpoint's header alone.
+
+    Attributes
+    ----------
+    name : str
+    path : str
+    created : float
+        Save time, seconds since the Unix epoch.
+    size : int
+        File size in bytes.
+    metadata : dict
+        The JSON metadata given to :meth:`CheckpointStore.save`.
+    format_version : int
+        The file format version (:data:`FORMAT_VERSION`).
+    version : int or None
+        The data version given to :meth:`CheckpointStore.save`.
+    signed : bool
+        Whether the checkpoint carries an HMAC (the store had a key).
+    buffers : int
+        Number of out-of-band array sections.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from binrec import checkpoint
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     info = checkpoint.CheckpointStore(folder).save("run", {"w": np.zeros(4)}, {"loss": 0.25}, version=3)
+    ...     print(info.name, info.metadata, info.version, info.signed, info.buffers)
+    run {'loss': 0.25} 3 False 1
+    """
 
     name: str
     path: str
@@ -218,7 +321,7 @@ def _pid_alive(pid: int, path: Path) -> bool:
 
 
 class CheckpointStore:
-    """A folder of checkpoints.
+    """A folder of checkpoints, one file each.
 
     Parameters
     ----------
@@ -229,16 +332,29 @@ class CheckpointStore:
     keep_last : int, optional
         After each successful save, delete the oldest checkpoints beyond this many.
 
+    Attributes
+    ----------
+    directory : pathlib.Path
+    keep_last : int or None
+
+    Raises
+    ------
+    ValueError
+        ``keep_last`` is not a positive int, or a key is shorter than 32 bytes.
+
     Examples
     --------
-    >>> import tempfile, numpy as np
-    >>> store = CheckpointStore(tempfile.mkdtemp(), keep_last=2)
-    >>> for step in (100, 200, 300):
-    ...     _ = store.save(f"step-{step}", {"step": step, "w": np.full(3, step / 100)}, metadata={"loss": 1 / step})
-    >>> [info.name for info in store.list()]
-    ['step-200', 'step-300']
-    >>> store.load("step-300")["w"]
-    array([3., 3., 3.])
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from binrec import checkpoint
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     store = checkpoint.CheckpointStore(folder, keep_last=2)
+    ...     for step in (100, 200, 300):
+    ...         _ = store.save(f"step-{step}", {"step": step, "w": np.full(3, step / 100)}, metadata={"loss": 1 / step})
+    ...     print([info.name for info in store.list()], "step-100" in store)
+    ...     print(store.load("step-300")["w"])
+    ['step-200', 'step-300'] False
+    [3. 3. 3.]
     """
 
     def __init__(
@@ -261,6 +377,32 @@ class CheckpointStore:
         return CheckpointNotFound(f"no checkpoint named {name!r} in {self.directory}")
 
     def path(self, name: str) -> Path:
+        """The file that holds (or would hold) checkpoint ``name``.
+
+        Parameters
+        ----------
+        name : str
+            A checkpoint name.
+
+        Returns
+        -------
+        pathlib.Path
+            ``directory / (name + ".ckpt")``.
+
+        Raises
+        ------
+        InvalidCheckpointName
+            ``name`` is not a valid checkpoint name.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from binrec import checkpoint
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     store = checkpoint.CheckpointStore(folder)
+        ...     print(store.path("epoch-3").name, store.path("epoch-3").parent == store.directory)
+        epoch-3.ckpt True
+        """
         return self.directory / (_check_name(name) + SUFFIX)
 
     def __contains__(self, name: str) -> bool:
@@ -276,9 +418,51 @@ class CheckpointStore:
     ) -> CheckpointInfo:
         """Write ``state`` as checkpoint ``name`` (replacing one of that name).
 
-        numpy arrays inside ``state`` go out of band as raw aligned sections.
-        ``metadata`` must be JSON-serialisable; ``version`` is the data
-        version used by ``load(..., migrations=...)``.
+        numpy arrays inside ``state`` go out of band (pickle protocol 5) as raw
+        64-byte-aligned sections.  The write is atomic and durable: a
+        temporary file in the same folder, fsync, rename, fsync of the folder.
+        A crash leaves the old checkpoint or the new one.
+
+        Parameters
+        ----------
+        name : str
+            1-200 letters, digits and ``._+=@-`` (see :class:`InvalidCheckpointName`).
+        state : object
+            Anything picklable; arrays are stored without copying.
+        metadata : mapping, optional
+            JSON-serialisable data stored in the header, readable by
+            :meth:`info` and :meth:`list` without loading the state.
+        version : int, optional
+            The data version used by ``load(..., migrations=...)``.
+
+        Returns
+        -------
+        CheckpointInfo
+            What :meth:`info` now returns for ``name``.
+
+        Raises
+        ------
+        TypeError
+            ``metadata`` is not JSON-serialisable.
+        ValueError
+            ``version`` is not a non-negative int, or the header would exceed
+            64 MiB.
+        InvalidCheckpointName
+            A bad ``name``.
+
+        Examples
+        --------
+        >>> import json, struct, tempfile
+        >>> import numpy as np
+        >>> from binrec import checkpoint
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     store = checkpoint.CheckpointStore(folder)
+        ...     info = store.save("epoch-1", {"w": np.arange(4.0)}, metadata={"loss": 0.5}, version=1)
+        ...     data = store.path("epoch-1").read_bytes()
+        ...     magic, fmt, flags, header_length = struct.unpack_from("<8sIIQ", data)
+        ...     header = json.loads(data[24 : 24 + header_length])
+        ...     print(magic, info.size == len(data), header["metadata"], header["buffers"][0]["shape"])
+        b'BINRECCK' True {'loss': 0.5} [4]
         """
         path = self.path(name)
         meta = dict(metadata or {})
@@ -463,7 +647,35 @@ class CheckpointStore:
         )
 
     def info(self, name: str) -> CheckpointInfo:
-        """Header-only information about one checkpoint."""
+        """Header-only information about one checkpoint.
+
+        Parameters
+        ----------
+        name : str
+            A checkpoint name.
+
+        Returns
+        -------
+        CheckpointInfo
+
+        Raises
+        ------
+        CheckpointNotFound
+            No checkpoint of that name.
+        CheckpointCorrupted
+            The header cannot be read.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from binrec import checkpoint
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     store = checkpoint.CheckpointStore(folder)
+        ...     _ = store.save("run", {"step": 7}, metadata={"loss": 0.125})
+        ...     info = store.info("run")
+        ...     print(info.name, info.metadata, info.size == store.path("run").stat().st_size)
+        run {'loss': 0.125} True
+        """
         path = self.path(name)
         try:
             with open(path, "rb") as fh:
@@ -474,9 +686,27 @@ class CheckpointStore:
         return self._info_from_header(header, path, size, bool(flags & FLAG_KEYED))
 
     def list(self) -> list[CheckpointInfo]:
-        """Every checkpoint, oldest first, from headers only.  Temporary
-        files of interrupted saves are ignored; an unreadable file is skipped
-        with a warning."""
+        """Every checkpoint, oldest first, from headers only.
+
+        Temporary files of interrupted saves are ignored; an unreadable file
+        is skipped with a :class:`RuntimeWarning`.
+
+        Returns
+        -------
+        list of CheckpointInfo
+            Sorted by creation time, then name.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from binrec import checkpoint
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     store = checkpoint.CheckpointStore(folder)
+        ...     for name in ("b", "a"):
+        ...         _ = store.save(name, {})
+        ...     print([info.name for info in store.list()])
+        ['b', 'a']
+        """
         infos = []
         for p in self.directory.glob("*" + SUFFIX):
             if p.name.startswith("."):
@@ -488,11 +718,52 @@ class CheckpointStore:
         return sorted(infos, key=lambda i: (i.created, i.name))
 
     def latest(self) -> CheckpointInfo | None:
-        """The most recently saved checkpoint, or None."""
+        """The most recently saved checkpoint, or None.
+
+        Returns
+        -------
+        CheckpointInfo or None
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from binrec import checkpoint
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     store = checkpoint.CheckpointStore(folder)
+        ...     print(store.latest())
+        ...     _ = store.save("first", {})
+        ...     _ = store.save("second", {})
+        ...     print(store.latest().name)
+        None
+        second
+        """
         infos = self.list()
         return infos[-1] if infos else None
 
     def delete(self, name: str) -> None:
+        """Delete checkpoint ``name`` (and fsync the folder).
+
+        Parameters
+        ----------
+        name : str
+            A checkpoint name.
+
+        Raises
+        ------
+        CheckpointNotFound
+            No checkpoint of that name.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from binrec import checkpoint
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     store = checkpoint.CheckpointStore(folder)
+        ...     _ = store.save("old", {})
+        ...     store.delete("old")
+        ...     print("old" in store, store.path("old").exists())
+        False False
+        """
         path = self.path(name)
         try:
             os.unlink(path)
@@ -566,8 +837,59 @@ class CheckpointStore:
         pass).  The skeleton is unpickled with the restricted loader:
         numpy, plain data and ``datetime`` by default; ``allow=`` extends.
 
-        ``migrations`` upgrades versioned state (saved with ``version=``) to
-        ``current`` (default: one past the highest migration).
+        Parameters
+        ----------
+        name : str
+            A checkpoint name.
+        mmap : bool
+            Return arrays as read-only views of a memory map.
+        allow : optional
+            Extra globals for the restricted unpickler, as for
+            :func:`binrec.pickling.safe_loads`.
+        migrations : mapping of int to callable, optional
+            ``{version: function}``: each function upgrades state saved with
+            ``version=`` by one version.
+        current : int, optional
+            The version to migrate to (default: one past the highest
+            migration).
+
+        Returns
+        -------
+        object
+            The state, migrated if asked.
+
+        Raises
+        ------
+        CheckpointNotFound
+            No checkpoint of that name.
+        CheckpointCorrupted
+            A length, digest or checksum does not match (:class:`CorruptSkeleton`
+            for a malformed skeleton pickle).
+        BadSignature
+            A signed checkpoint that does not verify, or a signed checkpoint
+            opened without a key (or the reverse).
+        binrec.pickling.PickleSecurityError
+            The skeleton names a global outside the allowlist.
+        CheckpointError
+            ``migrations`` given for a checkpoint saved without ``version=``.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from binrec import checkpoint
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     store = checkpoint.CheckpointStore(folder)
+        ...     _ = store.save("run", {"w": np.arange(3.0), "lr": 0.1}, version=1)
+        ...     state = store.load("run")
+        ...     print(state["w"], state["lr"])
+        ...     view = store.load("run", mmap=True)["w"]
+        ...     print(view, view.flags.writeable)
+        ...     del view
+        ...     print(store.load("run", migrations={1: lambda s: {**s, "momentum": 0.9}})["momentum"])
+        [0. 1. 2.] 0.1
+        [0. 1. 2.] False
+        0.9
         """
         checked = self._open_checked(name)
         fh, path, header, key = checked.fh, checked.path, checked.header, checked.key
@@ -667,7 +989,45 @@ class CheckpointStore:
     def verify(self, name: str) -> CheckpointInfo:
         """The full pass: header, every section's CRC32 and the whole-file
         SHA-256 (HMAC with a key).  Returns the info, or raises
-        :class:`CheckpointCorrupted` / :class:`BadSignature`."""
+        :class:`CheckpointCorrupted` / :class:`BadSignature`.
+
+        Parameters
+        ----------
+        name : str
+            A checkpoint name.
+
+        Returns
+        -------
+        CheckpointInfo
+
+        Raises
+        ------
+        CheckpointNotFound
+            No checkpoint of that name.
+        CheckpointCorrupted
+            Any byte of the file changed.
+        BadSignature
+            With a key: the HMAC does not verify.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from binrec import checkpoint
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     store = checkpoint.CheckpointStore(folder)
+        ...     _ = store.save("run", {"w": np.zeros(8)})
+        ...     print(store.verify("run").name)
+        ...     data = bytearray(store.path("run").read_bytes())
+        ...     data[-100] ^= 1  # a bit of the array (its 64 bytes end where the 76-byte footer starts)
+        ...     _ = store.path("run").write_bytes(data)
+        ...     try:
+        ...         store.verify("run")
+        ...     except checkpoint.CheckpointCorrupted as exc:
+        ...         print(str(exc).split(": ", 1)[1])
+        run
+        checksum mismatch in buffer 0
+        """
         checked = self._open_checked(name)
         fh, path = checked.fh, checked.path
         try:
