@@ -23,6 +23,33 @@ class PickleReport:
     :func:`pickle.loads` runs every opcode before the first error),
     ``"unreadable"`` (not a well-formed pickle, nothing refused before the
     fault) and ``"empty"`` (no bytes at all).
+
+    Attributes
+    ----------
+    size : int
+        Bytes read.
+    protocol : int
+        Highest pickle protocol seen.
+    pickles : int
+        Pickles in the data (a stream may hold several).
+    globals : list of (str, str)
+        ``(module, qualname)`` of every global named, in order of first use.
+    calls : int
+        Opcodes that call something (REDUCE, BUILD, NEWOBJ, OBJ, INST...).
+    opcodes : dict
+        Opcode name -> count.
+    offending : list of str
+        What the restricted loader would refuse.
+    error : str or None
+        Why the data is unreadable, if it is.
+
+    Examples
+    --------
+    >>> import pickle
+    >>> from binrec import pickling
+    >>> report = pickling.inspect(pickle.dumps({"a": [1, 2]}, protocol=2))
+    >>> report.status, report.pickles, report.protocol, report.globals
+    ('safe', 1, 2, [])
     """
 
     size: int
@@ -36,6 +63,23 @@ class PickleReport:
 
     @property
     def status(self) -> str:
+        """``"safe"``, ``"unsafe"``, ``"unreadable"`` or ``"empty"``.
+
+        Unsafe wins over unreadable: a pickle that names a forbidden global
+        before its bytes go bad is unsafe, since :func:`pickle.loads` would
+        have called it before failing.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import os, pickle
+        >>> from binrec import pickling
+        >>> [pickling.inspect(data).status for data in (pickle.dumps(1), pickle.dumps(os.system), b"\\x80\\x05K", b"")]
+        ['safe', 'unsafe', 'unreadable', 'empty']
+        """
         if self.offending:
             return "unsafe"
         if self.error is not None:
@@ -46,10 +90,39 @@ class PickleReport:
 
     @property
     def safe(self) -> bool:
+        """Whether :attr:`status` is ``"safe"``.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> import os, pickle
+        >>> from binrec import pickling
+        >>> pickling.inspect(pickle.dumps([1.5, "x"])).safe, pickling.inspect(pickle.dumps(os.system)).safe
+        (True, False)
+        """
         return self.status == "safe"
 
     @property
     def verdict(self) -> str:
+        """One line for people: the status, and what was refused or why the
+        data is unreadable.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import argparse, pickle
+        >>> from binrec import pickling
+        >>> pickling.inspect(pickle.dumps(argparse.Namespace(a=1))).verdict
+        'unsafe: argparse.Namespace'
+        >>> pickling.inspect(b"\\x80\\x05K").verdict
+        'unreadable: Malformed: pickle data was truncated (at byte 3)'
+        """
         status = self.status
         if status == "unsafe":
             tail = f" (then unreadable: {self.error})" if self.error is not None else ""
@@ -61,6 +134,24 @@ class PickleReport:
         return "safe"
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-ready data (``binrec pickle inspect --json``).
+
+        Returns
+        -------
+        dict
+            The fields, plus ``safe``, ``status`` and ``verdict``; globals as
+            ``"module.qualname"`` strings.
+
+        Examples
+        --------
+        >>> import argparse, json, pickle
+        >>> from binrec import pickling
+        >>> d = pickling.inspect(pickle.dumps(argparse.Namespace(a=1), protocol=2)).as_dict()
+        >>> d["globals"], d["status"], d["offending"]
+        (['argparse.Namespace'], 'unsafe', ['argparse.Namespace'])
+        >>> json.loads(json.dumps(d)) == d
+        True
+        """
         return {
             "size": self.size,
             "protocol": self.protocol,
@@ -86,13 +177,23 @@ def inspect(data_or_path: bytes | bytearray | memoryview | str | os.PathLike) ->
     reading).  Only modules of allowed globals are imported, to tell an
     Enum (whose members BUILD must not modify) from other classes.
 
+    Parameters
+    ----------
+    data_or_path : bytes-like or path
+        The pickle bytes, or a file holding them.
+
+    Returns
+    -------
+    PickleReport
+
     Examples
     --------
-    >>> import pickle, collections
-    >>> r = inspect(pickle.dumps(collections.OrderedDict(a=1)))
-    >>> r.globals, r.verdict
+    >>> import collections, pickle
+    >>> from binrec import pickling
+    >>> report = pickling.inspect(pickle.dumps(collections.OrderedDict(a=1)))
+    >>> report.globals, report.verdict
     ([('collections', 'OrderedDict')], 'safe')
-    >>> inspect(b"").status
+    >>> pickling.inspect(b"").status
     'empty'
     """
     if isinstance(data_or_path, (str, os.PathLike)):

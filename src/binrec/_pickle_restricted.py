@@ -317,6 +317,11 @@ def safe_loads(
         after it was put in another); a container that contains itself
         nests without end and is refused at any limit.
 
+    Returns
+    -------
+    object
+        The unpickled object.
+
     Raises
     ------
     ForbiddenGlobal
@@ -325,20 +330,26 @@ def safe_loads(
     ForbiddenOpcode, LimitExceeded
         EXT opcodes while an extension registry is in use, persistent IDs,
         an input over ``max_bytes`` or nesting over ``max_depth``.
+    TruncatedError
+        Malformed or truncated data.
 
     Examples
     --------
-    >>> import pickle, datetime
-    >>> safe_loads(pickle.dumps({"when": datetime.date(2024, 1, 2), "n": [1, 2]}))
+    >>> import datetime, fractions, pickle
+    >>> from binrec import pickling
+    >>> pickling.safe_loads(pickle.dumps({"when": datetime.date(2024, 1, 2), "n": [1, 2]}))
     {'when': datetime.date(2024, 1, 2), 'n': [1, 2]}
     >>> class Evil:
     ...     def __reduce__(self):
     ...         import os
     ...         return (os.system, ("echo pwned",))
-    >>> safe_loads(pickle.dumps(Evil()))
-    Traceback (most recent call last):
-    ...
-    binrec.pickling.ForbiddenGlobal: forbidden global posix.system: module posix is never allowed
+    >>> try:
+    ...     pickling.safe_loads(pickle.dumps(Evil()))
+    ... except pickling.ForbiddenGlobal as exc:
+    ...     print(exc.name, "refused; nothing ran")
+    system refused; nothing ran
+    >>> pickling.safe_loads(pickle.dumps(fractions.Fraction(1, 3)), allow=lambda module, name: module == "fractions")
+    Fraction(1, 3)
     """
     if allow is ALL:
         return pickle.loads(data)
@@ -386,6 +397,38 @@ def safe_load(
 
     The whole file is read (at most ``max_bytes + 1`` bytes) before
     unpickling, so the size cap holds for streams too.
+
+    Parameters
+    ----------
+    file : binary file object or path
+        Where to read the pickle.
+    allow, max_bytes, max_depth
+        As for :func:`safe_loads`.
+
+    Returns
+    -------
+    object
+        The unpickled object.
+
+    Raises
+    ------
+    PickleSecurityError
+        As :func:`safe_loads`.
+
+    Examples
+    --------
+    >>> import argparse, io, pickle
+    >>> from binrec import pickling
+    >>> pickling.safe_load(io.BytesIO(pickle.dumps({"n": 1})))
+    {'n': 1}
+    >>> payload = pickle.dumps(argparse.Namespace(n=1))
+    >>> try:
+    ...     pickling.safe_load(io.BytesIO(payload))
+    ... except pickling.ForbiddenGlobal as exc:
+    ...     print(exc)
+    forbidden global argparse.Namespace: not in the allowlist
+    >>> pickling.safe_load(io.BytesIO(payload), allow=[argparse.Namespace])
+    Namespace(n=1)
     """
     if isinstance(file, (str, os.PathLike)):
         with open(file, "rb") as fh:

@@ -37,13 +37,19 @@ def dump_many(
 ) -> int:
     """Pickle each object, one after another, into a file or stream.
 
+    Each object is pickled on its own (fresh memo), so the stream can be
+    appended to, and read back by repeated :func:`pickle.load` too.
+
     Parameters
     ----------
     objects : iterable
+        The objects to write.
     file : binary file object or path
         A path is created (or appended to with ``append=True``).
     protocol : int, optional
         Default :data:`pickle.HIGHEST_PROTOCOL`.
+    append : bool
+        Append to a path instead of replacing it.
 
     Returns
     -------
@@ -52,13 +58,17 @@ def dump_many(
 
     Examples
     --------
-    >>> import io
+    >>> import io, pickle
+    >>> from binrec import pickling
     >>> buf = io.BytesIO()
-    >>> dump_many([{"id": 1}, {"id": 2}], buf)
+    >>> pickling.dump_many([{"id": 1}, {"id": 2}], buf)
     2
     >>> _ = buf.seek(0)
-    >>> list(load_many(buf))
+    >>> list(pickling.load_many(buf))
     [{'id': 1}, {'id': 2}]
+    >>> _ = buf.seek(0)
+    >>> pickle.load(buf), pickle.load(buf)  # plain pickle reads it too
+    ({'id': 1}, {'id': 2})
     """
     protocol = pickle.HIGHEST_PROTOCOL if protocol is None else protocol
     fh, close = _open_for(file, "ab" if append else "wb")
@@ -111,16 +121,48 @@ def load_many(
     Parameters
     ----------
     file : binary file object or path
+        The stream (pipes too).
     allow : optional
         Default :data:`ALL` (plain pickle: for your own files).  Pass ``None``
         for :data:`DEFAULT_ALLOW`, or an allow spec as in :func:`safe_loads`,
         to load untrusted streams with the restricted loader.
+    max_bytes : int, optional
+        With the restricted loader: refuse an object larger than this.
+
+    Yields
+    ------
+    object
+        Each unpickled object, in order.
 
     Raises
     ------
     TruncatedError
         The last object is cut short or corrupt; every complete object
         before it has been yielded.  ``offset`` names where it starts.
+    PickleSecurityError
+        With ``allow`` other than :data:`ALL`: an object the restricted
+        loader refuses; the objects before it have been yielded.
+
+    Examples
+    --------
+    >>> import argparse, os, tempfile
+    >>> from binrec import pickling
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "events.pkl")
+    ...     pickling.dump_many([1, 2], path)
+    ...     pickling.dump_many([argparse.Namespace(n=3)], path, append=True)
+    ...     print(list(pickling.load_many(path)))
+    ...     events = pickling.load_many(path, allow=None)  # untrusted: the restricted loader
+    ...     print(next(events), next(events))
+    ...     try:
+    ...         next(events)
+    ...     except pickling.ForbiddenGlobal as exc:
+    ...         print(exc)
+    2
+    1
+    [1, 2, Namespace(n=3)]
+    1 2
+    forbidden global argparse.Namespace: not in the allowlist
     """
     fh, close = _open_for(file, "rb")
     try:

@@ -22,14 +22,38 @@ _VERSION_HEADER = struct.Struct("<8sQ")
 def save_versioned(path: str | os.PathLike, data: Any, version: int, *, protocol: int | None = None) -> None:
     """Pickle ``data`` into ``path`` with a data version, atomically.
 
-    Layout: 8-byte magic, little-endian u64 version, then one pickle.
+    Layout: 8-byte magic ``b"BRVER\\x00\\x01\\n"``, little-endian u64
+    version, then one pickle.  The file is replaced atomically (temporary
+    file, fsync, rename).
+
+    Parameters
+    ----------
+    path : path
+        The file to write.
+    data : object
+        Anything picklable.
+    version : int
+        The data version (a non-negative int).
+    protocol : int, optional
+        Default :data:`pickle.HIGHEST_PROTOCOL`.
+
+    Raises
+    ------
+    VersionError
+        ``version`` is not a non-negative int.
 
     Examples
     --------
-    >>> import tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "profile.pkl")
-    >>> save_versioned(p, {"name": "Ann"}, version=1)
-    >>> load_versioned(p, current=2, migrations={1: lambda d: {**d, "age": None}})
+    >>> import os, pickle, struct, tempfile
+    >>> from binrec import pickling
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "profile.pkl")
+    ...     pickling.save_versioned(path, {"name": "Ann"}, version=1)
+    ...     with open(path, "rb") as fh:
+    ...         raw = fh.read()
+    ...     print(struct.unpack_from("<8sQ", raw), pickle.loads(raw[16:]))
+    ...     print(pickling.load_versioned(path, current=2, migrations={1: lambda d: {**d, "age": None}}))
+    (b'BRVER\\x00\\x01\\n', 1) {'name': 'Ann'}
     {'name': 'Ann', 'age': None}
     """
     check_version(version)
@@ -92,10 +116,47 @@ def load_versioned(
 ) -> Any:
     """Load a file written by :func:`save_versioned`, migrated to ``current``.
 
-    ``migrations`` maps version n to a function turning version-n data into
-    version-n+1 data.  A file newer than ``current``, or a gap in the chain,
+    A file newer than ``current``, or a gap in the chain of migrations,
     raises :class:`VersionError` before the payload is unpickled.
-    ``allow`` as in :func:`load_many` (default: plain pickle).
+
+    Parameters
+    ----------
+    path : path
+        A file written by :func:`save_versioned`.
+    current : int
+        The version the program works with.
+    migrations : mapping of int to callable, optional
+        Maps version n to a function turning version-n data into
+        version-n+1 data.
+    allow : optional
+        As in :func:`load_many` (default: plain pickle).
+
+    Returns
+    -------
+    object
+        The data, at version ``current``.
+
+    Raises
+    ------
+    VersionError
+        Not a versioned file, a file newer than ``current``, or a missing
+        migration.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from binrec import pickling
+    >>> steps = {1: lambda d: {**d, "age": None}, 2: lambda d: {**d, "tags": []}}
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "profile.pkl")
+    ...     pickling.save_versioned(path, {"name": "Ann"}, version=1)
+    ...     print(pickling.load_versioned(path, current=3, migrations=steps))
+    ...     try:
+    ...         pickling.load_versioned(path, current=3, migrations={1: steps[1]})
+    ...     except pickling.VersionError as exc:
+    ...         print(str(exc).split(": ", 1)[1] if ": " in str(exc) else str(exc).split("profile.pkl ", 1)[1])
+    {'name': 'Ann', 'age': None, 'tags': []}
+    has version 1; no migration from version 2 to 3 (current is 3)
     """
     migrations = migrations or {}
     raw = Path(path).read_bytes()
