@@ -33,7 +33,20 @@ TEMP_PREFIX = ".binrec-tmp-"
 
 
 def fsync_dir(folder: str | os.PathLike) -> None:
-    """fsync a directory so a rename inside it is durable (POSIX only)."""
+    """fsync a directory so a rename inside it is durable (POSIX only).
+
+    Parameters
+    ----------
+    folder : path
+        The directory whose entries were changed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from binrec._atomic import fsync_dir
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     fsync_dir(folder)  # returns nothing; on Windows does nothing
+    """
     if os.name != "posix":
         return
     fd = os.open(folder, os.O_RDONLY)
@@ -96,23 +109,54 @@ def atomic_writer(
     without destroying it.  A directory raises ``IsADirectoryError``.
     ``OSError`` raised here names ``path``, not the temporary file.
 
-    ``temp_name(final_name)`` names the temporary file (in the same folder)
-    for a caller whose crash cleanup reads its own names, such as the
-    checkpoint store's pid-tagged ones; it is created (or truncated) as
-    ``open(..., "wb")`` would.  By default a unique name starting with
-    :data:`TEMP_PREFIX` is made with :func:`tempfile.mkstemp`.
+    Parameters
+    ----------
+    path : path
+        The file to replace (or create).
+    mode : int, optional
+        Permission bits of the new file (default: the old file's, or those
+        ``open()`` would give a new one).
+    temp_name : callable, optional
+        ``temp_name(final_name)`` names the temporary file (in the same
+        folder) for a caller whose crash cleanup reads its own names, such
+        as the checkpoint store's pid-tagged ones; it is created (or
+        truncated) as ``open(..., "wb")`` would.  By default a unique name
+        starting with :data:`TEMP_PREFIX` is made with :func:`tempfile.mkstemp`.
+    follow : bool
+        ``False`` puts a new file at ``path`` itself, as ``os.replace``
+        does: whatever entry is there (a symlink, a FIFO) is replaced,
+        neither followed nor written through, and the new file gets the
+        default permissions (``0o666`` less the umask), not the old file's.
 
-    ``follow=False`` puts a new file at ``path`` itself, as ``os.replace``
-    does: whatever entry is there (a symlink, a FIFO) is replaced, neither
-    followed nor written through, and the new file gets the default
-    permissions (``0o666`` less the umask), not the old file's.
+    Yields
+    ------
+    BinaryIO
+        The temporary file, open for writing.
 
-    >>> import tempfile, os
-    >>> d = tempfile.mkdtemp()
-    >>> with atomic_writer(os.path.join(d, "x.bin")) as fh:
-    ...     _ = fh.write(b"abc")
-    >>> open(os.path.join(d, "x.bin"), "rb").read()
-    b'abc'
+    Raises
+    ------
+    IsADirectoryError
+        ``path`` is a directory.
+    OSError
+        Creating, writing or renaming failed; it names ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from binrec._atomic import atomic_writer
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "x.bin")
+    ...     with atomic_writer(path) as fh:
+    ...         _ = fh.write(b"abc")
+    ...     try:
+    ...         with atomic_writer(path) as fh:
+    ...             _ = fh.write(b"half of a new")
+    ...             raise RuntimeError("crash")
+    ...     except RuntimeError:
+    ...         pass
+    ...     with open(path, "rb") as fh:
+    ...         print(fh.read(), os.listdir(folder))  # the old content, no temporary file left
+    b'abc' ['x.bin']
     """
     shown = os.fspath(path)
     shown = shown.decode(errors="surrogateescape") if isinstance(shown, bytes) else shown
@@ -182,9 +226,30 @@ def _write_through(target: Path, shown: str) -> Iterator[BinaryIO]:
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], object]) -> None:
-    """Replace ``path`` atomically with ``data`` (bytes, or a function that
-    writes to the file object it is given).  See ``atomic_writer`` for
-    symlinks and special files."""
+    """Replace ``path`` atomically with ``data``.
+
+    See :func:`atomic_writer` for symlinks and special files.
+
+    Parameters
+    ----------
+    path : path
+        The file to replace (or create).
+    data : bytes or callable
+        The new content, or a function that writes it to the file object
+        it is given.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from binrec._atomic import atomic_write
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "x.txt")
+    ...     atomic_write(path, b"one")
+    ...     atomic_write(path, lambda fh: fh.write(b"two"))
+    ...     with open(path, "rb") as fh:
+    ...         print(fh.read())
+    b'two'
+    """
     with atomic_writer(path) as fh:
         if callable(data):
             data(fh)
