@@ -159,6 +159,32 @@ def test_iter_unpack_seeks_over_the_header_of_a_seekable_file(tmp_path):
     assert min(fh.read_at) == len(header)
 
 
+class _BytesWithPipe(io.BytesIO):
+    """A seekable in-memory file object that also hands out a descriptor
+    (the read end of a pipe, as a wrapper that buffered a whole pipe might):
+    fstat of that descriptor does not give the object's size."""
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self._r, self._w = os.pipe()
+
+    def fileno(self) -> int:
+        return self._r
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._r)
+            os.close(self._w)
+        super().close()
+
+
+def test_read_record_sizes_a_seekable_object_over_a_non_regular_descriptor_by_seeking():
+    raw = records(5, 6, 7)
+    with _BytesWithPipe(raw) as fh:
+        got = Struct(FMT).read_record(fh, -1)["f0"]
+    assert got == struct.unpack_from(FMT, raw, 8)[0]
+
+
 # -- non-blocking streams ------------------------------------------------------------
 
 
