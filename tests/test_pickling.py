@@ -1412,3 +1412,16 @@ def test_restricted_loads_hands_out_of_band_buffers_on(allow):
         pickle.loads(data)
     with pytest.raises(pickle.UnpicklingError):
         restricted_loads(data, allow, None)
+
+
+def test_safe_loads_size_cap_counts_bytes_of_wide_buffers():
+    # A buffer of 8-byte items: the cap is on bytes (memoryview.nbytes), not on
+    # len(), which counts items.  pickle.loads stops at STOP, so zero padding
+    # after the pickle is ignored by both loaders (the oracle).
+    data = pickle.dumps(list(range(50)), protocol=4)
+    padded = data + bytes(-len(data) % 8)
+    wide = np.frombuffer(padded, dtype="<u8")
+    assert len(wide) * 8 == len(padded)
+    assert safe_loads(wide) == pickle.loads(padded)
+    with pytest.raises(LimitExceeded, match=f"{len(padded)} bytes"):
+        safe_loads(wide, max_bytes=len(padded) - 1)
