@@ -24,7 +24,10 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:  # pragma: no cover
+    from _typeshed import ReadableBuffer
 
 __all__ = ["atomic_write", "atomic_writer", "fsync_dir", "TEMP_PREFIX"]
 
@@ -32,7 +35,7 @@ __all__ = ["atomic_write", "atomic_writer", "fsync_dir", "TEMP_PREFIX"]
 TEMP_PREFIX = ".binrec-tmp-"
 
 
-def fsync_dir(folder: str | os.PathLike) -> None:
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
     """fsync a directory so a rename inside it is durable (POSIX only).
 
     Parameters
@@ -73,7 +76,7 @@ class _Writer(io.BufferedWriter):
         super().__init__(raw)
         self._shown = shown
 
-    def write(self, data) -> int:  # type: ignore[override]
+    def write(self, data: ReadableBuffer, /) -> int:
         try:
             return super().write(data)
         except OSError as exc:
@@ -92,7 +95,7 @@ class _Writer(io.BufferedWriter):
 
 @contextlib.contextmanager
 def atomic_writer(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str] | os.PathLike[bytes],
     *,
     mode: int | None = None,
     temp_name: Callable[[str], str] | None = None,
@@ -225,7 +228,7 @@ def _write_through(target: Path, shown: str) -> Iterator[BinaryIO]:
         fh.flush()
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], object]) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO], object]) -> None:
     """Replace ``path`` atomically with ``data``.
 
     See :func:`atomic_writer` for symlinks and special files.

@@ -167,7 +167,7 @@ class PickleReport:
         }
 
 
-def inspect(data_or_path: bytes | bytearray | memoryview | str | os.PathLike) -> PickleReport:
+def inspect(data_or_path: bytes | bytearray | memoryview | str | os.PathLike[str]) -> PickleReport:
     """Report what a pickle (or a stream of them) would import and call,
     without executing it.
 
@@ -210,7 +210,7 @@ def inspect(data_or_path: bytes | bytearray | memoryview | str | os.PathLike) ->
         try:
             scan = _backend.scan_pickle(data, pos, collect=True)
         except (_pickle_scan.Malformed, _pickle_scan.FrameMismatch) as exc:
-            _add_scan(report, exc.partial, seen, counts, pol)  # type: ignore[attr-defined]
+            _add_scan(report, exc.partial, seen, counts, pol)
             if isinstance(exc, _pickle_scan.FrameMismatch):
                 report.offending.append(f"frame trick: {exc}")
             else:

@@ -10,7 +10,7 @@ unpickling happens here: :mod:`binrec._pickle_restricted` enforces it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from ._pickle_errors import ForbiddenGlobal
 
@@ -29,7 +29,7 @@ class _AllType:
     def __repr__(self) -> str:
         return "binrec.pickling.ALL"
 
-    def __reduce__(self):
+    def __reduce__(self) -> str:
         return "ALL"
 
 
@@ -49,6 +49,7 @@ def _default_allow() -> frozenset[tuple[str, str]]:
     import uuid
 
     names: set[tuple[str, str]] = set()
+    t: type
     for t in (dict, list, tuple, set, frozenset, bytearray, bytes, str, int, float, complex, bool, slice, range):
         names.add(("builtins", t.__name__))
     for t in (datetime.datetime, datetime.date, datetime.time, datetime.timedelta, datetime.timezone):
@@ -173,7 +174,8 @@ class Policy:
             self.predicate = allow  # f(module, qualname) -> bool; put functions to admit in a list
             return
         extra = set()
-        for item in allow:
+        # what is left is an iterable of entries (policy_for keeps ALL out)
+        for item in cast("Iterable[AllowItem]", allow):
             module, name = _parse_allow_item(item)
             reason = _never(module, name)
             if reason:

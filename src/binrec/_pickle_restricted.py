@@ -20,7 +20,7 @@ import pickletools
 import struct
 import types
 from collections.abc import Callable, Iterable
-from typing import IO, Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from . import _backend, _pickle_scan
 from ._pickle_errors import ForbiddenGlobal, ForbiddenOpcode, LimitExceeded, PickleSecurityError, TruncatedError
@@ -46,6 +46,14 @@ def _resolve(module: str, qualname: str) -> Any:
     return obj
 
 
+class _Source(Protocol):
+    """What :class:`pickle.Unpickler` reads from: a file, or a reader over a buffer."""
+
+    def read(self, n: int, /) -> bytes: ...
+
+    def readline(self) -> bytes: ...
+
+
 # package-internal: used by _pickle_stream (with ``rescan`` and ``validate``)
 class RestrictedUnpickler(pickle.Unpickler):
     """The C unpickler, with every global checked in ``find_class``.
@@ -64,7 +72,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     rescan: Callable[[], _pickle_scan.Scan] | None = None
     _validated = False
 
-    def __init__(self, file: IO[bytes], policy: Policy, buffers: Iterable[Any] | None = None) -> None:
+    def __init__(self, file: _Source, policy: Policy, buffers: Iterable[Any] | None = None) -> None:
         super().__init__(file, buffers=buffers)
         self._policy = policy
 
@@ -164,7 +172,7 @@ class _DefaultUnpickler(RestrictedUnpickler):
     """The default policy as a class attribute: no Python ``__init__`` to run
     per load, which matters for many small values (a shelf's gets)."""
 
-    __init__ = pickle.Unpickler.__init__  # type: ignore[assignment]
+    __init__ = pickle.Unpickler.__init__
     _policy = DEFAULT_POLICY
 
 
@@ -213,7 +221,7 @@ _FILLS = frozenset({"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUI
 _EMPTY_CONTAINERS = frozenset({"EMPTY_LIST", "EMPTY_DICT", "EMPTY_TUPLE", "EMPTY_SET"})
 
 
-def _max_depth(data: bytes | memoryview, limit: int) -> int:
+def _max_depth(data: bytes | bytearray | memoryview, limit: int) -> int:
     """How deeply the objects a pickle builds nest: a scalar is 0, ``[]``
     is 1, ``[[1, 2]]`` is 2, the same for every protocol (a wide container
     is not a deep one; an object rebuilt by a call, such as ``set`` before
@@ -226,12 +234,12 @@ def _max_depth(data: bytes | memoryview, limit: int) -> int:
     over ``limit`` and returns it: an object that contains itself has no
     finite depth, and grows past any limit.  A malformed pickle ends the
     scan: the unpickler then reports it."""
-    stack: list[list] = []
+    stack: list[list[Any]] = []
     marks: list[int] = []
-    memo: dict[Any, list] = {}
+    memo: dict[Any, list[Any]] = {}
     best = 0
 
-    def contain(cell: list, items: list[list]) -> None:
+    def contain(cell: list[Any], items: list[list[Any]]) -> None:
         """``cell`` now holds ``items``: raise it, and what holds it, to one
         level over them."""
         nonlocal best
@@ -273,7 +281,7 @@ def _max_depth(data: bytes | memoryview, limit: int) -> int:
                     stack.append(taken[0])
                     contain(taken[0], taken[1:])
                 elif op.stack_after:  # a new object, built from what it took
-                    cell: list = [0, []]
+                    cell: list[Any] = [0, []]
                     stack.append(cell)
                     if taken or pickletools.markobject in before:
                         contain(cell, taken)
@@ -387,7 +395,7 @@ def restricted_loads(data: Any, allow: AllowSpec, buffers: Iterable[Any] | None)
 
 
 def safe_load(
-    file: BinaryIO | str | os.PathLike,
+    file: BinaryIO | str | os.PathLike[str],
     *,
     allow: AllowSpec = None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,

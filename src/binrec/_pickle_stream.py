@@ -12,7 +12,7 @@ import io
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from . import _pickle_scan
 from ._pickle_errors import LimitExceeded, PickleSecurityError, TruncatedError
@@ -26,14 +26,18 @@ from ._pickle_restricted import (
 )
 
 
-def _open_for(file: BinaryIO | str | os.PathLike, mode: str) -> tuple[BinaryIO, bool]:
+def _open_for(file: BinaryIO | str | os.PathLike[str], mode: Literal["rb", "wb", "ab"]) -> tuple[BinaryIO, bool]:
     if isinstance(file, (str, os.PathLike)):
         return open(file, mode), True
     return file, False
 
 
 def dump_many(
-    objects: Iterable[Any], file: BinaryIO | str | os.PathLike, *, protocol: int | None = None, append: bool = False
+    objects: Iterable[Any],
+    file: BinaryIO | str | os.PathLike[str],
+    *,
+    protocol: int | None = None,
+    append: bool = False,
 ) -> int:
     """Pickle each object, one after another, into a file or stream.
 
@@ -100,7 +104,7 @@ class _CountingReader(io.RawIOBase):
     def tell(self) -> int:
         return self.position
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b: Any) -> int:  # b: the writable buffer io hands in (a memoryview)
         reader = getattr(self._raw, "readinto", None)
         if reader is not None:
             n = reader(b) or 0
@@ -113,7 +117,7 @@ class _CountingReader(io.RawIOBase):
 
 
 def load_many(
-    file: BinaryIO | str | os.PathLike, *, allow: AllowSpec = ALL, max_bytes: int | None = None
+    file: BinaryIO | str | os.PathLike[str], *, allow: AllowSpec = ALL, max_bytes: int | None = None
 ) -> Iterator[Any]:
     """Yield the objects of a stream written by :func:`dump_many` (or by
     repeated :func:`pickle.dump`), lazily, stopping at a clean end of file.
@@ -206,7 +210,7 @@ class _RetainingReader(_CountingReader):
         del self._kept[: max(0, offset - self._base)]
         self._base = max(self._base, offset)
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b: Any) -> int:  # b: the writable buffer io hands in (a memoryview)
         end = self._base + len(self._kept)
         if self.position == end:  # nothing kept ahead: read the pipe
             n = super().readinto(b)
@@ -233,7 +237,7 @@ def _stream_rescan(reader: Any, start: int) -> Callable[[], _pickle_scan.Scan]:
 
         def more() -> bytes:
             nonlocal size
-            chunk = reader.read(size)
+            chunk: bytes = reader.read(size)
             size = min(2 * size, 1 << 22)
             return chunk
 

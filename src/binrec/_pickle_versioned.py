@@ -19,7 +19,7 @@ _VERSION_MAGIC = b"BRVER\x00\x01\n"
 _VERSION_HEADER = struct.Struct("<8sQ")
 
 
-def save_versioned(path: str | os.PathLike, data: Any, version: int, *, protocol: int | None = None) -> None:
+def save_versioned(path: str | os.PathLike[str], data: Any, version: int, *, protocol: int | None = None) -> None:
     """Pickle ``data`` into ``path`` with a data version, atomically.
 
     Layout: 8-byte magic ``b"BRVER\\x00\\x01\\n"``, little-endian u64
@@ -72,7 +72,7 @@ def check_version(version: Any) -> int:
     return version
 
 
-def read_version(path: str | os.PathLike) -> int:
+def read_version(path: str | os.PathLike[str]) -> int:
     """The data version stored in a file written by :func:`save_versioned`."""
     with open(path, "rb") as fh:
         head = fh.read(_VERSION_HEADER.size)
@@ -85,7 +85,7 @@ def _parse_version_header(head: bytes, path: Any) -> int:
     magic, version = _VERSION_HEADER.unpack(head[: _VERSION_HEADER.size])
     if magic != _VERSION_MAGIC:
         raise VersionError(f"{path}: not a binrec versioned file (bad magic {magic!r})")
-    return version
+    return int(version)  # already an int ("<8sQ"): a no-op that types the value
 
 
 def migrate(
@@ -108,7 +108,7 @@ def migrate(
 
 
 def load_versioned(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     *,
     current: int,
     migrations: Mapping[int, Callable[[Any], Any]] | None = None,

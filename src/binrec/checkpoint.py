@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import io
 import json
 import mmap as _mmap
 import os
@@ -27,10 +28,10 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -242,7 +243,7 @@ class _Checked:
     """An open checkpoint whose header, footer and head digest were checked
     (what load and verify go on from)."""
 
-    fh: BinaryIO
+    fh: io.BufferedReader
     path: Path
     size: int  # of the file, in bytes
     header: dict[str, Any]
@@ -279,7 +280,7 @@ class _BackgroundHasher:
     def __init__(self, hasher: _Hasher) -> None:
         self._hasher = hasher
         self._pool = ThreadPoolExecutor(max_workers=1)
-        self._last = None
+        self._last: Future[None] | None = None
 
     def update(self, data: Any) -> None:
         self._last = self._pool.submit(self._hasher.update, data)
@@ -358,7 +359,7 @@ class CheckpointStore:
     """
 
     def __init__(
-        self, directory: str | os.PathLike, *, key: bytes | list[bytes] | None = None, keep_last: int | None = None
+        self, directory: str | os.PathLike[str], *, key: bytes | list[bytes] | None = None, keep_last: int | None = None
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -512,7 +513,18 @@ class CheckpointStore:
             self._apply_retention(keep=name)
         return info
 
-    def _layout(self, name, meta, version, created, skeleton, crcs, buffers, views, key):
+    def _layout(
+        self,
+        name: str,
+        meta: dict[str, Any],
+        version: int | None,
+        created: float,
+        skeleton: bytes,
+        crcs: list[int],
+        buffers: list[pickle.PickleBuffer],
+        views: list[memoryview],
+        key: bytes | None,
+    ) -> tuple[bytes, list[int], int]:
         """Header JSON bytes, buffer offsets and footer offset.  Offsets
         depend on the header's length, so settle it by iterating."""
         header_len = 0
@@ -587,7 +599,7 @@ class CheckpointStore:
 
     # -- reading headers -------------------------------------------------------------
 
-    def _read_header(self, fh: Any, size: int, where: str) -> tuple[dict, int, int]:
+    def _read_header(self, fh: Any, size: int, where: str) -> tuple[dict[str, Any], int, int]:
         prefix = fh.read(_PREFIX.size)
         if len(prefix) < _PREFIX.size:
             raise CheckpointCorrupted(f"{where}: file of {size} bytes is too short to be a checkpoint")
@@ -633,7 +645,7 @@ class CheckpointStore:
         except (KeyError, TypeError) as exc:
             raise bad(f"missing or malformed field {exc}") from None
 
-    def _info_from_header(self, h: dict, path: Path, size: int, signed: bool) -> CheckpointInfo:
+    def _info_from_header(self, h: dict[str, Any], path: Path, size: int, signed: bool) -> CheckpointInfo:
         return CheckpointInfo(
             name=h["name"],
             path=str(path),
@@ -773,7 +785,7 @@ class CheckpointStore:
 
     # -- load and verify ----------------------------------------------------------------
 
-    def _key_for(self, header: dict, flags: int, where: str) -> bytes | None:
+    def _key_for(self, header: dict[str, Any], flags: int, where: str) -> bytes | None:
         signed = bool(flags & FLAG_KEYED)
         if self._keys is None:
             if signed:
@@ -915,7 +927,7 @@ class CheckpointStore:
                     pending = []
                     for b, arr in zip(table, arrays):
                         fh.seek(b["offset"])
-                        view = memoryview(arr)
+                        view = arr.data  # memoryview(arr); numpy types ndarray as a buffer only for Python >= 3.12
                         for start in range(0, max(len(view), 1), _CHUNK):
                             piece = view[start : start + _CHUNK]
                             got = 0

@@ -115,7 +115,7 @@ class Shelf(MutableMapping[str, Any]):
 
     def __init__(
         self,
-        path: str | bytes | os.PathLike,
+        path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
         flag: str = "c",
         *,
         writeback: bool = False,
@@ -254,7 +254,8 @@ class Shelf(MutableMapping[str, Any]):
     def __len__(self) -> int:
         with self._lock:
             self._check_open()
-            return self._db.execute(f"SELECT COUNT(*) FROM {_TABLE}").fetchone()[0]
+            count: int = self._db.execute(f"SELECT COUNT(*) FROM {_TABLE}").fetchone()[0]
+            return count
 
     def _check_writable(self) -> None:
         if self.flag == "r":
@@ -483,7 +484,7 @@ def _is_dbm_sqlite3(objects: list[tuple[str, str, str | None]]) -> bool:
 
 
 def open(
-    path: str | bytes | os.PathLike,
+    path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
     flag: str = "c",
     *,
     writeback: bool = False,
@@ -549,7 +550,11 @@ def open(
     return Shelf(path, flag, writeback=writeback, key=key, allow=allow, protocol=protocol, timeout=timeout)
 
 
-def import_shelve(src: str | os.PathLike | bytes, dst: str | os.PathLike | bytes | Shelf, **open_kw: Any) -> int:
+def import_shelve(
+    src: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+    dst: str | bytes | os.PathLike[str] | os.PathLike[bytes] | Shelf,
+    **open_kw: Any,
+) -> int:
     """Copy every entry of a stdlib :mod:`shelve` database into a binrec
     shelf, in one transaction.  Returns the number of entries copied.
 

@@ -107,10 +107,10 @@ def generate_key() -> bytes:
 def check_key(key: Any) -> bytes:
     if isinstance(key, str):
         raise TypeError("keys must be bytes, not str (use generate_key(), or encode a secret of >= 32 bytes)")
-    key = bytes(key)
-    if len(key) < MIN_KEY_BYTES:
-        raise ValueError(f"key of {len(key)} bytes refused: signing keys must have at least {MIN_KEY_BYTES} bytes")
-    return key
+    raw = bytes(key)
+    if len(raw) < MIN_KEY_BYTES:
+        raise ValueError(f"key of {len(raw)} bytes refused: signing keys must have at least {MIN_KEY_BYTES} bytes")
+    return raw
 
 
 def key_id(key: bytes) -> bytes:
@@ -185,10 +185,10 @@ def _keyring(keys: Any) -> dict[bytes, bytes]:
 def _context(context: Any) -> bytes:
     if isinstance(context, str):
         context = context.encode("utf-8")
-    context = bytes(context)
-    if len(context) > 0xFFFF:
+    label = bytes(context)
+    if len(label) > 0xFFFF:
         raise ValueError("context label longer than 65535 bytes")
-    return context
+    return label
 
 
 def sign(
