@@ -92,12 +92,21 @@ def resolve_offset(offset: Any, length: int, nbytes: int | None = None, *, packi
 
     Examples
     --------
+    >>> import struct
+    >>> import binrec
+    >>> from binrec.records import resolve_offset
     >>> resolve_offset(-4, 10, 4)
     6
-    >>> resolve_offset(-2, 10, 4)
-    Traceback (most recent call last):
-    ...
-    binrec.Error: not enough data to unpack 4 bytes at offset -2
+    >>> try:
+    ...     resolve_offset(-2, 10, 4)
+    ... except binrec.Error as exc:
+    ...     print(exc)
+    not enough data to unpack 4 bytes at offset -2
+    >>> try:  # struct's own words, the oracle
+    ...     struct.unpack_from("<i", bytes(10), -2)
+    ... except struct.error as exc:
+    ...     print(exc)
+    not enough data to unpack 4 bytes at offset -2
     """
     offset = _index(offset, "offset")
     if offset >= 0:
@@ -118,6 +127,22 @@ def whole_records(available: int, size: int, offset: int, where: str) -> int:
     buffers (``Struct.unpack``), files (``binrec.files``, the CLI,
     ``binrec.dask``) and streams that end in a partial record.
 
+    Parameters
+    ----------
+    available : int
+        Bytes after ``offset``.
+    size : int
+        Bytes per record.
+    offset : int
+        Where the records start (only named in the message).
+    where : str
+        What the bytes are (a file name, ``"buffer"``), for the message.
+
+    Returns
+    -------
+    int
+        The number of records.
+
     Raises
     ------
     binrec.Error
@@ -127,10 +152,11 @@ def whole_records(available: int, size: int, offset: int, where: str) -> int:
     --------
     >>> whole_records(36, 18, 0, "buffer")
     2
-    >>> whole_records(37, 18, 4, "data.bin")
-    Traceback (most recent call last):
-    ...
-    binrec.Error: data.bin: 37 bytes after offset 4 are not a whole number of 18-byte records (2 whole records and a partial record of 1 bytes at byte offset 40)
+    >>> try:
+    ...     whole_records(37, 18, 4, "data.bin")
+    ... except Error as exc:
+    ...     print(exc)
+    data.bin: 37 bytes after offset 4 are not a whole number of 18-byte records (2 whole records and a partial record of 1 bytes at byte offset 40)
     """
     whole, partial = divmod(available, size)
     if partial:
@@ -231,11 +257,16 @@ class Struct:
         Structured dtype in native byte order, with struct's field offsets
         and ``itemsize == size``.
 
+    Raises
+    ------
+    binrec.Error
+        A format struct would refuse, or names that do not match its fields.
+
     Examples
     --------
-    >>> from binrec import Struct
     >>> import struct
-    >>> s = Struct(">I10sf", names="id name temp")
+    >>> import binrec
+    >>> s = binrec.Struct(">I10sf", names="id name temp")
     >>> s.size
     18
     >>> raw = struct.pack(">I10sf", 7, b"probe", 21.5) * 2
@@ -255,23 +286,94 @@ class Struct:
 
     @property
     def format(self) -> str:
+        """The format string, as ``str`` (struct's ``Struct.format`` too).
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import binrec
+        >>> binrec.Struct(b"<hd").format
+        '<hd'
+        """
         return self._layout.format
 
     @property
     def size(self) -> int:
+        """Bytes per record, equal to :func:`struct.calcsize` of the format.
+
+        Returns
+        -------
+        int
+
+        Examples
+        --------
+        >>> import struct
+        >>> import binrec
+        >>> binrec.Struct("@bq").size, struct.calcsize("@bq")  # native mode aligns the q
+        (16, 16)
+        >>> binrec.Struct("<bq").size, struct.calcsize("<bq")
+        (9, 9)
+        """
         return self._layout.size
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The field names, one per value that ``struct.unpack`` returns.
+
+        Returns
+        -------
+        tuple of str
+
+        Examples
+        --------
+        >>> import binrec
+        >>> binrec.Struct("<hxd").names  # the pad byte x gets no name
+        ('f0', 'f1')
+        >>> binrec.Struct("<hd", names="count, mean").names
+        ('count', 'mean')
+        """
         return self._layout.names
 
     @property
     def dtype(self) -> np.dtype:
+        """The structured dtype of decoded records.
+
+        Native byte order, struct's field offsets (padding included), and
+        ``itemsize == size``: decoding is a byte-order swap at most.
+
+        Returns
+        -------
+        numpy.dtype
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import binrec
+        >>> dt = binrec.Struct(">hxd", names="n x").dtype
+        >>> dt.names, dt.itemsize, dt.fields["x"][1]  # x starts after the pad byte
+        (('n', 'x'), 11, 3)
+        >>> dt["x"] == np.dtype(np.float64)
+        True
+        """
         return self._layout.dtype
 
     @property
     def layout(self) -> Layout:
-        """The parsed layout (fields with codes, offsets and dtypes)."""
+        """The parsed layout (fields with codes, offsets and dtypes).
+
+        Returns
+        -------
+        binrec._layout.Layout
+
+        Examples
+        --------
+        >>> import binrec
+        >>> [(f.name, f.code, f.offset, f.size) for f in binrec.Struct("<h3sd").layout.fields]
+        [('f0', 'h', 0, 2), ('f1', 's', 2, 3), ('f2', 'd', 5, 8)]
+        """
         return self._layout
 
     def __repr__(self) -> str:
@@ -378,6 +480,8 @@ class Struct:
         ------
         binrec.Error
             Bad offset/count, or a length that is not a whole number of records.
+        binrec.BufferTypeError
+            ``buffer`` does not support the buffer protocol.
 
         Notes
         -----
@@ -387,11 +491,23 @@ class Struct:
 
         Examples
         --------
-        >>> from binrec import Struct
         >>> import struct
-        >>> s = Struct("<hd")
-        >>> s.unpack(struct.pack("<hd", -2, 0.5)).tolist()
-        [(-2, 0.5)]
+        >>> import binrec
+        >>> s = binrec.Struct("<hd")
+        >>> raw = struct.pack("<hd", -2, 0.5) + struct.pack("<hd", 3, 1.5)
+        >>> s.unpack(raw).tolist()
+        [(-2, 0.5), (3, 1.5)]
+        >>> s.unpack(raw, offset=-10).tolist()  # the last record, as struct.unpack_from
+        [(3, 1.5)]
+        >>> [struct.unpack_from("<hd", raw, 10)]
+        [(3, 1.5)]
+        >>> binrec.Struct("<4s", names="tag").unpack(b"ab  cd\\x00\\x00", text="tag")["tag"].tolist()
+        ['ab', 'cd']
+        >>> try:
+        ...     s.unpack(raw[:-1])
+        ... except binrec.Error as exc:
+        ...     print(exc)
+        buffer: 19 bytes after offset 0 are not a whole number of 10-byte records (1 whole records and a partial record of 9 bytes at byte offset 10)
         """
         buf = byte_view(buffer)
         offset, count = self._span(buf, count, offset)
@@ -442,15 +558,26 @@ class Struct:
         dict
             Field name -> contiguous 1-D ndarray in native byte order.
 
+        Raises
+        ------
+        binrec.Error
+            As :meth:`unpack`, or an unknown or repeated field name.
+
         Examples
         --------
-        >>> from binrec import Struct
         >>> import struct
-        >>> s = Struct(">I10sf", names="id name temp")
-        >>> raw = struct.pack(">I10sf", 1, b"north ", 3.5)
+        >>> import numpy as np
+        >>> import binrec
+        >>> s = binrec.Struct(">I10sf", names="id name temp")
+        >>> raw = struct.pack(">I10sf", 1, b"north ", 3.5) + struct.pack(">I10sf", 2, b"south", -1.0)
         >>> cols = s.unpack_columns(raw, fields=["name", "temp"], text="name")
         >>> cols["name"].tolist(), cols["temp"].tolist()
-        (['north'], [3.5])
+        (['north', 'south'], [3.5, -1.0])
+        >>> ids = np.zeros(2, dtype=np.uint32)
+        >>> s.unpack_columns(raw, fields="id", out={"id": ids})["id"] is ids
+        True
+        >>> ids.tolist()
+        [1, 2]
         """
         buf = byte_view(buffer)
         offset, count = self._span(buf, count, offset)
@@ -514,7 +641,11 @@ class Struct:
         ----------
         values : structured ndarray, mapping or sequence of tuples
             A structured array (fields matched by name, any byte order), a
-            mapping name -> column (array-like), or a sequence of tuples.
+            mapping name -> column (array-like), a 2-D array with one column
+            per field, or a sequence of tuples.
+        threads : int, optional
+            Split a large encode over this many threads (0: one per core).
+            Only the compiled backend runs them in parallel.
 
         Returns
         -------
@@ -529,14 +660,20 @@ class Struct:
 
         Examples
         --------
-        >>> from binrec import Struct
-        >>> s = Struct("<Bh")
+        >>> import struct
+        >>> import binrec
+        >>> s = binrec.Struct("<Bh", names="a b")
         >>> s.pack([(1, -1), (2, 300)])
         b'\\x01\\xff\\xff\\x02,\\x01'
-        >>> s.pack([(256, 0)])
-        Traceback (most recent call last):
-        ...
-        binrec.Error: field 'f0' (format 'B', row 0): 'B' format requires 0 <= number <= 255
+        >>> s.pack([(1, -1), (2, 300)]) == struct.pack("<Bh", 1, -1) + struct.pack("<Bh", 2, 300)
+        True
+        >>> s.pack({"a": [1, 2], "b": [-1, 300]}) == s.pack([(1, -1), (2, 300)])
+        True
+        >>> try:
+        ...     s.pack([(1, 0), (256, 0)])
+        ... except binrec.Error as exc:
+        ...     print(exc)
+        field 'a' (format 'B', row 1): 'B' format requires 0 <= number <= 255
         """
         if threads is not None:
             _resolve_threads(threads, 0)  # validated on every path, the fused one included
@@ -580,23 +717,47 @@ class Struct:
         """Encode records into ``buffer`` at byte ``offset``.
 
         Every value is checked before the first byte is written: on error
-        the buffer is left untouched.  A negative ``offset`` counts from the
-        end of the buffer, as in :func:`struct.pack_into`.  ``values`` may
-        live in ``buffer`` itself (they are then copied before writing).
+        the buffer is left untouched.  ``values`` may live in ``buffer``
+        itself (they are then copied before writing).
+
+        Parameters
+        ----------
+        buffer : writable bytes-like
+            A bytearray, writable memoryview, mmap or C-contiguous ndarray.
+        offset : int
+            Byte offset of the first record.  A negative ``offset`` counts from
+            the end of the buffer, as in :func:`struct.pack_into`.
+        values : structured ndarray, mapping or sequence of tuples
+            As for :meth:`pack`.
+        threads : int, optional
+            As for :meth:`pack`.
 
         Returns
         -------
         int
             Number of bytes written.
 
+        Raises
+        ------
+        binrec.Error
+            A value struct would refuse, or records that do not fit after
+            ``offset``.  Nothing is written.
+        binrec.BufferTypeError
+            ``buffer`` is read-only or not contiguous.
+
         Examples
         --------
-        >>> from binrec import Struct
+        >>> import struct
+        >>> import binrec
         >>> buf = bytearray(6)
-        >>> Struct(">H").pack_into(buf, 2, [(1,), (2,)])
+        >>> binrec.Struct(">H").pack_into(buf, 2, [(1,), (2,)])
         4
         >>> bytes(buf)
         b'\\x00\\x00\\x00\\x01\\x00\\x02'
+        >>> ref = bytearray(6)
+        >>> struct.pack_into(">HH", ref, 2, 1, 2)
+        >>> ref == buf
+        True
         """
         target = byte_view(buffer, writable=True)
         _index(offset, "offset")
@@ -631,20 +792,52 @@ class Struct:
         """Stream records in chunks from a path, binary file (pipes too) or buffer.
 
         Yields structured arrays of up to ``chunk_size`` records, read with
-        ``readinto`` into one reused buffer.  A partial record at the end
-        raises :class:`Error` naming its byte offset, unless ``trailing`` is
-        ``"ignore"`` (dropped) or ``"return"`` (yielded last, as ``bytes``).
-        ``mmap=True`` (paths only) decodes from a memory map instead of
-        copying with ``readinto``.  ``kw`` (``text=``, ``threads=``...) goes
-        to :meth:`unpack`.
+        ``readinto`` into one reused buffer; each owns its memory.  See
+        :func:`binrec.files.iter_unpack`.
+
+        Parameters
+        ----------
+        source : path, binary file object or bytes-like
+            What to read.  A file object is read from its current position.
+        chunk_size : int
+            Most records per yielded array.
+        offset : int
+            Header bytes to skip (a negative offset counts from the end of an
+            in-memory buffer only).
+        trailing : {'error', 'ignore', 'return'}
+            What to do with a partial record at the end: raise
+            :class:`binrec.Error` naming its byte offset, drop it, or yield its
+            bytes last, as ``bytes``.
+        mmap : bool
+            Paths only: decode from a memory map instead of copying with
+            ``readinto``.
+        **kw
+            Passed to :meth:`unpack` (``text=``, ``threads=``...).
+
+        Yields
+        ------
+        ndarray or bytes
+            Structured arrays of ``self.dtype`` (the trailing bytes, with
+            ``trailing="return"``).
+
+        Raises
+        ------
+        binrec.Error
+            A partial record at the end (``trailing="error"``), or a bad offset.
+        binrec.BufferTypeError
+            ``source`` is neither a path, a file nor a buffer (raised at the
+            call, before iterating).
 
         Examples
         --------
-        >>> from binrec import Struct
         >>> import io, struct
-        >>> s = Struct("<H")
-        >>> [c["f0"].tolist() for c in s.iter_unpack(io.BytesIO(struct.pack("<5H", *range(5))), chunk_size=2)]
+        >>> import binrec
+        >>> s = binrec.Struct("<H")
+        >>> data = struct.pack("<5H", *range(5))
+        >>> [c["f0"].tolist() for c in s.iter_unpack(io.BytesIO(data), chunk_size=2)]
         [[0, 1], [2, 3], [4]]
+        >>> [c if isinstance(c, bytes) else c["f0"].tolist() for c in s.iter_unpack(data + b"\\xff", trailing="return")]
+        [[0, 1, 2, 3, 4], b'\\xff']
         """
         from .files import iter_unpack
 
@@ -653,34 +846,209 @@ class Struct:
     def read_file(
         self, path: Any, *, offset: int = 0, count: int | None = None, mmap: bool = False, **kw: Any
     ) -> np.ndarray:
-        """Decode a record file; ``mmap=True`` decodes from a memory map
-        without reading the file into a bytes object first."""
+        """Decode a record file (a thin wrapper over :func:`binrec.files.read_file`).
+
+        Parameters
+        ----------
+        path : path or binary file object
+            The record file; a file object is read from its current position.
+        offset : int
+            Header bytes to skip (never negative).
+        count : int, optional
+            Records to decode (default: all; the bytes after ``offset`` must
+            then be a whole number of records).
+        mmap : bool
+            Paths only: decode from a read-only memory map, without reading
+            the file into a bytes object first.
+        **kw
+            Passed to :meth:`unpack` (``text=``, ``threads=``...).
+
+        Returns
+        -------
+        ndarray
+            Structured array of ``self.dtype``.
+
+        Raises
+        ------
+        binrec.Error
+            A length that is not a whole number of records after ``offset``
+            (the message names the file and the byte offset of the partial
+            record), or fewer than ``count`` records.
+
+        Examples
+        --------
+        >>> import os, struct, tempfile
+        >>> import binrec
+        >>> s = binrec.Struct("<hd", names="n x")
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "data.bin")
+        ...     with open(path, "wb") as fh:
+        ...         _ = fh.write(b"HDR!" + struct.pack("<hd", 1, 0.5) + struct.pack("<hd", 2, 1.5))
+        ...     print(s.read_file(path, offset=4).tolist())
+        ...     print(s.read_file(path, offset=4, mmap=True)["x"].tolist())
+        [(1, 0.5), (2, 1.5)]
+        [0.5, 1.5]
+        """
         from .files import read_file
 
         return read_file(self, path, offset=offset, count=count, mmap=mmap, **kw)
 
     def read_record(self, file: Any, index: int, *, offset: int = 0) -> np.void:
-        """Record ``index`` of a file (path or seekable binary file), by seek:
-        O(1) for fixed-size records; :class:`Error` past the end."""
+        """One record of a file, by seeking straight to it (O(1) for fixed-size records).
+
+        A thin wrapper over :func:`binrec.files.read_record`.
+
+        Parameters
+        ----------
+        file : path or seekable binary file object
+            The record file.
+        index : int
+            Record number; negative indices count from the end.
+        offset : int
+            Header size, counted from the start of the file.
+
+        Returns
+        -------
+        numpy.void
+            The record, a structured scalar of ``self.dtype``.
+
+        Raises
+        ------
+        binrec.Error
+            ``index`` out of range, or a file that is not a whole number of
+            records after ``offset``.
+
+        Examples
+        --------
+        >>> import io, struct
+        >>> import binrec
+        >>> s = binrec.Struct("<hd", names="n x")
+        >>> fh = io.BytesIO(struct.pack("<hd", 1, 0.5) + struct.pack("<hd", 2, 1.5))
+        >>> s.read_record(fh, -1).tolist()
+        (2, 1.5)
+        >>> try:
+        ...     s.read_record(fh, 2)
+        ... except binrec.Error as exc:
+        ...     print(exc)
+        <BytesIO>: record index 2 out of range: the file holds 2 records of 10 bytes after offset 0
+        """
         from .files import read_record
 
         return read_record(self, file, index, offset=offset)
 
     def write_file(self, path: Any, values: Any, *, append: bool = False) -> int:
-        """Write records; without ``append`` the file is replaced atomically
-        (temporary file, fsync, rename).  Returns the number of records."""
+        """Write records to a file (a thin wrapper over :func:`binrec.files.write_file`).
+
+        Without ``append`` the file is replaced atomically (temporary file,
+        fsync, rename): a crash leaves the old file or the new one.
+
+        Parameters
+        ----------
+        path : path
+            The record file.
+        values : structured ndarray, mapping or sequence of tuples
+            As for :meth:`pack`; every value is checked before the first byte
+            is written.
+        append : bool
+            Append to the file (and fsync) instead of replacing it.
+
+        Returns
+        -------
+        int
+            The number of records written.
+
+        Raises
+        ------
+        binrec.Error
+            A value :meth:`pack` would refuse; the file is left as it was.
+
+        Examples
+        --------
+        >>> import os, struct, tempfile
+        >>> import binrec
+        >>> s = binrec.Struct("<hd")
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "data.bin")
+        ...     print(s.write_file(path, [(1, 0.5), (2, 1.5)]), s.write_file(path, [(3, 2.5)], append=True))
+        ...     with open(path, "rb") as fh:
+        ...         print(fh.read() == b"".join(struct.pack("<hd", *row) for row in [(1, 0.5), (2, 1.5), (3, 2.5)]))
+        2 1
+        True
+        """
         from .files import write_file
 
         return write_file(self, path, values, append=append)
 
     def unpack_frame(self, buffer: Any, **kw: Any):
-        """:meth:`unpack_columns` as a pandas DataFrame (``binrec[pandas]``)."""
+        """:meth:`unpack_columns` as a pandas DataFrame (needs ``binrec[pandas]``).
+
+        A thin wrapper over :func:`binrec.files.unpack_frame`.
+
+        Parameters
+        ----------
+        buffer : bytes-like
+            The records.
+        **kw
+            Passed to :meth:`unpack_columns` (``fields=``, ``text=``...).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One column per (selected) field.
+
+        Raises
+        ------
+        ImportError
+            pandas is not installed.
+
+        Examples
+        --------
+        >>> import struct
+        >>> import binrec
+        >>> s = binrec.Struct("<h4s", names="n tag")
+        >>> raw = struct.pack("<h4s", 1, b"ab") + struct.pack("<h4s", 2, b"cd")
+        >>> frame = s.unpack_frame(raw, text="tag")
+        >>> frame["n"].tolist(), frame["tag"].tolist()
+        ([1, 2], ['ab', 'cd'])
+        """
         from .files import unpack_frame
 
         return unpack_frame(self, buffer, **kw)
 
     def unpack_table(self, buffer: Any, **kw: Any):
-        """:meth:`unpack_columns` as a pyarrow Table (``binrec[arrow]``)."""
+        """:meth:`unpack_columns` as a pyarrow Table (needs ``binrec[arrow]``).
+
+        A thin wrapper over :func:`binrec.files.unpack_table`.
+
+        Parameters
+        ----------
+        buffer : bytes-like
+            The records.
+        **kw
+            Passed to :meth:`unpack_columns` (``fields=``, ``text=``...).
+
+        Returns
+        -------
+        pyarrow.Table
+            One column per (selected) field.
+
+        Raises
+        ------
+        ImportError
+            pyarrow is not installed.
+        binrec.Error
+            A complex (``F``/``D``) field: Arrow has no complex type.
+
+        Examples
+        --------
+        >>> import struct
+        >>> import binrec
+        >>> s = binrec.Struct("<h4s", names="n tag")
+        >>> raw = struct.pack("<h4s", 1, b"ab") + struct.pack("<h4s", 2, b"cd")
+        >>> table = s.unpack_table(raw)
+        >>> table.column_names, table["tag"].to_pylist()
+        (['n', 'tag'], [b'ab', b'cd'])
+        """
         from .files import unpack_table
 
         return unpack_table(self, buffer, **kw)
@@ -707,59 +1075,193 @@ def _struct_for(format: str | Struct, names: Any = None) -> Struct:
 def calcsize(format: str) -> int:
     """Size in bytes of one record, as :func:`struct.calcsize`.
 
-    >>> from binrec import calcsize
-    >>> calcsize(">I10sf")
-    18
+    Parameters
+    ----------
+    format : str
+        A struct format.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    binrec.Error
+        A format struct would refuse.
+
+    Examples
+    --------
+    >>> import struct
+    >>> import binrec
+    >>> binrec.calcsize(">I10sf"), struct.calcsize(">I10sf")
+    (18, 18)
     """
     return _struct_for(format).size
 
 
 def dtype(format: str, names: str | Sequence[str] | None = None) -> np.dtype:
-    """The native structured dtype of ``format``.
+    """The native structured dtype of ``format`` (:attr:`Struct.dtype`).
 
-    >>> from binrec import dtype
-    >>> dtype("<hd", names="a b").names
-    ('a', 'b')
+    Parameters
+    ----------
+    format : str
+        A struct format.
+    names : str or sequence of str, optional
+        Field names, as for :class:`Struct`.
+
+    Returns
+    -------
+    numpy.dtype
+
+    Examples
+    --------
+    >>> import binrec
+    >>> dt = binrec.dtype("<hd", names="a b")
+    >>> dt.names, dt.itemsize
+    (('a', 'b'), 10)
     """
     return _struct_for(format, names).dtype
 
 
 def unpack(format: str, buffer: Any, *, names: Any = None, **kw: Any) -> np.ndarray:
-    """``Struct(format, names).unpack(buffer, **kw)``.
+    """Decode records: ``Struct(format, names).unpack(buffer, **kw)``.
 
-    >>> from binrec import unpack
-    >>> unpack("<i", b"\\x01\\x00\\x00\\x00").tolist()
-    [(1,)]
+    Compiled formats are cached, so calling this in a loop costs no
+    re-parsing.
+
+    Parameters
+    ----------
+    format : str
+        A struct format.
+    buffer : bytes-like
+        The records.
+    names : str or sequence of str, optional
+        Field names, as for :class:`Struct`.
+    **kw
+        As for :meth:`Struct.unpack` (``count=``, ``offset=``, ``text=``...).
+
+    Returns
+    -------
+    ndarray
+        A structured array, one element per record.
+
+    Raises
+    ------
+    binrec.Error
+        As :meth:`Struct.unpack`.
+
+    Examples
+    --------
+    >>> import struct
+    >>> import binrec
+    >>> binrec.unpack("<i", struct.pack("<2i", 1, -1)).tolist()
+    [(1,), (-1,)]
+    >>> binrec.unpack("<hd", struct.pack("<hd", 7, 0.5), names="n x")["x"].tolist()
+    [0.5]
     """
     return _struct_for(format, names).unpack(buffer, **kw)
 
 
 def unpack_columns(format: str, buffer: Any, *, names: Any = None, **kw: Any) -> dict[str, np.ndarray]:
-    """``Struct(format, names).unpack_columns(buffer, **kw)``.
+    """Decode into columns: ``Struct(format, names).unpack_columns(buffer, **kw)``.
 
-    >>> from binrec import unpack_columns
-    >>> unpack_columns("<hh", b"\\x01\\x00\\x02\\x00")["f1"].tolist()
-    [2]
+    Parameters
+    ----------
+    format : str
+        A struct format.
+    buffer : bytes-like
+        The records.
+    names : str or sequence of str, optional
+        Field names, as for :class:`Struct`.
+    **kw
+        As for :meth:`Struct.unpack_columns` (``fields=``, ``text=``...).
+
+    Returns
+    -------
+    dict
+        Field name -> contiguous 1-D ndarray.
+
+    Examples
+    --------
+    >>> import struct
+    >>> import binrec
+    >>> cols = binrec.unpack_columns("<hh", struct.pack("<4h", 1, 2, 3, 4))
+    >>> cols["f0"].tolist(), cols["f1"].tolist()
+    ([1, 3], [2, 4])
     """
     return _struct_for(format, names).unpack_columns(buffer, **kw)
 
 
 def pack(format: str, values: Any, *, names: Any = None, **kw: Any) -> bytes:
-    """``Struct(format, names).pack(values)``.
+    """Encode records: ``Struct(format, names).pack(values)``.
 
-    >>> from binrec import pack
-    >>> pack(">H", [(1,), (2,)])
+    Parameters
+    ----------
+    format : str
+        A struct format.
+    values : structured ndarray, mapping or sequence of tuples
+        As for :meth:`Struct.pack`.
+    names : str or sequence of str, optional
+        Field names (needed to pass a mapping by your own names).
+    **kw
+        As for :meth:`Struct.pack` (``threads=``).
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    binrec.Error
+        As :meth:`Struct.pack`.
+
+    Examples
+    --------
+    >>> import struct
+    >>> import binrec
+    >>> binrec.pack(">H", [(1,), (2,)])
     b'\\x00\\x01\\x00\\x02'
+    >>> binrec.pack(">H", [(1,), (2,)]) == struct.pack(">2H", 1, 2)
+    True
     """
     return _struct_for(format, names).pack(values, **kw)
 
 
 def pack_into(format: str, buffer: Any, offset: int, values: Any, *, names: Any = None, **kw: Any) -> int:
-    """``Struct(format, names).pack_into(buffer, offset, values)``.
+    """Encode records into a buffer: ``Struct(format, names).pack_into(buffer, offset, values)``.
 
-    >>> from binrec import pack_into
-    >>> buf = bytearray(2)
-    >>> pack_into("<H", buf, 0, [(258,)])
+    Parameters
+    ----------
+    format : str
+        A struct format.
+    buffer : writable bytes-like
+        The target.
+    offset : int
+        Byte offset of the first record (negative counts from the end).
+    values : structured ndarray, mapping or sequence of tuples
+        As for :meth:`Struct.pack`.
+    names : str or sequence of str, optional
+        Field names.
+    **kw
+        As for :meth:`Struct.pack_into` (``threads=``).
+
+    Returns
+    -------
+    int
+        Number of bytes written.
+
+    Raises
+    ------
+    binrec.Error
+        As :meth:`Struct.pack_into`; nothing is written.
+
+    Examples
+    --------
+    >>> import binrec
+    >>> buf = bytearray(4)
+    >>> binrec.pack_into("<H", buf, -2, [(258,)])
     2
+    >>> bytes(buf)
+    b'\\x00\\x00\\x02\\x01'
     """
     return _struct_for(format, names).pack_into(buffer, offset, values, **kw)
