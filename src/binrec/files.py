@@ -191,16 +191,6 @@ def iter_unpack(
     ``"ignore"`` (drop it) or ``"return"`` (yield its bytes, as a ``bytes``
     object, after the last array).
 
-    With ``mmap=True`` (paths only; ``use_mmap=`` is its deprecated spelling) chunks are decoded straight from a
-    read-only memory map instead of being copied in with ``readinto``: on
-    a file in the page cache that copy is the bottleneck.  The file must not
-    shrink while it is read (each chunk checks its size first).
-
-    ``offset`` is the number of header bytes to skip.  For a file object it
-    counts from the object's current position; for a path or a file it must
-    not be negative.  For an in-memory buffer a negative offset counts from
-    the end, as in :func:`struct.unpack_from`.
-
     A non-blocking stream with no data ready (``readinto`` returns None) is
     waited for with ``poll`` on its descriptor; one without a descriptor
     raises :class:`binrec.Error`.  "No data yet" never ends the iteration.
@@ -209,8 +199,60 @@ def iter_unpack(
     of ``p`` fields), so ``chunk.tobytes()`` is what :meth:`Struct.unpack`
     gives for the same records.
 
-    A source that is neither a path, a file object nor a buffer is refused
-    at the call (as :func:`struct.iter_unpack` does), not at the first chunk.
+    Parameters
+    ----------
+    struct : Struct
+        The record layout.
+    source : path, binary file object or bytes-like
+        What to read.
+    chunk_size : int
+        Most records per yielded array (a positive int).
+    offset : int
+        Header bytes to skip.  For a file object it counts from the
+        object's current position; for a path or a file it must not be
+        negative.  For an in-memory buffer a negative offset counts from
+        the end, as in :func:`struct.unpack_from`.
+    trailing : {'error', 'ignore', 'return'}
+        What to do with a partial record at the end.
+    mmap : bool
+        Paths only: decode chunks straight from a read-only memory map
+        instead of copying them in with ``readinto`` (on a file in the page
+        cache that copy is the bottleneck).  The file must not shrink while
+        it is read (each chunk checks its size first).
+    **unpack_kw
+        Passed to :meth:`Struct.unpack` (``text=``, ``threads=``...).
+
+    Yields
+    ------
+    ndarray or bytes
+        Structured arrays of ``struct.dtype``; with ``trailing="return"``, the
+        bytes of a partial record last.
+
+    Raises
+    ------
+    binrec.Error
+        A partial record at the end (``trailing="error"``), a negative
+        file offset, or a stream that ends before the offset.
+    ValueError
+        A bad ``chunk_size`` or ``trailing``, or ``mmap=True`` for
+        something that is not a path.
+
+    Examples
+    --------
+    >>> import io, struct
+    >>> import binrec
+    >>> from binrec import files
+    >>> s = binrec.Struct("<hd", names="n x")
+    >>> raw = b"".join(struct.pack("<hd", n, n / 2) for n in (1, 2, 3))
+    >>> [chunk["n"].tolist() for chunk in files.iter_unpack(s, io.BytesIO(raw), chunk_size=2)]
+    [[1, 2], [3]]
+    >>> try:
+    ...     list(files.iter_unpack(s, io.BytesIO(raw + b"xy")))
+    ... except binrec.Error as exc:
+    ...     print(exc)
+    <BytesIO>: 32 bytes after offset 0 are not a whole number of 10-byte records (3 whole records and a partial record of 2 bytes at byte offset 30)
+    >>> list(files.iter_unpack(s, raw + b"xy", trailing="return"))[-1]
+    b'xy'
     """
     if not (is_path(source) or is_stream(source)):
         byte_view(source)  # BufferTypeError, as Struct.unpack raises
@@ -404,16 +446,63 @@ def read_file(
 ) -> np.ndarray:
     """Decode a whole record file (or ``count`` records after ``offset``).
 
-    ``source`` is a path or a binary file object (pipes and sockets too);
-    a file object is read from its current position, as
-    :func:`iter_unpack` does.  The bytes after ``offset`` must be a whole
-    number of records (or hold at least ``count`` of them).
-
     With ``mmap=True`` (paths only) the records are decoded straight from a
     read-only memory map, without reading the file into a bytes object
     first.  Otherwise a regular file is read in chunks with ``readinto`` and
     decoded into the output array chunk by chunk (memory: the output plus
     one chunk); a pipe is read whole first.
+
+    Parameters
+    ----------
+    struct : Struct
+        The record layout.
+    source : path or binary file object
+        The file (pipes and sockets too); a file object is read from its
+        current position, as :func:`iter_unpack` does.
+    offset : int
+        Header bytes to skip (never negative).
+    count : int, optional
+        Records to decode.  Default: all, and the bytes after ``offset``
+        must then be a whole number of records.
+    mmap : bool
+        Paths only: decode from a memory map.
+    **unpack_kw
+        Passed to :meth:`Struct.unpack` (``text=``, ``threads=``...).
+
+    Returns
+    -------
+    ndarray
+        Structured array of ``struct.dtype``.
+
+    Raises
+    ------
+    binrec.Error
+        The bytes after ``offset`` are not a whole number of records (the
+        message names the file and the partial record's byte offset), or
+        hold fewer than ``count``.
+    TypeError
+        ``source`` is a buffer, not a path or file (use :meth:`Struct.unpack`).
+
+    Examples
+    --------
+    >>> import io, os, struct, tempfile
+    >>> import binrec
+    >>> from binrec import files
+    >>> s = binrec.Struct("<hd", names="n x")
+    >>> raw = b"".join(struct.pack("<hd", n, n / 2) for n in (1, 2, 3))
+    >>> files.read_file(s, io.BytesIO(raw), count=2).tolist()
+    [(1, 0.5), (2, 1.0)]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "data.bin")
+    ...     with open(path, "wb") as fh:
+    ...         _ = fh.write(b"HEAD" + raw)
+    ...     print(files.read_file(s, path, offset=4, mmap=True)["x"].tolist())
+    [0.5, 1.0, 1.5]
+    >>> try:
+    ...     files.read_file(s, io.BytesIO(raw + b"x"))
+    ... except binrec.Error as exc:
+    ...     print(exc)
+    <BytesIO>: 31 bytes after offset 0 are not a whole number of 10-byte records (3 whole records and a partial record of 1 bytes at byte offset 30)
     """
     if not (is_path(source) or is_stream(source)):
         raise TypeError(
@@ -484,12 +573,48 @@ def _read_stream(struct: Struct, fh: Any, offset: int, count: int | None, where:
 
 @renamed_keywords(s="struct")
 def read_record(struct: Struct, file: Any, index: int, *, offset: int = 0) -> np.void:
-    """Record ``index`` of a record file (path or seekable binary file), by
-    seeking straight to it.  Negative indices count from the end.
+    """Record ``index`` of a record file, by seeking straight to it.
 
-    ``offset`` is the header size, counted from the start of the file.  As
-    in :func:`read_file`, the bytes after it must be a whole number of
-    records, so a wrong header size is an error, not a garbage record.
+    As in :func:`read_file`, the bytes after ``offset`` must be a whole
+    number of records, so a wrong header size is an error, not a garbage
+    record.
+
+    Parameters
+    ----------
+    struct : Struct
+        The record layout.
+    file : path or seekable binary file object
+        The record file (a pipe cannot seek: use :func:`iter_unpack`).
+    index : int
+        Record number; negative indices count from the end.
+    offset : int
+        The header size, counted from the start of the file.
+
+    Returns
+    -------
+    numpy.void
+        One record of ``struct.dtype``.
+
+    Raises
+    ------
+    binrec.Error
+        ``index`` out of range, a file that is not a whole number of
+        records after ``offset``, or a file that cannot seek.
+
+    Examples
+    --------
+    >>> import io, struct
+    >>> import binrec
+    >>> from binrec import files
+    >>> s = binrec.Struct("<hd", names="n x")
+    >>> fh = io.BytesIO(b"".join(struct.pack("<hd", n, n / 2) for n in (1, 2, 3)))
+    >>> files.read_record(s, fh, 1).tolist(), files.read_record(s, fh, -1)["x"]
+    ((2, 1.0), np.float64(1.5))
+    >>> try:
+    ...     files.read_record(s, fh, 1, offset=4)
+    ... except binrec.Error as exc:
+    ...     print(exc)
+    <BytesIO>: 26 bytes after offset 4 are not a whole number of 10-byte records (2 whole records and a partial record of 6 bytes at byte offset 24)
     """
     where = source_name(file)
     offset = file_offset(offset, where)
@@ -540,6 +665,46 @@ def write_file(struct: Struct, path: Any, values: Any, *, append: bool = False) 
     folder, fsync, rename, fsync of the folder): a crash leaves the old file
     or the new one, never half of one.  With ``append`` the records are
     appended and fsynced.
+
+    Parameters
+    ----------
+    struct : Struct
+        The record layout.
+    path : path
+        The file to write.
+    values : structured ndarray, mapping or sequence of tuples
+        As for :meth:`Struct.pack`.
+    append : bool
+        Append instead of replacing the file.
+
+    Returns
+    -------
+    int
+        The number of records written.
+
+    Raises
+    ------
+    binrec.Error
+        A value :meth:`Struct.pack` would refuse; the file is unchanged.
+
+    Examples
+    --------
+    >>> import os, struct, tempfile
+    >>> import binrec
+    >>> from binrec import files
+    >>> s = binrec.Struct("<hd")
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "data.bin")
+    ...     print(files.write_file(s, path, [(1, 0.5)]), files.write_file(s, path, [(2, 1.5)], append=True))
+    ...     try:
+    ...         files.write_file(s, path, [(3, 2.5), (70000, 0.0)])
+    ...     except binrec.Error as exc:
+    ...         print(exc)
+    ...     with open(path, "rb") as fh:  # the failed write left the file as it was
+    ...         print(fh.read() == struct.pack("<hd", 1, 0.5) + struct.pack("<hd", 2, 1.5))
+    1 1
+    field 'f0' (format 'h', row 1): 'h' format requires -32768 <= number <= 32767
+    True
     """
     arr, plens = native_rows(struct.layout, values)  # validate everything first, as Struct.pack does
     if append:
@@ -566,8 +731,41 @@ def _write_records(struct: Struct, fh: BinaryIO, arr: np.ndarray, plens: dict) -
 
 @renamed_keywords(s="struct")
 def unpack_frame(struct: Struct, buffer: Any, **kw: Any):
-    """Decode into a :class:`pandas.DataFrame` (``binrec[pandas]``), one
-    column per field, built from the decoded columns without copying them."""
+    """Decode into a :class:`pandas.DataFrame` (needs ``binrec[pandas]``).
+
+    One column per field, built from the decoded columns without copying
+    them.
+
+    Parameters
+    ----------
+    struct : Struct
+        The record layout.
+    buffer : bytes-like
+        The records.
+    **kw
+        Passed to :meth:`Struct.unpack_columns` (``fields=``, ``text=``...).
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    ImportError
+        pandas is not installed (``pip install 'binrec[pandas]'``).
+
+    Examples
+    --------
+    >>> import struct
+    >>> import binrec
+    >>> from binrec import files
+    >>> s = binrec.Struct("<hd", names="n x")
+    >>> frame = files.unpack_frame(s, struct.pack("<hd", 1, 0.5) + struct.pack("<hd", 2, 1.5))
+    >>> frame
+       n    x
+    0  1  0.5
+    1  2  1.5
+    """
     try:
         import pandas as pd
     except ImportError as exc:  # pragma: no cover - exercised without pandas
@@ -578,9 +776,42 @@ def unpack_frame(struct: Struct, buffer: Any, **kw: Any):
 
 @renamed_keywords(s="struct")
 def unpack_table(struct: Struct, buffer: Any, **kw: Any):
-    """Decode into a :class:`pyarrow.Table` (``binrec[arrow]``).  Numeric
-    columns are handed to Arrow without a copy; ``S`` fields become binary
-    columns, ``text=`` fields string columns."""
+    """Decode into a :class:`pyarrow.Table` (needs ``binrec[arrow]``).
+
+    Numeric columns are handed to Arrow without a copy; ``S`` fields become
+    binary columns, ``text=`` fields string columns.
+
+    Parameters
+    ----------
+    struct : Struct
+        The record layout.
+    buffer : bytes-like
+        The records.
+    **kw
+        Passed to :meth:`Struct.unpack_columns` (``fields=``, ``text=``...).
+
+    Returns
+    -------
+    pyarrow.Table
+
+    Raises
+    ------
+    ImportError
+        pyarrow is not installed (``pip install 'binrec[arrow]'``).
+    binrec.Error
+        A complex (``F``/``D``) field: Arrow has no complex type.
+
+    Examples
+    --------
+    >>> import struct
+    >>> import binrec
+    >>> from binrec import files
+    >>> s = binrec.Struct("<h3s", names="n tag")
+    >>> raw = struct.pack("<h3s", 1, b"ab") + struct.pack("<h3s", 2, b"cd")
+    >>> table = files.unpack_table(s, raw, text="tag")
+    >>> table.column_names, table["tag"].to_pylist(), str(table.schema.field("n").type)
+    (['n', 'tag'], ['ab', 'cd'], 'int16')
+    """
     try:
         import pyarrow as pa
     except ImportError as exc:  # pragma: no cover
