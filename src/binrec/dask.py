@@ -79,7 +79,47 @@ def _parse_blocksize(blocksize: int | str) -> int:
 
 @renamed_keywords(s="struct")
 def partitions(paths: Any, struct: Struct, *, offset: int = 0, blocksize: int | str = "64MiB") -> list[Partition]:
-    """Cut every file into record-aligned byte ranges of about ``blocksize``."""
+    """Cut every file into record-aligned byte ranges of about ``blocksize``.
+
+    Parameters
+    ----------
+    paths : path, glob pattern, or list of them
+        The record files (a glob matches files only, in sorted order).
+    struct : Struct
+        The record layout.
+    offset : int
+        Header bytes to skip at the start of every file.
+    blocksize : int or str
+        Target bytes per partition (``"64MiB"``; a string needs dask to
+        parse it).  A partition holds at least one record.
+
+    Returns
+    -------
+    list of Partition
+        ``(path, offset, count)`` of each range: byte offset of its first
+        record and how many records it holds.  An empty file gets one
+        partition of 0 records.
+
+    Raises
+    ------
+    binrec.Error
+        A file whose length after ``offset`` is not a whole number of
+        records (the message names the file).
+    FileNotFoundError, IsADirectoryError
+        As for :func:`read_records`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import binrec
+    >>> from binrec import dask as binrec_dask
+    >>> s = binrec.Struct("<hd")  # 10-byte records
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     _ = s.write_file(os.path.join(folder, "a.bin"), [(i, 0.0) for i in range(5)])
+    ...     parts = binrec_dask.partitions(os.path.join(folder, "*.bin"), s, blocksize=20)
+    ...     print([(os.path.basename(p.path), p.offset, p.count) for p in parts])
+    [('a.bin', 0, 2), ('a.bin', 20, 2), ('a.bin', 40, 1)]
+    """
     per_block = max(1, _parse_blocksize(blocksize) // struct.size)
     parts: list[Partition] = []
     offset = file_offset(offset, "binrec.dask")
@@ -122,18 +162,32 @@ def read_records(
     """Read record files as a ``dask.dataframe.DataFrame`` (or, with
     ``to_array=True``, a 1-D ``dask.array`` of the structured dtype).
 
+    Each partition is a record-aligned byte range of one file (see
+    :func:`partitions`), decoded by the same codec as
+    :meth:`binrec.Struct.read_file`, which gives the same values.
+
     Parameters
     ----------
     paths : path, glob pattern, or list of them
+        The record files.
     format : str or Struct
-    names : field names, as for :class:`binrec.Struct`
+        The record format.
+    names : str or sequence of str, optional
+        Field names, as for :class:`binrec.Struct` (with a format string).
     offset : int
         Header bytes to skip at the start of every file.
     blocksize : int or str
         Target bytes per partition (``"64MiB"``); partitions never split a
         record or span two files.
+    to_array : bool
+        Return a dask array of structured records instead of a DataFrame.
     text : str or list of str
         String fields to decode to ``str`` (DataFrame only).
+
+    Returns
+    -------
+    dask.dataframe.DataFrame or dask.array.Array
+        Lazy: nothing is read until it is computed.
 
     Raises
     ------
@@ -145,6 +199,22 @@ def read_records(
         directory given as a path.
     ImportError
         dask is not installed (``pip install "binrec[dask]"``).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import binrec
+    >>> from binrec import dask as binrec_dask
+    >>> s = binrec.Struct("<hd", names="n x")
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     for i in range(2):
+    ...         _ = s.write_file(os.path.join(folder, f"part{i}.bin"), [(10 * i + j, j / 2) for j in range(3)])
+    ...     frame = binrec_dask.read_records(os.path.join(folder, "*.bin"), "<hd", names="n x", blocksize=20)
+    ...     print(frame.npartitions, frame.compute(scheduler="synchronous")["n"].tolist())
+    ...     records = binrec_dask.read_records(os.path.join(folder, "*.bin"), s, to_array=True)
+    ...     print(records.compute(scheduler="synchronous")["x"].tolist())
+    4 [0, 1, 2, 10, 11, 12]
+    [0.0, 0.5, 1.0, 0.0, 0.5, 1.0]
     """
     _import_dask()
     s = format if isinstance(format, Struct) else Struct(format, names)
