@@ -225,12 +225,12 @@ def test_each_kernel_takes_the_parameters_the_contract_names(module):
 def test_the_python_backend_states_it_has_no_fused_pack_and_answers_none():
     import numpy as np
 
-    from binrec._kernels import PackKind, PackSpec
+    from binrec._kernels import PackKind
 
     k = _backend.python_kernels
     assert k.FUSED_PACK is False
     layout = binrec.Struct("<q").layout
-    assert k.pack_columns(layout, [PackSpec(PackKind.I64, np.arange(3), -8, 8)]) is None
+    assert k.pack_columns(layout, [(PackKind.I64, np.arange(3), -8, 8, 0, 0)]) is None
 
 
 @_needs_compiled
@@ -240,14 +240,14 @@ def test_the_compiled_backend_fused_pack_equals_struct():
 
     import numpy as np
 
-    from binrec._kernels import PackKind, PackSpec
+    from binrec._kernels import PackKind
 
     k = _backend.compiled_kernels
     assert k.FUSED_PACK is True
     layout = binrec.Struct(">hI").layout
     specs = [
-        PackSpec(PackKind.I64, np.array([-2, 7]), lo=-(1 << 15), hi=(1 << 15) - 1),
-        PackSpec(PackKind.U64, np.array([1, 2**32 - 1], dtype=np.uint64), uhi=2**32 - 1),
+        (PackKind.I64, np.array([-2, 7]), -(1 << 15), (1 << 15) - 1, 0, 0),
+        (PackKind.U64, np.array([1, 2**32 - 1], dtype=np.uint64), 0, 0, 2**32 - 1, 0),
     ]
     assert k.pack_columns(layout, specs) == struct.pack(">hI", -2, 1) + struct.pack(">hI", 7, 2**32 - 1)
 

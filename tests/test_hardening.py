@@ -306,12 +306,12 @@ calls = {
     "pack_bytes size 0": lambda: k.pack_bytes(zero, arr, {}),
 }
 if k.FUSED_PACK:  # the Python backend's pack_columns never packs (it answers None)
-    from binrec._kernels import PackKind, PackSpec
+    from binrec._kernels import PackKind
 
     small = np.arange(4, dtype=np.uint8)
-    calls["pack_columns size 0"] = lambda: k.pack_columns(zero, [PackSpec(PackKind.I64, np.arange(2), -8, 8)])
+    calls["pack_columns size 0"] = lambda: k.pack_columns(zero, [(PackKind.I64, np.arange(2), -8, 8, 0, 0)])
     # I64 reads int64 values: a 4-byte uint8 column holds half of one
-    calls["pack_columns column too short for its kind"] = lambda: k.pack_columns(lay, [PackSpec(PackKind.I64, small, -8, 8)])
+    calls["pack_columns column too short for its kind"] = lambda: k.pack_columns(lay, [(PackKind.I64, small, -8, 8, 0, 0)])
 for name, call in calls.items():
     try:
         call()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -41,15 +41,13 @@ class PackKind(enum.IntEnum):
     COPY_HALVES = 5  # complex: copy, byte-swap each half
 
 
-class PackSpec(NamedTuple):
-    """One field's column for :meth:`Kernels.pack_columns`."""
-
-    kind: PackKind
-    array: np.ndarray  # 1-D, C-contiguous
-    lo: int = 0  # I64: smallest value allowed
-    hi: int = 0  # I64: largest value allowed
-    uhi: int = 0  # U64: largest value allowed
-    check: int = 0  # F64_F32: 1 to refuse a finite value that overflows float32
+#: One field's column for :meth:`Kernels.pack_columns`: ``(kind, array, lo,
+#: hi, uhi, check)``: a :class:`PackKind`, a 1-D C-contiguous array, the
+#: smallest and largest value allowed (``I64``), the largest (``U64``), and 1
+#: to refuse a finite float64 that overflows float32 (``F64_F32``); unused
+#: entries are 0.  A plain tuple, not a NamedTuple: records.py builds one per
+#: field on every pack, where a NamedTuple costs several times as much.
+PackSpec = tuple[int, np.ndarray, int, int, int, int]
 
 
 class Kernels(Protocol):
@@ -96,7 +94,7 @@ class Kernels(Protocol):
         ...
 
     def pack_columns(self, layout: Layout, specs: Sequence[PackSpec], threads: int = 1) -> bytes | None:
-        """Encode columns straight to bytes, one :class:`PackSpec` per field
+        """Encode columns straight to bytes, one ``PackSpec`` tuple per field
         of a layout without Pascal fields, all of one length.  None when a
         value fails a check, or always where ``FUSED_PACK`` is False."""
         ...

@@ -735,7 +735,7 @@ _PACK_WIDTHS = {PK_I64: (1, 2, 4, 8), PK_U64: (1, 2, 4, 8), PK_F64_F32: (4,), PK
 
 def pack_columns(layout, specs, int threads=1):
     """Encode columns straight to bytes.  ``specs``: one
-    :class:`binrec._kernels.PackSpec` (or plain tuple) per field, arrays 1-D
+    ``binrec._kernels.PackSpec`` tuple per field, arrays 1-D
     C-contiguous of equal length.  Returns bytes, or None if a value failed
     a check."""
     cdef Py_ssize_t size = _record_size(layout)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import operator
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -21,6 +21,11 @@ from ._errors import Error, OverlapError
 from ._kernels import PackKind, PackSpec
 from ._layout import Field, Layout, build_layout, int_range
 from ._text import DEFAULT_STRIP, decode_field, text_fields, with_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    # optional extras: imported for the annotations only
+    import pandas as pd
+    import pyarrow as pa
 
 __all__ = [
     "Struct",
@@ -58,7 +63,7 @@ def _index(value: Any, name: str) -> int:
         raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
 
 
-def resolve_offset(offset: Any, length: int, nbytes: int | None = None, *, packing: bool = False) -> int:
+def resolve_offset(offset: object, length: int, nbytes: int | None = None, *, packing: bool = False) -> int:
     """``offset`` into an in-memory buffer of ``length`` bytes, as struct's
     ``unpack_from``/``pack_into`` read it: a negative offset counts from the
     end of the buffer.
@@ -179,6 +184,16 @@ def _resolve_threads(threads: int | None, nbytes: int) -> int:
 
 
 _I64 = (-(1 << 63), (1 << 63) - 1)
+# PackKind's codes as plain ints, read once (an enum member lookup per field
+# would cost more than building the spec)
+_COPY, _INT64, _UINT64, _F64_F32, _BOOL, _COPY_HALVES = (
+    int(PackKind.COPY),
+    int(PackKind.I64),
+    int(PackKind.U64),
+    int(PackKind.F64_F32),
+    int(PackKind.BOOL),
+    int(PackKind.COPY_HALVES),
+)
 
 
 def _pack_spec(f: Field, col: Any) -> PackSpec:
@@ -190,18 +205,18 @@ def _pack_spec(f: Field, col: Any) -> PackSpec:
         dt = col.dtype
         if dt == f.native and f.code != "?":
             swapped_complex = f.kind == "complex" and f.wire.byteorder not in ("=", "|") and not f.wire.isnative
-            return PackSpec(PackKind.COPY_HALVES if swapped_complex else PackKind.COPY, np.ascontiguousarray(col))
+            return (_COPY_HALVES if swapped_complex else _COPY), np.ascontiguousarray(col), 0, 0, 0, 0
         if f.kind == "int" and dt in (np.int64, np.uint64):
             lo, hi = int_range(f.code, f.size)
             if dt == np.int64:
-                return PackSpec(PackKind.I64, np.ascontiguousarray(col), lo=max(lo, _I64[0]), hi=min(hi, _I64[1]))
-            return PackSpec(PackKind.U64, np.ascontiguousarray(col), uhi=hi)
+                return _INT64, np.ascontiguousarray(col), max(lo, _I64[0]), min(hi, _I64[1]), 0, 0
+            return _UINT64, np.ascontiguousarray(col), 0, 0, hi, 0
         if f.code == "f" and dt == np.float64:
-            return PackSpec(PackKind.F64_F32, np.ascontiguousarray(col), check=0 if f.native_mode else 1)
+            return _F64_F32, np.ascontiguousarray(col), 0, 0, 0, 0 if f.native_mode else 1
     native, _ = coerce_column(f, col)
     if f.code == "?":
-        return PackSpec(PackKind.BOOL, np.ascontiguousarray(native))
-    return _pack_spec(f, native) if native.dtype == f.native else PackSpec(PackKind.COPY, np.ascontiguousarray(native))
+        return _BOOL, np.ascontiguousarray(native), 0, 0, 0, 0
+    return _pack_spec(f, native) if native.dtype == f.native else (_COPY, np.ascontiguousarray(native), 0, 0, 0, 0)
 
 
 def _column_arrays(dtypes: Sequence[np.dtype], count: int) -> list[np.ndarray]:
@@ -387,7 +402,7 @@ class Struct:
     def __hash__(self) -> int:
         return hash((self.format, self.names))
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[Struct], tuple[str, tuple[str, ...]]]:
         return (Struct, (self.format, self.names))
 
     # -- checks shared by unpack and unpack_columns ----------------------------
@@ -620,7 +635,7 @@ class Struct:
         return outs
 
     @staticmethod
-    def _check_out(out: Any, count: int, dtype: np.dtype, what: str) -> np.ndarray:
+    def _check_out(out: object, count: int, dtype: np.dtype, what: str) -> np.ndarray:
         if not isinstance(out, np.ndarray):
             raise TypeError(f"{what} must be a numpy array, not {type(out).__name__}")
         out = plain_array(out)  # numpy's own dtype, shape and flags, not a subclass's
@@ -709,7 +724,7 @@ class Struct:
             specs = [_pack_spec(f, columns[f.name]) for f in self._layout.fields]
         except (Error, TypeError, ValueError):
             return None
-        if len({len(spec.array) for spec in specs}) > 1:
+        if len({len(spec[1]) for spec in specs}) > 1:
             return None
         return kernels.pack_columns(self._layout, specs)
 
@@ -779,6 +794,23 @@ class Struct:
 
     # -- files and data frames (see binrec.files) --------------------------------
 
+    @overload
+    def iter_unpack(
+        self,
+        source: Any,
+        *,
+        chunk_size: int = ...,
+        offset: int = ...,
+        trailing: Literal["error", "ignore"] = ...,
+        mmap: bool = ...,
+        **kw: Any,
+    ) -> Iterator[np.ndarray]: ...
+
+    @overload
+    def iter_unpack(
+        self, source: Any, *, chunk_size: int = ..., offset: int = ..., trailing: str, mmap: bool = ..., **kw: Any
+    ) -> Iterator[np.ndarray | bytes]: ...
+
     def iter_unpack(
         self,
         source: Any,
@@ -788,7 +820,7 @@ class Struct:
         trailing: str = "error",
         mmap: bool = False,
         **kw: Any,
-    ):
+    ) -> Iterator[np.ndarray | bytes]:
         """Stream records in chunks from a path, binary file (pipes too) or buffer.
 
         Yields structured arrays of up to ``chunk_size`` records, read with
@@ -979,7 +1011,7 @@ class Struct:
 
         return write_file(self, path, values, append=append)
 
-    def unpack_frame(self, buffer: Any, **kw: Any):
+    def unpack_frame(self, buffer: Any, **kw: Any) -> pd.DataFrame:
         """:meth:`unpack_columns` as a pandas DataFrame (needs ``binrec[pandas]``).
 
         A thin wrapper over :func:`binrec.files.unpack_frame`.
@@ -1015,7 +1047,7 @@ class Struct:
 
         return unpack_frame(self, buffer, **kw)
 
-    def unpack_table(self, buffer: Any, **kw: Any):
+    def unpack_table(self, buffer: Any, **kw: Any) -> pa.Table:
         """:meth:`unpack_columns` as a pyarrow Table (needs ``binrec[arrow]``).
 
         A thin wrapper over :func:`binrec.files.unpack_table`.
