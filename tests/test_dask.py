@@ -40,6 +40,15 @@ def test_partitions_are_record_aligned(files):
     assert max(p.count for p in parts) == 1000 // s.size
 
 
+def test_partitions_takes_the_struct_as_struct_and_still_as_s_with_a_warning(files):
+    # oracle: the partitions of the positional call
+    d, paths, s = files
+    positional = bdask.partitions(paths, s, offset=4, blocksize=1000)
+    assert bdask.partitions(paths, struct=s, offset=4, blocksize=1000) == positional
+    with pytest.warns(DeprecationWarning, match=r"partitions\(s=\.\.\.\) is deprecated: use struct="):
+        assert bdask.partitions(paths, s=s, offset=4, blocksize=1000) == positional
+
+
 def test_dataframe_threaded_equals_read_file(files):
     d, paths, s = files
     df = bdask.read_records(str(d / "part*.bin"), FMT, NAMES, offset=4, blocksize="4KiB")
