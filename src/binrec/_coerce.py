@@ -227,10 +227,13 @@ def _coerce_complex(f: Field, arr: np.ndarray, base: int) -> np.ndarray:
 
 
 def _coerce_bool(f: Field, arr: np.ndarray) -> np.ndarray:
+    truth: np.ndarray  # numpy's stubs type ndarray comparisons as Any
     if arr.dtype.kind == "b":
-        return arr.view(np.uint8) != 0  # normalise raw bytes other than 0/1
+        truth = arr.view(np.uint8) != 0  # normalise raw bytes other than 0/1
+        return truth
     if arr.dtype.kind in "iufc":
-        return arr != 0  # NaN is truthy in Python and here
+        truth = arr != 0  # NaN is truthy in Python and here
+        return truth
     out = np.empty(len(arr), dtype=bool)
     for i, v in enumerate(arr.tolist() if arr.dtype.kind != "O" else arr):
         out[i] = bool(v)
@@ -343,19 +346,19 @@ def native_rows(layout: Layout, values: Any) -> tuple[np.ndarray, dict[str, np.n
         if missing or extra:
             raise Error(f"columns do not match the format's names {layout.names}: missing {missing}, unknown {extra}")
         columns = {}
-        n = None
+        first: int | None = None  # the first column's length
         for name in layout.names:
             col = values[name]
             try:
                 length = len(col)
             except TypeError:
                 raise Error(f"column {name!r} must be a sequence or array, not {type(col).__name__}") from None
-            if n is None:
-                n = length
-            elif length != n:
-                raise Error(f"column {name!r} has {length} values, column {layout.names[0]!r} has {n}")
+            if first is None:
+                first = length
+            elif length != first:
+                raise Error(f"column {name!r} has {length} values, column {layout.names[0]!r} has {first}")
             columns[name] = col
-        n = n or 0
+        n = first or 0
     elif isinstance(values, np.ndarray) and values.ndim == 2:
         if values.shape[1] != len(layout.names):
             raise Error(f"pack expected {len(layout.names)} items per row, got an array of shape {values.shape}")

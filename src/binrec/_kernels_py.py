@@ -46,11 +46,11 @@ def _record_size(layout: Layout) -> int:
     return layout.size
 
 
-def _raw_rows(layout: Layout, buf, offset: int, count: int) -> np.ndarray:
+def _raw_rows(layout: Layout, buf: Any, offset: int, count: int) -> np.ndarray:
     return np.frombuffer(buf, dtype=layout.wire_dtype, count=count, offset=offset)
 
 
-def _bytes2d(buf, offset: int, count: int, size: int) -> np.ndarray:
+def _bytes2d(buf: Any, offset: int, count: int, size: int) -> np.ndarray:
     return np.frombuffer(buf, dtype=np.uint8, count=count * size, offset=offset).reshape(count, size)
 
 
@@ -59,7 +59,7 @@ def _pascal_mask(lengths: np.ndarray, width: int) -> np.ndarray:
     return np.arange(width, dtype=np.int64)[None, :] < lengths[:, None]
 
 
-def unpack_rows(layout: Layout, buf, offset: int, count: int, out: np.ndarray, threads: int = 1) -> np.ndarray:
+def unpack_rows(layout: Layout, buf: Any, offset: int, count: int, out: np.ndarray, threads: int = 1) -> np.ndarray:
     size = _record_size(layout)
     raw = _raw_rows(layout, buf, offset, count)
     if count and np.may_share_memory(raw, out):
@@ -85,7 +85,7 @@ def unpack_rows(layout: Layout, buf, offset: int, count: int, out: np.ndarray, t
     return out
 
 
-def _field_view(f: Field, buf, offset: int, count: int, size: int) -> np.ndarray:
+def _field_view(f: Field, buf: Any, offset: int, count: int, size: int) -> np.ndarray:
     """Strided, zero-copy view of one field's wire bytes in every record."""
     start = offset + f.offset + (1 if f.code == "p" and f.count else 0)
     whole = np.frombuffer(buf, dtype=np.uint8, count=count * size, offset=offset) if count else None
@@ -102,7 +102,7 @@ def _field_view(f: Field, buf, offset: int, count: int, size: int) -> np.ndarray
 
 def unpack_columns(
     layout: Layout,
-    buf,
+    buf: Any,
     offset: int,
     count: int,
     fields: Sequence[Field],
@@ -139,7 +139,7 @@ def pack_rows(
     layout: Layout,
     arr: np.ndarray,
     plens: Mapping[str, np.ndarray],
-    target,
+    target: Any,
     threads: int = 1,
 ) -> None:
     n = len(arr)

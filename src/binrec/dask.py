@@ -14,7 +14,7 @@ import importlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -22,6 +22,15 @@ from ._compat import renamed_keywords
 from ._errors import Error
 from .files import file_offset, file_span
 from .records import Struct
+
+if TYPE_CHECKING:  # pragma: no cover
+    # the optional extra: imported for the annotations only
+    import dask.array as da
+    import dask.dataframe as dd
+    import pandas as pd
+
+#: one path, or several (each may be a glob pattern)
+StrPaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 __all__ = ["read_records", "partitions"]
 
@@ -42,7 +51,7 @@ def _import_dask(module: str = "dask.utils") -> Any:
         raise ImportError(f'binrec.dask needs {module}: pip install "binrec[dask]" ({exc})') from exc
 
 
-def _expand(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+def _expand(paths: StrPaths) -> list[str]:
     """Paths and glob matches, in order; every one a regular file (a glob
     skips directories it matches; a directory named outright is an error)."""
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
@@ -78,7 +87,7 @@ def _parse_blocksize(blocksize: int | str) -> int:
 
 
 @renamed_keywords(s="struct")
-def partitions(paths: Any, struct: Struct, *, offset: int = 0, blocksize: int | str = "64MiB") -> list[Partition]:
+def partitions(paths: StrPaths, struct: Struct, *, offset: int = 0, blocksize: int | str = "64MiB") -> list[Partition]:
     """Cut every file into record-aligned byte ranges of about ``blocksize``.
 
     Parameters
@@ -138,7 +147,7 @@ def _read_part(part: Partition, struct: Struct) -> np.ndarray:
     return struct.read_file(part.path, offset=part.offset, count=part.count)
 
 
-def _frame_part(part: Partition, struct: Struct, text: Any):
+def _frame_part(part: Partition, struct: Struct, text: Any) -> pd.DataFrame:
     import pandas as pd
 
     with open(part.path, "rb") as fh:
@@ -149,8 +158,47 @@ def _frame_part(part: Partition, struct: Struct, text: Any):
     return pd.DataFrame(struct.unpack_columns(raw, text=text), copy=False)
 
 
+@overload
 def read_records(
-    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    paths: StrPaths,
+    format: str | Struct,
+    names: str | Sequence[str] | None = ...,
+    *,
+    offset: int = ...,
+    blocksize: int | str = ...,
+    to_array: Literal[False] = ...,
+    text: str | Sequence[str] | None = ...,
+) -> dd.DataFrame: ...
+
+
+@overload
+def read_records(
+    paths: StrPaths,
+    format: str | Struct,
+    names: str | Sequence[str] | None = ...,
+    *,
+    offset: int = ...,
+    blocksize: int | str = ...,
+    to_array: Literal[True],
+    text: str | Sequence[str] | None = ...,
+) -> da.Array: ...
+
+
+@overload
+def read_records(
+    paths: StrPaths,
+    format: str | Struct,
+    names: str | Sequence[str] | None = ...,
+    *,
+    offset: int = ...,
+    blocksize: int | str = ...,
+    to_array: bool,
+    text: str | Sequence[str] | None = ...,
+) -> dd.DataFrame | da.Array: ...
+
+
+def read_records(
+    paths: StrPaths,
     format: str | Struct,
     names: str | Sequence[str] | None = None,
     *,
@@ -158,7 +206,7 @@ def read_records(
     blocksize: int | str = "64MiB",
     to_array: bool = False,
     text: str | Sequence[str] | None = None,
-):
+) -> dd.DataFrame | da.Array:
     """Read record files as a ``dask.dataframe.DataFrame`` (or, with
     ``to_array=True``, a 1-D ``dask.array`` of the structured dtype).
 

@@ -20,8 +20,8 @@ import operator
 import os
 import select
 import stat
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
 
 import numpy as np
 
@@ -34,6 +34,10 @@ from ._text import DEFAULT_STRIP, text_fields, with_text
 from .records import resolve_offset, whole_records
 
 if TYPE_CHECKING:  # pragma: no cover
+    # pandas and pyarrow are optional extras: imported for the annotations only
+    import pandas as pd
+    import pyarrow as pa
+
     from .records import Struct
 
 __all__ = ["iter_unpack", "read_file", "read_record", "write_file", "unpack_frame", "unpack_table", "TRAILING"]
@@ -66,7 +70,7 @@ def _as_int(value: Any, name: str) -> int:
 
 
 # package-internal: used by dask.py (not in __all__)
-def file_offset(offset: Any, where: str) -> int:
+def file_offset(offset: object, where: str) -> int:
     """A file offset is a header size: never negative (unlike a buffer's)."""
     offset = _as_int(offset, "offset")
     if offset < 0:
@@ -171,6 +175,32 @@ def _skip(fh: Any, offset: int, where: str) -> None:
         left -= n
 
 
+@overload
+def iter_unpack(
+    struct: Struct,
+    source: Any,
+    *,
+    chunk_size: int = ...,
+    offset: int = ...,
+    trailing: Literal["error", "ignore"] = ...,
+    mmap: bool = ...,
+    **unpack_kw: Any,
+) -> Iterator[np.ndarray]: ...
+
+
+@overload
+def iter_unpack(
+    struct: Struct,
+    source: Any,
+    *,
+    chunk_size: int = ...,
+    offset: int = ...,
+    trailing: str,
+    mmap: bool = ...,
+    **unpack_kw: Any,
+) -> Iterator[np.ndarray | bytes]: ...
+
+
 @renamed_keywords(s="struct", use_mmap="mmap")
 def iter_unpack(
     struct: Struct,
@@ -181,7 +211,7 @@ def iter_unpack(
     trailing: str = "error",
     mmap: bool = False,
     **unpack_kw: Any,
-) -> Iterator[Any]:
+) -> Iterator[np.ndarray | bytes]:
     """Yield structured arrays of up to ``chunk_size`` records from a path,
     a binary file object (pipes and sockets included) or a buffer.
 
@@ -260,8 +290,8 @@ def iter_unpack(
 
 
 def _iter_unpack(
-    struct: Struct, source: Any, chunk_size: int, offset: Any, trailing: str, mmap: bool, unpack_kw: dict
-) -> Iterator[Any]:
+    struct: Struct, source: Any, chunk_size: int, offset: Any, trailing: str, mmap: bool, unpack_kw: dict[str, Any]
+) -> Iterator[np.ndarray | bytes]:
     _check_trailing(trailing)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
@@ -285,8 +315,8 @@ def _iter_unpack(
 
 
 def _iter_buffer(
-    struct: Struct, source: Any, chunk_size: int, offset: Any, trailing: str, unpack_kw: dict
-) -> Iterator[Any]:
+    struct: Struct, source: Any, chunk_size: int, offset: Any, trailing: str, unpack_kw: dict[str, Any]
+) -> Iterator[np.ndarray | bytes]:
     view = memoryview(source).cast("B")
     offset = resolve_offset(offset, len(view))  # struct.unpack_from's rule: negative counts from the end
     if offset > len(view):
@@ -317,7 +347,7 @@ _PIECE_BYTES = 256 << 10
 
 
 # package-internal: used by cli.py (not in __all__)
-def remaining_bytes(fh: Any):
+def remaining_bytes(fh: Any) -> Callable[[], int] | None:
     """For a regular file, a function giving the bytes left to read from the
     current position; None for pipes, sockets and other streams."""
     try:
@@ -331,8 +361,8 @@ def remaining_bytes(fh: Any):
 
 
 def _iter_stream(
-    struct: Struct, fh: Any, chunk_size: int, offset: int, trailing: str, where: str, unpack_kw: dict
-) -> Iterator[Any]:
+    struct: Struct, fh: Any, chunk_size: int, offset: int, trailing: str, where: str, unpack_kw: dict[str, Any]
+) -> Iterator[np.ndarray | bytes]:
     _skip(fh, offset, where)
     size = struct.size
     text = unpack_kw.pop("text", None)
@@ -393,8 +423,8 @@ def _head_copy(rows: np.ndarray, n: int) -> np.ndarray:
 
 
 def _iter_mmap(
-    struct: Struct, fh: Any, chunk_size: int, offset: int, trailing: str, where: str, unpack_kw: dict
-) -> Iterator[Any]:
+    struct: Struct, fh: Any, chunk_size: int, offset: int, trailing: str, where: str, unpack_kw: dict[str, Any]
+) -> Iterator[np.ndarray | bytes]:
     size = struct.size
     nbytes = os.fstat(fh.fileno()).st_size
     if offset > nbytes:
@@ -521,7 +551,7 @@ def read_file(
 
 
 def _read_opened(
-    struct: Struct, fh: Any, offset: int, count: int | None, mmap: bool, where: str, unpack_kw: dict
+    struct: Struct, fh: Any, offset: int, count: int | None, mmap: bool, where: str, unpack_kw: dict[str, Any]
 ) -> np.ndarray:
     remaining = remaining_bytes(fh)
     if remaining is None:
@@ -554,7 +584,9 @@ def _read_opened(
     return out
 
 
-def _read_stream(struct: Struct, fh: Any, offset: int, count: int | None, where: str, unpack_kw: dict) -> np.ndarray:
+def _read_stream(
+    struct: Struct, fh: Any, offset: int, count: int | None, where: str, unpack_kw: dict[str, Any]
+) -> np.ndarray:
     """read_file on a stream of unknown length (a pipe, a socket, BytesIO):
     read it (or ``count`` records of it), then apply the same checks."""
     _skip(fh, offset, where)
@@ -653,7 +685,8 @@ def _read_record(struct: Struct, fh: Any, index: int, offset: int, where: str) -
     raw = bytearray(struct.size)
     if _readinto_full(fh, memoryview(raw), where) != struct.size:
         raise Error(f"{where}: record {index} is truncated (the file shrank while reading)")
-    return struct.unpack(raw)[0]
+    record: np.void = struct.unpack(raw)[0]
+    return record
 
 
 @renamed_keywords(s="struct")
@@ -718,7 +751,7 @@ def write_file(struct: Struct, path: Any, values: Any, *, append: bool = False) 
     return len(arr)
 
 
-def _write_records(struct: Struct, fh: BinaryIO, arr: np.ndarray, plens: dict) -> None:
+def _write_records(struct: Struct, fh: BinaryIO, arr: np.ndarray, plens: dict[str, np.ndarray]) -> None:
     # encoded chunk by chunk, so memory is the validated rows plus one chunk
     for start in range(0, len(arr), _WRITE_CHUNK_RECORDS):
         stop = min(len(arr), start + _WRITE_CHUNK_RECORDS)
@@ -730,7 +763,7 @@ def _write_records(struct: Struct, fh: BinaryIO, arr: np.ndarray, plens: dict) -
 
 
 @renamed_keywords(s="struct")
-def unpack_frame(struct: Struct, buffer: Any, **kw: Any):
+def unpack_frame(struct: Struct, buffer: Any, **kw: Any) -> pd.DataFrame:
     """Decode into a :class:`pandas.DataFrame` (needs ``binrec[pandas]``).
 
     One column per field, built from the decoded columns without copying
@@ -775,7 +808,7 @@ def unpack_frame(struct: Struct, buffer: Any, **kw: Any):
 
 
 @renamed_keywords(s="struct")
-def unpack_table(struct: Struct, buffer: Any, **kw: Any):
+def unpack_table(struct: Struct, buffer: Any, **kw: Any) -> pa.Table:
     """Decode into a :class:`pyarrow.Table` (needs ``binrec[arrow]``).
 
     Numeric columns are handed to Arrow without a copy; ``S`` fields become
