@@ -135,8 +135,9 @@ Predicate = Callable[[str, str], bool]
 #: for nested names), a ``(module, qualname)`` tuple, or the class or function itself.
 AllowItem = str | tuple[str, str] | type | Callable[..., Any]
 #: What ``allow=`` accepts: None (:data:`DEFAULT_ALLOW`), :data:`ALL` (no
-#: checks), one entry, a list of entries, or a :data:`Predicate`.
-AllowSpec = None | _AllType | AllowItem | Iterable[AllowItem] | Predicate
+#: checks), one name or class, an iterable of entries, or a :data:`Predicate`
+#: (a lone function is taken as the predicate: put functions to admit in a list).
+AllowSpec = None | _AllType | str | type | Iterable[AllowItem] | Predicate
 
 
 def _parse_allow_item(item: Any) -> tuple[str, str]:
