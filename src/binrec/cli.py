@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import numpy as np
 
@@ -29,6 +29,16 @@ from ._errors import Error
 from ._text import DEFAULT_STRIP, decode_field, with_text
 from .files import file_span, remaining_bytes, source_name
 from .records import Struct
+
+if TYPE_CHECKING:  # pragma: no cover
+    # optional extras: imported for the annotations only
+    from types import FrameType
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm import tqdm
+
+    from ._layout import Field
 
 SENSOR_FORMAT = ">I10sf"
 SENSOR_NAMES = ("id", "name", "temp")
@@ -137,10 +147,11 @@ _PROGRESS_MIN_BYTES = 4 << 20
 _CHUNK = 65536
 
 
-def _open_input(path: str):
+def _open_input(path: str) -> tuple[BinaryIO, str, int | None]:
     """(binary file, name for messages, bytes left in it or None for a
     pipe).  An input that cannot be opened is a data error (exit 1), in
     decode and encode alike; ``-`` is standard input."""
+    fh: BinaryIO
     if path == "-":
         fh = sys.stdin.buffer
     else:
@@ -153,7 +164,7 @@ def _open_input(path: str):
 
 
 @contextlib.contextmanager
-def _output_file(path: str) -> Iterator[Any]:
+def _output_file(path: str) -> Iterator[BinaryIO]:
     """atomic_writer, with errors that name the user's path, not the
     temporary file next to it."""
     try:
@@ -165,7 +176,7 @@ def _output_file(path: str) -> Iterator[Any]:
         raise
 
 
-def _progress(total: int | None, quiet: bool, desc: str):
+def _progress(total: int | None, quiet: bool, desc: str) -> tqdm[NoReturn] | None:
     """A tqdm bar on stderr for large inputs on a terminal, else a no-op."""
     if quiet or not total or total < _PROGRESS_MIN_BYTES or not sys.stderr.isatty():
         return None
@@ -176,7 +187,7 @@ def _progress(total: int | None, quiet: bool, desc: str):
     return tqdm(total=total, unit="B", unit_scale=True, desc=desc, file=sys.stderr, leave=False)
 
 
-def _text_value(value):
+def _text_value(value: object) -> object:
     if isinstance(value, bytes):
         return value.decode("latin-1")  # every byte maps to one code point: reversible
     if isinstance(value, (np.floating, float)):
@@ -184,7 +195,7 @@ def _text_value(value):
     return value
 
 
-def _json_value(value):
+def _json_value(value: object) -> object:
     """A JSONL value: complex numbers as a [real, imag] pair of numbers
     (``encode`` reads that back, and the "(1+2j)" strings of CSV)."""
     if isinstance(value, complex):
@@ -196,7 +207,7 @@ class _Writer:
     """Writes decoded chunks to one output format (one subclass each).
     ``text``: the --text fields, decoded to str where the format has text."""
 
-    def __init__(self, fh, s: Struct, text: list[str]):
+    def __init__(self, fh: BinaryIO, s: Struct, text: list[str]) -> None:
         self.fh, self.s, self.text = fh, s, text
         self.names = list(s.names)
         self.rows = 0
@@ -219,7 +230,7 @@ class _Writer:
 class _TextWriter(_Writer):
     newline = ""
 
-    def __init__(self, fh, s: Struct, text: list[str]):
+    def __init__(self, fh: BinaryIO, s: Struct, text: list[str]) -> None:
         super().__init__(fh, s, text)
         self.text_fh = io.TextIOWrapper(fh, encoding="utf-8", newline=self.newline, write_through=True)
 
@@ -239,7 +250,7 @@ class _TextWriter(_Writer):
 
 
 class _CsvWriter(_TextWriter):
-    def __init__(self, fh, s: Struct, text: list[str]):
+    def __init__(self, fh: BinaryIO, s: Struct, text: list[str]) -> None:
         import csv
 
         super().__init__(fh, s, text)
@@ -263,7 +274,7 @@ class _JsonlWriter(_TextWriter):
 
 
 class _NpyWriter(_Writer):
-    def __init__(self, fh, s: Struct, text: list[str]):
+    def __init__(self, fh: BinaryIO, s: Struct, text: list[str]) -> None:
         super().__init__(fh, s, text)  # --text is refused for .npy before this
         self._header(0)
 
@@ -288,9 +299,9 @@ class _NpyWriter(_Writer):
 
 
 class _ParquetWriter(_Writer):
-    def __init__(self, fh, s: Struct, text: list[str]):
+    def __init__(self, fh: BinaryIO, s: Struct, text: list[str]) -> None:
         super().__init__(fh, s, text)
-        self.pq_writer = None
+        self.pq_writer: pq.ParquetWriter | None = None
 
     def _write(self, chunk: np.ndarray) -> None:
         import pyarrow.parquet as pq
@@ -430,7 +441,16 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _decode_into(s: Struct, src, where: str, out_fh, kind: str, text: list[str], args: argparse.Namespace, bar) -> int:
+def _decode_into(
+    s: Struct,
+    src: BinaryIO,
+    where: str,
+    out_fh: BinaryIO,
+    kind: str,
+    text: list[str],
+    args: argparse.Namespace,
+    bar: tqdm[NoReturn] | None,
+) -> int:
     limit = args.count if args.count is not None else args.head
     writer = _WRITERS[kind](out_fh, s, text)
     try:
@@ -457,7 +477,7 @@ def _decode_into(s: Struct, src, where: str, out_fh, kind: str, text: list[str],
     return done
 
 
-def _table_from_rows(s: Struct, rows: np.ndarray, text: list[str]):
+def _table_from_rows(s: Struct, rows: np.ndarray, text: list[str]) -> pa.Table:
     import pyarrow as pa
 
     arrays = []
@@ -477,13 +497,13 @@ def _table_from_rows(s: Struct, rows: np.ndarray, text: list[str]):
 _NOT_A = {"int": "an integer", "float": "a float", "complex": "a complex"}
 
 
-def _cell_error(f, name: str, line: int, message: str) -> Error:
+def _cell_error(f: Field, name: str, line: int, message: str) -> Error:
     """A per-cell error in the words of a range error from pack:
     ``name: line N: field 'x' (format 'I'): message``."""
     return Error(f"{name}: line {line}: {field_error(f, None, message)}")
 
 
-def _parse_cell(f, value: str, line: int, name: str):
+def _parse_cell(f: Field, value: str, line: int, name: str) -> int | float | complex | bool | bytes:
     kind = f.kind
     try:
         if kind == "int":
@@ -508,7 +528,7 @@ def _parse_cell(f, value: str, line: int, name: str):
         raise _cell_error(f, name, line, str(exc)) from None
 
 
-def _json_cell(f, value, line: int, name: str):
+def _json_cell(f: Field, value: Any, line: int, name: str) -> Any:
     if f.kind == "complex":
         if (
             isinstance(value, list)
@@ -531,10 +551,10 @@ def _json_cell(f, value, line: int, name: str):
     return value
 
 
-def _batched(numbered_rows: Iterator[tuple[int, tuple]]) -> Iterator[tuple[list[int], list[tuple]]]:
+def _batched(numbered_rows: Iterator[tuple[int, tuple[Any, ...]]]) -> Iterator[tuple[list[int], list[tuple[Any, ...]]]]:
     """Group (line number, row) pairs into batches of ``_CHUNK`` rows."""
     lines: list[int] = []
-    rows: list[tuple] = []
+    rows: list[tuple[Any, ...]] = []
     for line, row in numbered_rows:
         lines.append(line)
         rows.append(row)
@@ -545,7 +565,7 @@ def _batched(numbered_rows: Iterator[tuple[int, tuple]]) -> Iterator[tuple[list[
         yield lines, rows
 
 
-def _csv_rows(s: Struct, fh, name: str) -> Iterator[tuple[int, tuple]]:
+def _csv_rows(s: Struct, fh: io.TextIOWrapper, name: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
     import csv
 
     fields = s.layout.fields
@@ -562,7 +582,7 @@ def _csv_rows(s: Struct, fh, name: str) -> Iterator[tuple[int, tuple]]:
         yield line, tuple(_parse_cell(f, v, line, name) for f, v in zip(fields, row))
 
 
-def _jsonl_rows(s: Struct, fh, name: str) -> Iterator[tuple[int, tuple]]:
+def _jsonl_rows(s: Struct, fh: io.TextIOWrapper, name: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
     import json
 
     fields = s.layout.fields
@@ -590,16 +610,19 @@ def _input_kind(path: str, forced: str | None) -> str:
     return kinds[ext]
 
 
-def _load_npy(src, name: str) -> np.ndarray:
+def _load_npy(src: BinaryIO, name: str) -> np.ndarray:
+    arr: np.ndarray  # what np.load returns for an .npy file (typed Any: it also reads .npz)
     try:
         if src is not sys.stdin.buffer and remaining_bytes(src) is not None:
-            return np.load(src.name, mmap_mode="r", allow_pickle=False)  # a regular file: mapped, not read
-        return np.load(io.BytesIO(src.read()), allow_pickle=False)  # a pipe
+            arr = np.load(src.name, mmap_mode="r", allow_pickle=False)  # a regular file: mapped, not read
+            return arr
+        arr = np.load(io.BytesIO(src.read()), allow_pickle=False)  # a pipe
+        return arr
     except (ValueError, EOFError) as exc:
         raise Error(f"{name}: cannot read as .npy: {exc}") from None
 
 
-def _encode_batches(s: Struct, src, name: str, kind: str) -> Iterator[tuple[str, Sequence[int], Any]]:
+def _encode_batches(s: Struct, src: BinaryIO, name: str, kind: str) -> Iterator[tuple[str, Sequence[int], Any]]:
     """Yield (what a number counts, the number of each row, rows) batches
     from an open binary input holding CSV, JSONL (line numbers) or .npy
     (record numbers)."""
@@ -612,8 +635,8 @@ def _encode_batches(s: Struct, src, name: str, kind: str) -> Iterator[tuple[str,
     text_fh = io.TextIOWrapper(src, encoding="utf-8", newline="" if kind == "csv" else None)
     try:
         numbered = _csv_rows(s, text_fh, name) if kind == "csv" else _jsonl_rows(s, text_fh, name)
-        for lines, rows in _batched(numbered):
-            yield "line", lines, rows
+        for lines, batch in _batched(numbered):
+            yield "line", lines, batch
     except UnicodeDecodeError as exc:
         raise Error(f"{name}: not UTF-8 text: {exc}") from None
     finally:
@@ -727,7 +750,7 @@ class _Terminated(BaseException):
     temporary files are removed on the way out."""
 
 
-def _on_sigterm(signum, frame) -> None:
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
@@ -756,7 +779,8 @@ def _main(argv: Sequence[str] | None) -> int:
             value = getattr(args, opt, None)
             if value is not None and value < 0:
                 raise _Usage(f"--{opt} must be >= 0")
-        return args.func(args)
+        status: int = args.func(args)
+        return status
     except _Usage as exc:
         args.usage_parser.print_usage(sys.stderr)  # the subcommand's usage, as argparse's own errors print
         print(f"binrec: error: {exc}", file=sys.stderr)
