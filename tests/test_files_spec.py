@@ -304,7 +304,9 @@ def test_unpack_table_of_no_records_keeps_bytes_fields_binary():
 # -- known bug (reported, not fixed here) ------------------------------------------
 
 
-@pytest.mark.xfail(strict=False, reason="bug: files.py takes fstat(fileno()) as the stream's size: wrong for gzip file objects")
+@pytest.mark.xfail(
+    strict=False, reason="bug: files.py takes fstat(fileno()) as the stream's size: wrong for gzip file objects"
+)
 def test_read_record_of_a_gzip_file_object_counts_decompressed_bytes(tmp_path):
     raw = records(*range(100))
     path = tmp_path / "r.bin.gz"
@@ -314,7 +316,9 @@ def test_read_record_of_a_gzip_file_object_counts_decompressed_bytes(tmp_path):
         assert Struct(FMT).read_record(fh, 50)["f0"] == struct.unpack_from(FMT, raw, 200)[0]
 
 
-@pytest.mark.xfail(strict=False, reason="bug: files.py takes fstat(fileno()) as the stream's size: wrong for gzip file objects")
+@pytest.mark.xfail(
+    strict=False, reason="bug: files.py takes fstat(fileno()) as the stream's size: wrong for gzip file objects"
+)
 def test_read_file_of_a_gzip_file_object_reads_the_decompressed_records(tmp_path):
     raw = records(*range(100))
     path = tmp_path / "r.bin.gz"
