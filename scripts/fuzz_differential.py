@@ -934,7 +934,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if BACKENDS["compiled"] is None:
         print(
-            "fuzz_differential: the compiled backend binrec._codec is not importable: nothing to compare",
+            "fuzz_differential: the compiled backend binrec._kernels_c is not importable: nothing to compare",
             file=sys.stderr,
         )
         return 2

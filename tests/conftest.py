@@ -42,7 +42,7 @@ def backend(request):
     if request.param == "compiled":
         if _backend.compiled_kernels is None:
             if require_compiled(request.config):
-                pytest.fail("the compiled backend binrec._codec is missing but was required")
-            pytest.skip("compiled backend binrec._codec not built")
+                pytest.fail("the compiled backend binrec._kernels_c is missing but was required")
+            pytest.skip("compiled backend binrec._kernels_c not built")
     with _backend.use(request.param):
         yield request.param

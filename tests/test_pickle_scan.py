@@ -1,7 +1,7 @@
 """The compiled pickle opcode scan against its specification.
 
 ``binrec._pickle_scan.scan`` (pure Python) is the specification;
-``binrec._codec.scan_pickle`` must give the same outcome on every input:
+``binrec._kernels_c.scan_pickle`` must give the same outcome on every input:
 the same ``Scan`` fields, or the same exception class, message, position
 and ``partial`` scan.  The inputs: the malicious corpus, pickles of real
 objects made by CPython's picklers (C and pure Python, protocols 0-5, with
@@ -43,8 +43,8 @@ def need_compiled(request):
 
     if _backend.compiled_kernels is None:
         if require_compiled(request.config):
-            pytest.fail("the compiled backend binrec._codec is missing but was required")
-        pytest.skip("compiled backend binrec._codec not built")
+            pytest.fail("the compiled backend binrec._kernels_c is missing but was required")
+        pytest.skip("compiled backend binrec._kernels_c not built")
 
 
 def compiled_scan(*args, **kwargs):
