@@ -64,12 +64,12 @@ python_kernels: Kernels = _kernels_py  # mypy checks the module against the Prot
 compiled_kernels: Kernels | None
 
 try:
-    from . import _kernels_c  # type: ignore[attr-defined]
+    from . import _kernels_c  # typed by _kernels_c.pyi, checked here against Kernels
 except ImportError as exc:  # no compiled wheel for this platform, or a pure install
     compiled_kernels = None
     _import_error: ImportError | None = exc
 else:
-    compiled_kernels = cast(Kernels, _kernels_c)
+    compiled_kernels = _kernels_c
     _import_error = None
 
 _forced_python = switch(PURE_NAMES) is not None

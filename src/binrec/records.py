@@ -353,7 +353,7 @@ class Struct:
         return self._layout.names
 
     @property
-    def dtype(self) -> np.dtype:
+    def dtype(self) -> np.dtype[np.void]:
         """The structured dtype of decoded records.
 
         Native byte order, struct's field offsets (padding included), and
@@ -1131,7 +1131,7 @@ def calcsize(format: str) -> int:
     return _struct_for(format).size
 
 
-def dtype(format: str, names: str | Sequence[str] | None = None) -> np.dtype:
+def dtype(format: str, names: str | Sequence[str] | None = None) -> np.dtype[np.void]:
     """The native structured dtype of ``format`` (:attr:`Struct.dtype`).
 
     Parameters

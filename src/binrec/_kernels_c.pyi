@@ -1,0 +1,43 @@
+"""Type stub for the compiled kernels (``_kernels_c.pyx``).
+
+mypy reads this file instead of the extension module, so the package
+type-checks the same whether or not the extension is built, and
+``_backend`` checks it against the :class:`binrec._kernels.Kernels`
+contract.  ``tests/test_typing.py`` runs ``mypy.stubtest`` to keep it in
+step with the built module.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._kernels import PackSpec
+from ._layout import Field, Layout
+from ._pickle_scan import Scan
+
+NAME: str
+FUSED_PACK: bool
+#: row-plan op codes by name (checked against ``binrec._plan.Op``)
+OPS: dict[str, int]
+#: fused-pack codes by name (checked against ``binrec._kernels.PackKind``)
+PACK_KINDS: dict[str, int]
+
+def unpack_rows(layout: Layout, buf: Any, offset: int, count: int, out: np.ndarray, threads: int = 1) -> np.ndarray: ...
+def unpack_columns(
+    layout: Layout,
+    buf: Any,
+    offset: int,
+    count: int,
+    fields: Sequence[Field],
+    outs: Sequence[np.ndarray],
+    threads: int = 1,
+) -> list[np.ndarray]: ...
+def pack_rows(
+    layout: Layout, arr: np.ndarray, plens: Mapping[str, np.ndarray], target: Any, threads: int = 1
+) -> None: ...
+def pack_bytes(layout: Layout, arr: np.ndarray, plens: Mapping[str, np.ndarray], threads: int = 1) -> bytes: ...
+def pack_columns(layout: Layout, specs: Sequence[PackSpec], threads: int = 1) -> bytes | None: ...
+def scan_pickle(
+    data: Any, start: int = 0, more: Callable[[], bytes] | None = None, *, collect: bool = False
+) -> Scan: ...
