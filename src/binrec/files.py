@@ -349,7 +349,14 @@ _PIECE_BYTES = 256 << 10
 # package-internal: used by cli.py (not in __all__)
 def remaining_bytes(fh: Any) -> Callable[[], int] | None:
     """For a regular file, a function giving the bytes left to read from the
-    current position; None for pipes, sockets and other streams."""
+    current position; None for pipes, sockets and other streams.
+
+    Only a plain file (``FileIO``, or a ``BufferedReader`` over one) reads the
+    bytes of its descriptor: a decompressing wrapper (``gzip.open``, ``bz2``,
+    ``lzma``) reports the descriptor of the compressed file, and a file open
+    for writing may hold unflushed bytes, so both count as streams."""
+    if not (type(fh) is io.FileIO or (type(fh) is io.BufferedReader and type(fh.raw) is io.FileIO)):
+        return None
     try:
         fd = fh.fileno()
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -668,13 +675,10 @@ def _read_record(struct: Struct, fh: Any, index: int, offset: int, where: str) -
         raise Error(
             f"{where}: read_record needs a seekable file; a pipe or socket can only be read in order (use iter_unpack)"
         )
-    try:
-        fd = fh.fileno()
-        nbytes = os.fstat(fd).st_size if stat.S_ISREG(os.fstat(fd).st_mode) else None
-    except (AttributeError, OSError, ValueError):
-        nbytes = None
-    if nbytes is None:
-        nbytes = fh.seek(0, os.SEEK_END)
+    # The stream's own end, not its descriptor's size: a gzip/bz2/lzma file
+    # object reports the compressed file's descriptor, and seeking flushes
+    # pending writes of an r+b file.
+    nbytes = fh.seek(0, os.SEEK_END)
     n = file_span(struct, nbytes, offset, None, where)
     i = index + n if index < 0 else index
     if not 0 <= i < n:
