@@ -27,6 +27,13 @@ RAISING_CALLS = {
     "FormatEncodingError": 'binrec.calcsize("\\u00e9")',
 }
 
+# exceptions of the persistence modules that are defined in private ones
+# (binrec._pickle_errors) and re-exported: the name users import
+REEXPORTED_CALLS = {
+    "binrec.pickling.ForbiddenGlobal": "binrec.pickling.safe_loads(pickle.dumps(print))",
+    "binrec.pickling.TruncatedError": 'binrec.pickling.safe_loads(b"\\x80\\x04K")',
+}
+
 PUBLIC_MODULES = [
     "binrec",
     "binrec.records",
@@ -40,7 +47,7 @@ PUBLIC_MODULES = [
 
 def _last_traceback_line(code: str) -> str:
     proc = subprocess.run(
-        [sys.executable, "-c", f"import numpy, binrec\n{code}"],
+        [sys.executable, "-c", f"import pickle, numpy, binrec, binrec.pickling\n{code}"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -54,6 +61,12 @@ def test_traceback_names_the_public_class(name):
     # the oracle: the interpreter's own traceback printer in a child process
     line = _last_traceback_line(RAISING_CALLS[name])
     assert line.startswith(f"binrec.{name}: "), line
+
+
+@pytest.mark.parametrize("qualified", sorted(REEXPORTED_CALLS))
+def test_traceback_names_the_reexporting_module(qualified):
+    line = _last_traceback_line(REEXPORTED_CALLS[qualified])
+    assert line.startswith(f"{qualified}: "), line
 
 
 def test_every_call_covers_every_exported_exception():
