@@ -53,7 +53,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_cpython_struct.py",
         "tests/test_golden.py",
     ],
-    "files": ["tests/test_files.py", "tests/test_golden.py"],
+    "files": ["tests/test_files.py", "tests/test_files_spec.py", "tests/test_cli.py", "tests/test_golden.py"],
     "_coerce": ["tests/test_records.py", "tests/test_cpython_struct.py", "tests/test_hardening.py"],
     "checkpoint": ["tests/test_checkpoint.py", "tests/test_golden.py"],
     "_crc32": ["tests/test_checkpoint.py", "tests/test_golden.py"],
