@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 __all__ = ["renamed_keywords"]
 
@@ -30,6 +30,6 @@ def renamed_keywords(**renames: str) -> Callable[[_F], _F]:
                     kwargs[new] = kwargs.pop(old)
             return func(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return cast(_F, wrapper)  # same arguments, same result: functools.wraps types it as _Wrapped
 
     return decorate

@@ -184,6 +184,7 @@ DEFAULT_MAX_BYTES = 1 << 30
 def extension_registry_in_use() -> bool:
     # EXT opcodes fetch from copyreg's registry; a cache hit skips
     # find_class.  With both empty (the default) every EXT opcode fails.
+    # (private copyreg tables, not in typeshed)
     return bool(copyreg._inverted_registry) or bool(copyreg._extension_cache)  # type: ignore[attr-defined]
 
 

@@ -46,7 +46,7 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _URI_MODE = {"r": "ro", "w": "rw", "c": "rwc", "n": "rwc"}
 
 
-class ShelfError(dbm.error[0]):  # type: ignore[misc,valid-type]
+class ShelfError(dbm.error[0]):  # type: ignore[misc,valid-type]  # dbm.error is a tuple of classes
     """A file cannot be opened as a binrec shelf (a directory, not SQLite,
     another program's SQLite database, unreadable).  The message names the
     file.  It subclasses :mod:`dbm`'s error class, so ``except dbm.error``
