@@ -37,4 +37,6 @@ def pytest_collection_modifyitems(config, items):
         if current is None or id(fn) in seen:
             continue
         seen.add(id(fn))
-        fn._hypothesis_internal_use_settings = settings(current, max_examples=min(current.max_examples, CAP), deadline=None)
+        fn._hypothesis_internal_use_settings = settings(
+            current, max_examples=min(current.max_examples, CAP), deadline=None
+        )
