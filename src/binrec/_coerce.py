@@ -11,6 +11,7 @@ also gives the precise row of the first bad value.
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -19,7 +20,11 @@ import numpy as np
 from ._errors import BufferContiguityError, BufferTypeError, Error, FloatOverflowError
 from ._layout import Field, Layout, int_range
 
-__all__ = ["coerce_column", "field_error", "byte_view", "plain_array", "native_rows"]
+__all__ = ["coerce_column", "field_error", "byte_view", "plain_array", "native_rows", "user_values", "DEFAULT_ENCODING"]
+
+#: Codec for ``str`` values of ``c``/``s``/``p`` fields: the decode side's
+#: default for ``text=`` (``Struct.unpack(..., encoding="ascii")``).
+DEFAULT_ENCODING = "ascii"
 
 
 def field_error(f: Field, row: int | None, message: str, cls: type[Error] = Error) -> Error:
@@ -74,11 +79,16 @@ def _all_bytes(values: Any, kind: str) -> bool:
     return all(isinstance(v, bytes) for v in values)
 
 
-def coerce_column(f: Field, values: Any, base_row: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+def coerce_column(
+    f: Field, values: Any, base_row: int = 0, encoding: str = DEFAULT_ENCODING
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Return ``(column, pascal_lengths)``: ``column`` in ``f.native`` dtype,
     checked as struct checks; ``pascal_lengths`` only for ``p`` fields fed
     with Python bytes (whose length may include trailing NUL bytes that a
-    numpy ``S`` array cannot remember)."""
+    numpy ``S`` array cannot remember).  ``str`` values of ``c``/``s``/``p``
+    fields are encoded with ``encoding`` first and must fit the field."""
+    if f.is_string:
+        values = _encode_text(f, values, base_row, encoding)
     if f.code == "p" and not isinstance(values, np.ndarray):
         # keep each bytes object's own length (trailing NULs count for 'p')
         arr = np.empty(len(values), dtype=object)
@@ -109,6 +119,79 @@ def coerce_column(f: Field, values: Any, base_row: int = 0) -> tuple[np.ndarray,
     if kind == "char":
         return _coerce_char(f, arr, base_row), None
     return _coerce_bytes(f, arr, base_row)
+
+
+# -- text ----------------------------------------------------------------------
+
+
+def _text_room(f: Field) -> int:
+    """The most encoded bytes a ``str`` may take in field ``f``."""
+    if f.code == "c":
+        return 1
+    if f.code == "p":
+        return max(0, min(f.count - 1, 255))
+    return f.count
+
+
+def _encode_one(f: Field, value: str, row: int, encoding: str, room: int) -> bytes:
+    try:
+        raw = value.encode(encoding)
+    except UnicodeEncodeError as exc:
+        raise field_error(f, row, f"cannot encode {value!r} as {encoding}: {exc.reason}") from None
+    except LookupError:
+        raise Error(f"unknown encoding {encoding!r}") from None
+    if len(raw) > room:
+        raise field_error(f, row, f"{value!r} takes {len(raw)} bytes in {encoding}, the field holds {room}")
+    return raw if f.code != "c" else raw.ljust(1, b"\x00")
+
+
+def _encode_unicode(f: Field, values: np.ndarray, base: int, encoding: str) -> np.ndarray | None:
+    """A numpy ``U`` column encoded in one vectorised pass, as an ``S``
+    column; None when some value does not encode (the per-value loop then
+    finds and names it)."""
+    try:
+        encoded: np.ndarray = np.strings.encode(values, encoding)
+    except UnicodeEncodeError:
+        return None
+    except LookupError:
+        raise Error(f"unknown encoding {encoding!r}") from None
+    room = _text_room(f)
+    if encoded.dtype.itemsize > room:
+        too_long = np.strings.str_len(encoded) > room
+        if too_long.any():
+            i = _first(too_long)
+            _encode_one(f, str(values[i]), base + i, encoding, room)  # raises, naming the row
+    return encoded.astype("S1") if f.code == "c" else encoded
+
+
+def _encode_text(f: Field, values: Any, base: int, encoding: str) -> Any:
+    """``values`` with every ``str`` encoded to ``bytes`` (other values
+    untouched, for the checks that follow).  A ``str`` that does not encode,
+    or whose bytes do not fit the field, is an error naming field and row:
+    unlike ``bytes``, which struct truncates, text is never cut silently."""
+    if isinstance(values, np.ndarray):
+        values = plain_array(values)
+        if values.dtype.kind == "U" and values.ndim == 1:
+            fast = _encode_unicode(f, values, base, encoding)
+            if fast is not None:
+                return fast
+            values = values.astype(object)  # a value that does not encode: the loop below names its row
+        elif values.dtype.kind != "O":
+            return values
+        items: Sequence[Any] = values.tolist() if values.ndim == 1 else []
+        if values.ndim != 1:
+            return values
+    else:
+        try:
+            items = values if isinstance(values, Sequence) else list(values)
+        except TypeError:
+            return values
+    if not any(isinstance(v, str) for v in items):
+        return values
+    room = _text_room(f)
+    out = np.empty(len(items), dtype=object)
+    out[:] = [_encode_one(f, v, base + i, encoding, room) if isinstance(v, str) else v for i, v in enumerate(items)]
+    return out
 
 
 # -- integers -----------------------------------------------------------------
@@ -319,11 +402,67 @@ def plain_array(arr: np.ndarray) -> np.ndarray:
     return arr if type(arr) is np.ndarray else np.asarray(arr)
 
 
-def native_rows(layout: Layout, values: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _default_names(layout: Layout) -> bool:
+    return layout.names == tuple(f"f{i}" for i in range(len(layout.names)))
+
+
+def _by_position(layout: Layout, names: Sequence[Any]) -> bool:
+    """Columns named otherwise than the format's default names (``f0, f1,
+    ...``) match them by position when their count does, as numpy assigns
+    one structured array to another."""
+    return len(names) == len(layout.names) and _default_names(layout) and tuple(names) != layout.names
+
+
+def _loaded(module: str) -> Any:
+    """An optional extra's module if the user imported it (never imported
+    here: a DataFrame or an Arrow table cannot exist without it)."""
+    return sys.modules.get(module)
+
+
+def user_values(layout: Layout, values: Any) -> Any:
+    """What users hold, in a form :func:`native_rows` takes: a pandas
+    DataFrame (columns by name) or an Arrow Table/RecordBatch becomes a dict
+    of name -> column; a structured array or frame whose field count and
+    order match a format with default names is matched by position."""
+    pd = _loaded("pandas")
+    if pd is not None and isinstance(values, pd.DataFrame):
+        cols = list(values.columns)
+        if len(set(cols)) != len(cols):
+            raise Error(f"DataFrame has duplicate column names: {cols}")
+        if _by_position(layout, cols):
+            return {n: values.iloc[:, i].to_numpy() for i, n in enumerate(layout.names)}
+        return {c if isinstance(c, str) else repr(c): values[c].to_numpy() for c in cols}
+    pa = _loaded("pyarrow")
+    if pa is not None and isinstance(values, (pa.Table, pa.RecordBatch)):
+        cols = list(values.column_names)
+        names = layout.names if _by_position(layout, cols) else cols
+        return {n: values.column(i).to_numpy(zero_copy_only=False) for i, n in enumerate(names)}
+    if isinstance(values, np.ndarray) and values.dtype.names is not None:
+        arr = plain_array(values)
+        dt = arr.dtype
+        if arr.ndim == 1 and dt.names is not None and _by_position(layout, dt.names):
+            fields = [dt.fields[n] for n in dt.names] if dt.fields is not None else []
+            renamed = np.dtype(
+                {
+                    "names": list(layout.names),
+                    "formats": [fld[0] for fld in fields],
+                    "offsets": [fld[1] for fld in fields],
+                    "itemsize": dt.itemsize,
+                }
+            )
+            return arr.view(renamed)
+    return values
+
+
+def native_rows(
+    layout: Layout, values: Any, encoding: str = DEFAULT_ENCODING
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``values`` validated as ``Struct.pack`` takes them (a structured
-    array, a mapping of columns, a 2-D array or a sequence of tuples), as a
-    C-contiguous array of ``layout.dtype`` plus explicit Pascal-string
-    lengths."""
+    array, a mapping of columns, a 2-D array or a sequence of tuples, or
+    what :func:`user_values` turns into one), as a C-contiguous array of
+    ``layout.dtype`` plus explicit Pascal-string lengths; ``str`` values of
+    string fields are encoded with ``encoding``."""
+    values = user_values(layout, values)
     if isinstance(values, np.ndarray):
         values = plain_array(values)
     if isinstance(values, np.ndarray) and values.dtype.names is not None:
@@ -380,7 +519,7 @@ def native_rows(layout: Layout, values: Any) -> tuple[np.ndarray, dict[str, np.n
     arr = np.empty(n, dtype=layout.dtype)
     plens: dict[str, np.ndarray] = {}
     for f in layout.fields:
-        col, lengths = coerce_column(f, columns[f.name])
+        col, lengths = coerce_column(f, columns[f.name], encoding=encoding)
         arr[f.name] = col
         if lengths is not None:
             plens[f.name] = lengths

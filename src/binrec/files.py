@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _backend
 from ._atomic import atomic_writer
-from ._coerce import byte_view, native_rows
+from ._coerce import DEFAULT_ENCODING, byte_view, native_rows
 from ._compat import renamed_keywords
 from ._errors import Error
 from ._text import DEFAULT_STRIP, text_fields, with_text
@@ -694,7 +694,15 @@ def _read_record(struct: Struct, fh: Any, index: int, offset: int, where: str) -
 
 
 @renamed_keywords(s="struct")
-def write_file(struct: Struct, path: Any, values: Any, *, append: bool = False) -> int:
+def write_file(
+    struct: Struct,
+    path: Any,
+    values: Any,
+    *,
+    append: bool = False,
+    header: bytes | None = None,
+    encoding: str = DEFAULT_ENCODING,
+) -> int:
     """Write records to ``path``; returns how many.
 
     Every value is checked before the first byte is written.  Without
@@ -709,10 +717,15 @@ def write_file(struct: Struct, path: Any, values: Any, *, append: bool = False) 
         The record layout.
     path : path
         The file to write.
-    values : structured ndarray, mapping or sequence of tuples
+    values : structured ndarray, mapping, DataFrame, Arrow table or sequence of tuples
         As for :meth:`Struct.pack`.
     append : bool
         Append instead of replacing the file.
+    header : bytes-like, optional
+        Bytes written before the first record (a file header, such as the
+        one ``decode --offset`` skips); not with ``append``.
+    encoding : str
+        Codec for ``str`` values of string fields, as for :meth:`Struct.pack`.
 
     Returns
     -------
@@ -723,6 +736,8 @@ def write_file(struct: Struct, path: Any, values: Any, *, append: bool = False) 
     ------
     binrec.Error
         A value :meth:`Struct.pack` would refuse; the file is unchanged.
+    ValueError
+        ``header`` together with ``append``.
 
     Examples
     --------
@@ -742,8 +757,22 @@ def write_file(struct: Struct, path: Any, values: Any, *, append: bool = False) 
     1 1
     field 'f0' (format 'h', row 1): 'h' format requires -32768 <= number <= 32767
     True
+
+    A header goes before the records:
+
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "data.bin")
+    ...     files.write_file(s, path, [(1, 0.5)], header=b"HEAD")
+    ...     with open(path, "rb") as fh:
+    ...         print(fh.read() == b"HEAD" + struct.pack("<hd", 1, 0.5))
+    1
+    True
     """
-    arr, plens = native_rows(struct.layout, values)  # validate everything first, as Struct.pack does
+    if header is not None:
+        if append:
+            raise ValueError("write_file: header= cannot be used with append=True (the file already has its start)")
+        header = bytes(byte_view(header, what="header"))
+    arr, plens = native_rows(struct.layout, values, encoding)  # validate everything first, as Struct.pack does
     if append:
         with open(path, "ab") as fh:
             _write_records(struct, fh, arr, plens)
@@ -751,6 +780,8 @@ def write_file(struct: Struct, path: Any, values: Any, *, append: bool = False) 
             os.fsync(fh.fileno())
         return len(arr)
     with atomic_writer(path) as fh:
+        if header:
+            fh.write(header)
         _write_records(struct, fh, arr, plens)
     return len(arr)
 

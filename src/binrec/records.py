@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 
 from . import _backend
-from ._coerce import byte_view, coerce_column, native_rows, plain_array
+from ._coerce import DEFAULT_ENCODING, byte_view, coerce_column, native_rows, plain_array, user_values
 from ._errors import Error, OverlapError
 from ._kernels import PackKind, PackSpec
 from ._layout import Field, Layout, build_layout, int_range
@@ -196,7 +196,7 @@ _COPY, _INT64, _UINT64, _F64_F32, _BOOL, _COPY_HALVES = (
 )
 
 
-def _pack_spec(f: Field, col: Any) -> PackSpec:
+def _pack_spec(f: Field, col: Any, encoding: str = DEFAULT_ENCODING) -> PackSpec:
     """How the fused pack kernel takes one column (coerced first when its
     dtype is none the kernel reads directly)."""
     if isinstance(col, np.ndarray):
@@ -213,7 +213,7 @@ def _pack_spec(f: Field, col: Any) -> PackSpec:
             return _UINT64, np.ascontiguousarray(col), 0, 0, hi, 0
         if f.code == "f" and dt == np.float64:
             return _F64_F32, np.ascontiguousarray(col), 0, 0, 0, 0 if f.native_mode else 1
-    native, _ = coerce_column(f, col)
+    native, _ = coerce_column(f, col, encoding=encoding)
     if f.code == "?":
         return _BOOL, np.ascontiguousarray(native), 0, 0, 0, 0
     return _pack_spec(f, native) if native.dtype == f.native else (_COPY, np.ascontiguousarray(native), 0, 0, 0, 0)
@@ -649,18 +649,25 @@ class Struct:
 
     # -- encoding -----------------------------------------------------------
 
-    def pack(self, values: Any, *, threads: int | None = None) -> bytes:
+    def pack(self, values: Any, *, threads: int | None = None, encoding: str = DEFAULT_ENCODING) -> bytes:
         """Encode records; the result equals ``struct.pack`` row by row.
 
         Parameters
         ----------
-        values : structured ndarray, mapping or sequence of tuples
+        values : structured ndarray, mapping, DataFrame, Arrow table or sequence of tuples
             A structured array (fields matched by name, any byte order), a
-            mapping name -> column (array-like), a 2-D array with one column
-            per field, or a sequence of tuples.
+            mapping name -> column (array-like), a pandas DataFrame or a
+            pyarrow Table/RecordBatch (columns by name), a 2-D array with one
+            column per field, or a sequence of tuples.  A structured array,
+            DataFrame or table whose column count matches a format with the
+            default names (``f0, f1, ...``) is matched by position.
         threads : int, optional
             Split a large encode over this many threads (0: one per core).
             Only the compiled backend runs them in parallel.
+        encoding : str
+            Codec for ``str`` values of ``c``/``s``/``p`` fields (default
+            ASCII, as ``unpack(..., text=)``); ``bytes`` values are stored as
+            they are.
 
         Returns
         -------
@@ -671,7 +678,9 @@ class Struct:
         ------
         binrec.Error
             A value struct would refuse (out of range, wrong type, float too
-            large); the message names the field and row.  Nothing is written.
+            large), or a ``str`` that does not encode or whose bytes do not
+            fit its field (``bytes`` are truncated, as struct does); the
+            message names the field and row.  Nothing is written.
 
         Examples
         --------
@@ -689,17 +698,25 @@ class Struct:
         ... except binrec.Error as exc:
         ...     print(exc)
         field 'a' (format 'B', row 1): 'B' format requires 0 <= number <= 255
+
+        Text round-trips through ``text=`` (NUL-padded fields):
+
+        >>> t = binrec.Struct("<h4s", names="n tag")
+        >>> raw = struct.pack("<h4s", 1, "né".encode()) + struct.pack("<h4s", 2, b"cd")
+        >>> t.pack(t.unpack(raw, text="tag", encoding="utf-8"), encoding="utf-8") == raw
+        True
         """
         if threads is not None:
             _resolve_threads(threads, 0)  # validated on every path, the fused one included
-        fast = self._pack_from_columns(values)
+        values = user_values(self._layout, values)
+        fast = self._pack_from_columns(values, encoding)
         if fast is not None:
             return fast
-        arr, plens = native_rows(self._layout, values)  # the checks, and their exact errors
+        arr, plens = native_rows(self._layout, values, encoding)  # the checks, and their exact errors
         nthreads = _resolve_threads(threads, len(arr) * self.size)
         return _backend.kernels.pack_bytes(self._layout, arr, plens, nthreads)
 
-    def _pack_from_columns(self, values: Any) -> bytes | None:
+    def _pack_from_columns(self, values: Any, encoding: str = DEFAULT_ENCODING) -> bytes | None:
         """The fused path for column inputs (a mapping, or a structured array
         of another dtype): int64/uint64/float64 columns are range-checked,
         narrowed and swapped in one pass by the compiled kernel.  Returns
@@ -721,14 +738,16 @@ class Struct:
         else:
             return None
         try:
-            specs = [_pack_spec(f, columns[f.name]) for f in self._layout.fields]
+            specs = [_pack_spec(f, columns[f.name], encoding) for f in self._layout.fields]
         except (Error, TypeError, ValueError):
             return None
         if len({len(spec[1]) for spec in specs}) > 1:
             return None
         return kernels.pack_columns(self._layout, specs)
 
-    def pack_into(self, buffer: Any, offset: int, values: Any, *, threads: int | None = None) -> int:
+    def pack_into(
+        self, buffer: Any, offset: int, values: Any, *, threads: int | None = None, encoding: str = DEFAULT_ENCODING
+    ) -> int:
         """Encode records into ``buffer`` at byte ``offset``.
 
         Every value is checked before the first byte is written: on error
@@ -742,9 +761,11 @@ class Struct:
         offset : int
             Byte offset of the first record.  A negative ``offset`` counts from
             the end of the buffer, as in :func:`struct.pack_into`.
-        values : structured ndarray, mapping or sequence of tuples
+        values : structured ndarray, mapping, DataFrame, Arrow table or sequence of tuples
             As for :meth:`pack`.
         threads : int, optional
+            As for :meth:`pack`.
+        encoding : str
             As for :meth:`pack`.
 
         Returns
@@ -776,7 +797,7 @@ class Struct:
         """
         target = byte_view(buffer, writable=True)
         _index(offset, "offset")
-        arr, plens = native_rows(self._layout, values)
+        arr, plens = native_rows(self._layout, values, encoding)
         nbytes = len(arr) * self.size
         offset = resolve_offset(offset, len(target), nbytes, packing=True)
         if offset + nbytes > len(target):
@@ -968,7 +989,15 @@ class Struct:
 
         return read_record(self, file, index, offset=offset)
 
-    def write_file(self, path: Any, values: Any, *, append: bool = False) -> int:
+    def write_file(
+        self,
+        path: Any,
+        values: Any,
+        *,
+        append: bool = False,
+        header: bytes | None = None,
+        encoding: str = DEFAULT_ENCODING,
+    ) -> int:
         """Write records to a file (a thin wrapper over :func:`binrec.files.write_file`).
 
         Without ``append`` the file is replaced atomically (temporary file,
@@ -978,11 +1007,15 @@ class Struct:
         ----------
         path : path
             The record file.
-        values : structured ndarray, mapping or sequence of tuples
+        values : structured ndarray, mapping, DataFrame, Arrow table or sequence of tuples
             As for :meth:`pack`; every value is checked before the first byte
             is written.
         append : bool
             Append to the file (and fsync) instead of replacing it.
+        header : bytes-like, optional
+            Bytes written before the first record; not with ``append``.
+        encoding : str
+            Codec for ``str`` values of string fields, as for :meth:`pack`.
 
         Returns
         -------
@@ -1009,7 +1042,7 @@ class Struct:
         """
         from .files import write_file
 
-        return write_file(self, path, values, append=append)
+        return write_file(self, path, values, append=append, header=header, encoding=encoding)
 
     def unpack_frame(self, buffer: Any, **kw: Any) -> pd.DataFrame:
         """:meth:`unpack_columns` as a pandas DataFrame (needs ``binrec[pandas]``).
