@@ -13,11 +13,12 @@ import contextlib
 import io
 import os
 import re
+import statistics
 import struct
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import numpy as np
@@ -66,22 +67,33 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             fh.write(raw)
         with open(path, "rb") as fh:
             data = fh.read()
-        t0 = time.perf_counter()
         recs = s.unpack(data)
-        t_binrec = time.perf_counter() - t0
-        t0 = time.perf_counter()
         rows = list(struct.iter_unpack(SENSOR_FORMAT, data))
-        t_struct = time.perf_counter() - t0
+        repeat = args.repeat
+        t_binrec = _median_seconds(lambda: s.unpack(data), repeat)
+        t_struct = _median_seconds(lambda: list(struct.iter_unpack(SENSOR_FORMAT, data)), repeat)
     assert len(rows) == len(recs)
     mb = len(data) / 1e6
     print(f"binrec {SENSOR_FORMAT!r} demo: {n:,} sensor records ({mb:.1f} MB), backend: {_backend.backend}")
     print(f"{'id':>6}  {'name':<10}  {'temp':>7}")
     for rec in recs[: args.head]:
         print(f"{int(rec['id']):>6}  {rec['name'].decode('ascii'):<10}  {float(rec['temp']):>7.2f}")
-    print(f"binrec.unpack:        {mb / t_binrec:10.1f} MB/s")
-    print(f"struct.iter_unpack:   {mb / t_struct:10.1f} MB/s")
-    print(f"speed-up:             {t_struct / t_binrec:10.1f}x")
+    runs = f"median of {repeat} run{'s' if repeat != 1 else ''}"
+    print(f"binrec.unpack:        {mb / t_binrec:10.1f} MB/s  ({runs})")
+    print(f"struct.iter_unpack:   {mb / t_struct:10.1f} MB/s  ({runs})")
+    print(f"speed-up:             {t_struct / t_binrec:10.1f}x     (ratio of the medians of {repeat} runs each)")
     return 0
+
+
+def _median_seconds(work: Callable[[], object], repeat: int) -> float:
+    """The median wall time of ``repeat`` runs of ``work``: one run swings
+    with the machine's load, the median much less."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -95,7 +107,34 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for f in s.layout.fields:
         code = f"{f.count}{f.code}" if f.code in "sp" else f.code
         print(f"{f.name:<16} {code:<6} {f.offset:>6} {f.size:>5}  {f.native.str}")
+    if args.file is not None:
+        _file_info(s, args.file, args.offset)
+    elif args.offset:
+        raise _Usage("--offset applies to a FILE: binrec info FORMAT FILE --offset N")
     return 0
+
+
+def _file_info(s: Struct, path: str, offset: int) -> None:
+    """How many records ``path`` holds after ``offset``, and whether it ends
+    on a record boundary (and if not, how many bytes are left over)."""
+    src, where, size = _open_input(path)
+    try:
+        if size is None:  # a pipe: count what it holds
+            size = sum(len(block) for block in iter(lambda: src.read(1 << 20), b""))
+    finally:
+        if src is not sys.stdin.buffer:
+            src.close()
+    if offset > size:
+        raise Error(f"{where}: offset {offset} is past the end of the file ({size} bytes)")
+    whole, partial = divmod(size - offset, s.size) if s.size else (0, size - offset)
+    print(f"file:   {where} ({size} bytes, offset {offset})")
+    print(f"records: {whole}")
+    if partial:
+        print(
+            f"end:    a partial record: {partial} trailing bytes after the last whole record (a record is {s.size} bytes)"
+        )
+    else:
+        print("end:    clean (a whole number of records)")
 
 
 #: exit status of ``binrec pickle inspect`` for each report status
@@ -211,6 +250,7 @@ class _Writer:
         self.fh, self.s, self.text = fh, s, text
         self.names = list(s.names)
         self.rows = 0
+        self.encoding = "ascii"  # of the --text fields: set from --encoding by _decode_into
 
     def write(self, chunk: np.ndarray) -> None:
         self.rows += len(chunk)
@@ -236,7 +276,7 @@ class _TextWriter(_Writer):
 
     def write(self, chunk: np.ndarray) -> None:
         if self.text:
-            chunk = with_text(self.s.layout, chunk, self.text, "ascii", DEFAULT_STRIP)
+            chunk = with_text(self.s.layout, chunk, self.text, self.encoding, DEFAULT_STRIP)
         super().write(chunk)
 
     def abort(self) -> None:
@@ -306,7 +346,7 @@ class _ParquetWriter(_Writer):
     def _write(self, chunk: np.ndarray) -> None:
         import pyarrow.parquet as pq
 
-        table = _table_from_rows(self.s, chunk, self.text)
+        table = _table_from_rows(self.s, chunk, self.text, self.encoding)
         if self.pq_writer is None:
             self.pq_writer = pq.ParquetWriter(self.fh, table.schema)
         self.pq_writer.write_table(table)
@@ -362,9 +402,11 @@ Errors are one line on stderr; a file output is then not written at all."""
 
 _ENCODE_EXIT_STATUS = """exit status:
   0  success
-  1  data error: an input that cannot be opened or read, a bad line or
-     record (a value out of range for its field, a wrong header or number
-     of values), an output that cannot be written
+  1  data error: an input that cannot be opened or read (or is not
+     UTF-8), a bad line or record (a value out of range for its field,
+     text that does not encode or fit its field, an unknown or missing
+     column or key, a wrong number of values), a --header file whose size
+     is not --offset, an output that cannot be written
   2  usage error: bad arguments (format, option values, input extension)
   130 interrupted (Ctrl-C); 143 terminated (SIGTERM)
 Errors are one line on stderr; a file output is then not written at all
@@ -424,6 +466,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     try:
         if size is not None:
             _check_file_span(s, size, args, where)
+        header = _read_header(src, where, args) if args.save_header is not None else None
         bar = _progress(size, args.quiet, "decode")
         try:
             if args.output is None or args.output == "-":
@@ -432,6 +475,9 @@ def _cmd_decode(args: argparse.Namespace) -> int:
             else:
                 with _output_file(args.output) as out_fh:
                     _decode_into(s, src, where, out_fh, kind, text, args, bar)
+            if header is not None:  # only once the records decoded: no header file left by a failed decode
+                with _output_file(args.save_header) as header_fh:
+                    header_fh.write(header)
         finally:
             if bar is not None:
                 bar.close()
@@ -439,6 +485,29 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         if src is not sys.stdin.buffer:
             src.close()
     return 0
+
+
+def _read_header(src: BinaryIO, where: str, args: argparse.Namespace) -> bytes:
+    """The ``--offset`` bytes that decode skips, for ``--save-header``.  A
+    regular file is read at its start with ``pread`` (its position is left
+    alone); from a pipe they are read here, and decoding goes on after them."""
+    offset: int = args.offset
+    if remaining_bytes(src) is not None:
+        header = os.pread(src.fileno(), offset, 0)
+    else:
+        parts = []
+        got = 0
+        while got < offset:
+            block = src.read(offset - got)
+            if not block:
+                break
+            parts.append(block)
+            got += len(block)
+        header = b"".join(parts)
+        args.offset = 0  # already consumed from the pipe
+    if len(header) != offset:
+        raise Error(f"{where}: offset {offset} is past the end of the input ({len(header)} bytes)")
+    return header
 
 
 def _decode_into(
@@ -453,6 +522,7 @@ def _decode_into(
 ) -> int:
     limit = args.count if args.count is not None else args.head
     writer = _WRITERS[kind](out_fh, s, text)
+    writer.encoding = args.encoding
     try:
         done = 0
         # with a limit of 0 nothing is read, so nothing (no partial record) is reached
@@ -477,14 +547,14 @@ def _decode_into(
     return done
 
 
-def _table_from_rows(s: Struct, rows: np.ndarray, text: list[str]) -> pa.Table:
+def _table_from_rows(s: Struct, rows: np.ndarray, text: list[str], encoding: str = "ascii") -> pa.Table:
     import pyarrow as pa
 
     arrays = []
     for f in s.layout.fields:
         col = rows[f.name]
         if f.name in text and col.dtype.kind == "S":
-            col = decode_field(f, col, "ascii", DEFAULT_STRIP)
+            col = decode_field(f, col, encoding, DEFAULT_STRIP)
         if col.dtype.kind == "S":
             arrays.append(pa.array(col.tolist(), type=pa.binary()))
         elif col.dtype.kind == "U":
@@ -503,7 +573,9 @@ def _cell_error(f: Field, name: str, line: int, message: str) -> Error:
     return Error(f"{name}: line {line}: {field_error(f, None, message)}")
 
 
-def _parse_cell(f: Field, value: str, line: int, name: str) -> int | float | complex | bool | bytes:
+def _parse_cell(
+    f: Field, value: str, line: int, name: str, text: bool = False
+) -> int | float | complex | bool | bytes | str:
     kind = f.kind
     try:
         if kind == "int":
@@ -522,13 +594,15 @@ def _parse_cell(f: Field, value: str, line: int, name: str) -> int | float | com
         if low in ("false", "0", "no", ""):
             return False
         raise _cell_error(f, name, line, f"not a boolean (got {value!r}; use true/false, 1/0 or yes/no)")
+    if text:
+        return value  # a --text field: Struct.pack encodes it with --encoding and checks it fits
     try:
         return value.encode("latin-1")
     except UnicodeEncodeError as exc:
         raise _cell_error(f, name, line, str(exc)) from None
 
 
-def _json_cell(f: Field, value: Any, line: int, name: str) -> Any:
+def _json_cell(f: Field, value: Any, line: int, name: str, text: bool = False) -> Any:
     if f.kind == "complex":
         if (
             isinstance(value, list)
@@ -543,7 +617,7 @@ def _json_cell(f: Field, value: Any, line: int, name: str) -> Any:
                 raise _cell_error(f, name, line, f"required argument is not a complex (got {value!r})") from None
         if isinstance(value, list):
             raise _cell_error(f, name, line, "a complex number is a [real, imag] pair of numbers")
-    if isinstance(value, str) and f.kind in ("char", "bytes", "pascal"):
+    if isinstance(value, str) and f.kind in ("char", "bytes", "pascal") and not text:
         try:
             return value.encode("latin-1")
         except UnicodeEncodeError as exc:
@@ -565,37 +639,113 @@ def _batched(numbered_rows: Iterator[tuple[int, tuple[Any, ...]]]) -> Iterator[t
         yield lines, rows
 
 
-def _csv_rows(s: Struct, fh: io.TextIOWrapper, name: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
+class _EncodeInput:
+    """What encode learns while reading its input: the Struct (named from
+    the CSV header or the first JSONL object when --names is absent) and the
+    bytes read so far (for the progress bar)."""
+
+    def __init__(self, s: Struct, names_given: bool, text: Sequence[str]) -> None:
+        self.s = s
+        self.names_given = names_given
+        self.text = frozenset(text)
+        self.consumed = 0
+
+    def lines(self, src: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
+        """(line number, text) for each line of a UTF-8 input, a BOM dropped.
+        Each line is decoded alone, so a byte that is not UTF-8 is reported
+        with its line."""
+        for number, raw in enumerate(src, start=1):
+            self.consumed += len(raw)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise Error(
+                    f"{name}: line {number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+                ) from None
+            if number == 1 and line.startswith("\ufeff"):
+                line = line[1:]  # the byte-order mark Excel writes
+            yield number, line
+
+    def adopt(self, keys: Sequence[str], where: str, what: str) -> list[str]:
+        """The input's own names when --names is absent: the header's (or
+        first object's) columns in order, one per field; with --names the
+        columns are matched by name, in any order.  Returns the input's key
+        for each field, in field order."""
+        s = self.s
+        if not self.names_given:
+            if len(keys) != len(s.names):
+                raise Error(
+                    f"{where}: {len(keys)} {what}s {list(keys)} but the format {s.format!r} has {len(s.names)} fields"
+                )
+            with contextlib.suppress(Error):  # names that are not identifiers keep f0, f1, ... in messages
+                self.s = Struct(s.format, list(keys))
+            return list(keys)
+        dup = sorted({k for k in keys if list(keys).count(k) > 1})
+        if dup:
+            raise Error(f"{where}: duplicate {what} {', '.join(map(repr, dup))}")
+        unknown = [k for k in keys if k not in s.names]
+        missing = [n for n in s.names if n not in keys]
+        if unknown or missing:
+            parts = [f"unknown {what} {', '.join(map(repr, unknown))}"] if unknown else []
+            parts += [f"missing {what} {', '.join(map(repr, missing))}"] if missing else []
+            raise Error(f"{where}: {'; '.join(parts)} (the fields are {', '.join(s.names)})")
+        return list(s.names)
+
+
+def _csv_rows(
+    state: _EncodeInput, lines: Iterator[tuple[int, str]], name: str
+) -> Iterator[tuple[int, tuple[Any, ...]]]:
     import csv
 
-    fields = s.layout.fields
-    reader = csv.reader(fh)
-    header = next(reader, None)
+    # one string per line of the file, so reader.line_num is the file's line
+    reader = csv.reader(content for _, content in lines)
+    header: list[str] | None = None
+    for row in reader:
+        if row:  # blank lines before the header are skipped too
+            header = row
+            break
     if header is None:
         return
-    if header != list(s.names):
-        raise Error(f"{name}: line 1: header {header} does not match the field names {list(s.names)}")
+    keys = state.adopt(header, f"{name}: line {reader.line_num}", "column")
+    order = [header.index(k) for k in keys]
+    fields = state.s.layout.fields
+    text = [f.name in state.text for f in fields]
     for row in reader:
-        line = reader.line_num  # right even when a quoted value spans lines
-        if len(row) != len(fields):
-            raise Error(f"{name}: line {line}: expected {len(fields)} values, got {len(row)}")
-        yield line, tuple(_parse_cell(f, v, line, name) for f, v in zip(fields, row))
+        line = reader.line_num  # the record's last line when a quoted value spans lines
+        if not row:
+            continue  # a blank line, as JSONL skips them
+        if len(row) != len(header):
+            raise Error(f"{name}: line {line}: expected {len(header)} values, got {len(row)}")
+        yield line, tuple(_parse_cell(f, row[j], line, name, t) for f, j, t in zip(fields, order, text))
 
 
-def _jsonl_rows(s: Struct, fh: io.TextIOWrapper, name: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
+def _jsonl_rows(
+    state: _EncodeInput, lines: Iterator[tuple[int, str]], name: str
+) -> Iterator[tuple[int, tuple[Any, ...]]]:
     import json
 
-    fields = s.layout.fields
-    for line, text in enumerate(fh, start=1):
-        if not text.strip():
+    keys: list[str] | None = None
+    text: list[bool] = []
+    for line, content in lines:
+        if not content.strip():
             continue
         try:
-            obj = json.loads(text)
+            obj = json.loads(content)
         except json.JSONDecodeError as exc:
             raise Error(f"{name}: line {line}: invalid JSON: {exc.msg}") from None
-        if not isinstance(obj, dict) or set(obj) != set(s.names):
-            raise Error(f"{name}: line {line}: expected an object with keys {list(s.names)}")
-        yield line, tuple(_json_cell(f, obj[f.name], line, name) for f in fields)
+        if not isinstance(obj, dict):
+            raise Error(f"{name}: line {line}: expected a JSON object, got {type(obj).__name__}")
+        if keys is None:
+            keys = state.adopt(list(obj), f"{name}: line {line}", "key")
+            text = [f.name in state.text for f in state.s.layout.fields]
+        if len(obj) != len(keys) or any(k not in obj for k in keys):
+            unknown = [k for k in obj if k not in keys]
+            missing = [k for k in keys if k not in obj]
+            parts = [f"unknown key {', '.join(map(repr, unknown))}"] if unknown else []
+            parts += [f"missing key {', '.join(map(repr, missing))}"] if missing else []
+            raise Error(f"{name}: line {line}: {'; '.join(parts)} (the keys are {', '.join(keys)})")
+        fields = state.s.layout.fields
+        yield line, tuple(_json_cell(f, obj[k], line, name, t) for f, k, t in zip(fields, keys, text))
 
 
 def _input_kind(path: str, forced: str | None) -> str:
@@ -622,7 +772,9 @@ def _load_npy(src: BinaryIO, name: str) -> np.ndarray:
         raise Error(f"{name}: cannot read as .npy: {exc}") from None
 
 
-def _encode_batches(s: Struct, src: BinaryIO, name: str, kind: str) -> Iterator[tuple[str, Sequence[int], Any]]:
+def _encode_batches(
+    state: _EncodeInput, src: BinaryIO, name: str, kind: str
+) -> Iterator[tuple[str, Sequence[int], Any]]:
     """Yield (what a number counts, the number of each row, rows) batches
     from an open binary input holding CSV, JSONL (line numbers) or .npy
     (record numbers)."""
@@ -630,58 +782,129 @@ def _encode_batches(s: Struct, src: BinaryIO, name: str, kind: str) -> Iterator[
         arr = _load_npy(src, name)
         for start in range(0, len(arr), _CHUNK):
             rows = arr[start : start + _CHUNK]
+            state.consumed += rows.nbytes
             yield "record", range(start, start + len(rows)), rows
         return
-    text_fh = io.TextIOWrapper(src, encoding="utf-8", newline="" if kind == "csv" else None)
+    lines = state.lines(src, name)
+    numbered = _csv_rows(state, lines, name) if kind == "csv" else _jsonl_rows(state, lines, name)
+    for numbers, batch in _batched(numbered):
+        yield "line", numbers, batch
+
+
+def _read_header_file(args: argparse.Namespace) -> bytes:
+    """``--header FILE``'s bytes, checked against ``--offset`` when given
+    (the header size the matching ``decode --offset`` skips)."""
+    if args.header is None:
+        if args.offset is not None:
+            raise _Usage("--offset on encode checks the size of a --header FILE: give --header too")
+        return b""
     try:
-        numbered = _csv_rows(s, text_fh, name) if kind == "csv" else _jsonl_rows(s, text_fh, name)
-        for lines, batch in _batched(numbered):
-            yield "line", lines, batch
-    except UnicodeDecodeError as exc:
-        raise Error(f"{name}: not UTF-8 text: {exc}") from None
-    finally:
-        text_fh.detach()  # the binary input (standard input too) stays open
+        with open(args.header, "rb") as fh:
+            header = fh.read()
+    except OSError as exc:
+        raise Error(f"cannot open header {args.header}: {exc.strerror or exc}") from None
+    if args.offset is not None and len(header) != args.offset:
+        raise Error(f"header {args.header}: holds {len(header)} bytes, but --offset is {args.offset}")
+    return header
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
     s = _struct(args)
     kind = _input_kind(args.input, args.input_format)
-    src, name, _ = _open_input(args.input)
+    text = args.text or []
+    _check_text_fields(s, text, "csv")
+    if text and kind == "npy":
+        raise _Usage("--text does not apply to .npy input (it holds bytes, not text)")
+    header = _read_header_file(args)
+    state = _EncodeInput(s, args.names is not None, text)
+    src, name, size = _open_input(args.input)
     to_stdout = args.output == "-"
+    bar = _progress(size, args.quiet, "encode")
     try:
         with contextlib.nullcontext(sys.stdout.buffer) if to_stdout else _output_file(args.output) as out_fh:
+            out_fh.write(header)
             total = 0
-            for unit, numbers, rows in _encode_batches(s, src, name, kind):
+            for unit, numbers, rows in _encode_batches(state, src, name, kind):
                 try:
-                    out_fh.write(s.pack(rows))
+                    out_fh.write(state.s.pack(rows, encoding=args.encoding))
                 except Error as exc:
                     m = re.search(r"row (\d+)", str(exc))
                     if m:
                         raise Error(f"{name}: {unit} {numbers[int(m.group(1))]}: {exc}") from None
                     raise
                 total += len(rows)
+                if bar is not None:
+                    bar.update(state.consumed - bar.n)
             out_fh.flush()
     finally:
+        if bar is not None:
+            bar.close()
         if src is not sys.stdin.buffer:
             src.close()
     if not args.quiet:
-        print(
-            f"binrec: wrote {total} records ({total * s.size} bytes) to {'<stdout>' if to_stdout else args.output}",
-            file=sys.stderr,
-        )
+        where = "<stdout>" if to_stdout else args.output
+        extra = f" after a {len(header)}-byte header" if header else ""
+        print(f"binrec: wrote {total} records ({total * s.size} bytes){extra} to {where}", file=sys.stderr)
     return 0
 
 
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
+def _encoding(value: str) -> str:
+    """--encoding: a codec Python knows (a usage error otherwise)."""
+    import codecs
+
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"unknown encoding {value!r}") from None
+
+
+_FORMAT_HELP = "struct format; quote it for the shell, e.g. binrec info '>I10sf' (an unquoted > is a redirect)"
+
+_MAIN_EXIT_STATUS = """exit status:
+  0  success
+  1  data error: an input that cannot be read, bad or partial records, a
+     value that does not fit its field, an output that cannot be written
+  2  usage error: bad arguments
+  130 interrupted (Ctrl-C); 143 terminated (SIGTERM)
+  binrec pickle inspect: 0 safe, 1 unsafe, 3 empty, 4 unreadable
+Errors are one line on stderr; a file output is then not written at all."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="binrec", description="Binary records <-> numpy, from the shell.")
+    from . import __version__
+
+    p = argparse.ArgumentParser(
+        prog="binrec",
+        description="Binary records <-> numpy, from the shell.",
+        epilog=_MAIN_EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"binrec {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="write a sample sensor file, decode it, compare with struct")
     d.add_argument("--records", type=int, default=1_000_000, help="records to generate (default 1,000,000)")
     d.add_argument("--head", type=int, default=5, help="rows to print")
+    d.add_argument(
+        "--repeat", type=_positive, default=5, help="timed runs of each decoder; the median is reported (default 5)"
+    )
     d.set_defaults(func=_cmd_demo, usage_parser=d)  # usage errors print this parser's usage
-    i = sub.add_parser("info", help="describe a struct format")
-    i.add_argument("format")
+    i = sub.add_parser(
+        "info",
+        help="describe a struct format (and a record file: how many records, whether it ends cleanly)",
+        epilog=_MAIN_EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    i.add_argument("format", help=_FORMAT_HELP)
+    i.add_argument("file", nargs="?", default=None, help="a record file (or - for standard input) to count records in")
     i.add_argument("--names", default=None, help="field names, comma or space separated")
+    i.add_argument("--offset", type=int, default=0, help="header bytes before the first record of FILE")
     i.set_defaults(func=_cmd_info, usage_parser=i)  # usage errors print this parser's usage
     dec = sub.add_parser(
         "decode",
@@ -689,11 +912,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    dec.add_argument("format")
+    dec.add_argument("format", help=_FORMAT_HELP)
     dec.add_argument("input", help="record file, or - for standard input")
     dec.add_argument("-o", "--output", default=None, help="output file; its extension picks the format")
     dec.add_argument("--names", default=None, help="field names, comma or space separated")
     dec.add_argument("--offset", type=int, default=0, help="header bytes to skip")
+    dec.add_argument(
+        "--save-header",
+        default=None,
+        metavar="FILE",
+        help="write the --offset bytes skipped to FILE (encode --header FILE puts them back)",
+    )
     limit = dec.add_mutually_exclusive_group()
     limit.add_argument("--count", type=int, default=None, help="decode exactly N records (error if fewer)")
     limit.add_argument("--head", type=int, default=None, help="decode at most the first N records")
@@ -708,7 +937,10 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="FIELD",
-        help="string fields to decode as ASCII text, padding stripped",
+        help="string fields to decode as text (--encoding, default ASCII), padding stripped; other string fields are written as Latin-1",
+    )
+    dec.add_argument(
+        "--encoding", type=_encoding, default="ascii", help="codec of the --text fields (default ascii), e.g. utf-8"
     )
     dec.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     dec.set_defaults(func=_cmd_decode, usage_parser=dec)  # usage errors print this parser's usage
@@ -718,17 +950,36 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_ENCODE_EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    enc.add_argument("format")
+    enc.add_argument("format", help=_FORMAT_HELP)
     enc.add_argument("input", help="a .csv, .jsonl or .npy file, or - for standard input (CSV unless --input-format)")
     enc.add_argument("-o", "--output", required=True, help="record file to write, or - for standard output")
-    enc.add_argument("--names", default=None)
+    enc.add_argument(
+        "--names",
+        default=None,
+        help="field names: CSV columns and JSONL keys are matched by name, in any order "
+        "(default: the CSV header or the first JSONL object, in field order)",
+    )
+    enc.add_argument(
+        "--header", default=None, metavar="FILE", help="bytes to write before the records (decode --save-header)"
+    )
+    enc.add_argument(
+        "--offset", type=int, default=None, help="the --header FILE's size in bytes (checked: an error if it differs)"
+    )
+    enc.add_argument(
+        "--text",
+        nargs="+",
+        default=None,
+        metavar="FIELD",
+        help="string fields whose values are text in --encoding (other string fields are Latin-1, as decode writes them)",
+    )
+    enc.add_argument("--encoding", type=_encoding, default="ascii", help="codec of the --text fields (default ascii)")
     enc.add_argument(
         "--input-format",
         choices=("csv", "jsonl", "npy"),
         default=None,
         help="the input's format (default: from its extension; CSV for -)",
     )
-    enc.add_argument("-q", "--quiet", action="store_true")
+    enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary line")
     enc.set_defaults(func=_cmd_encode, usage_parser=enc)  # usage errors print this parser's usage
     pk = sub.add_parser("pickle", help="pickle tools")
     pk_sub = pk.add_subparsers(dest="pickle_command", required=True)
