@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._layout import Field, Layout
     from ._pickle_scan import Scan
 
-__all__ = ["Kernels", "PackKind", "PackSpec"]
+__all__ = ["Kernels", "PackKind", "PackSpec", "TextCodec"]
 
 
 class PackKind(enum.IntEnum):
@@ -39,6 +39,16 @@ class PackKind(enum.IntEnum):
     F64_F32 = 3  # float64 source -> float32 (overflow checked when check=1)
     BOOL = 4  # native bool column: normalised to 0/1
     COPY_HALVES = 5  # complex: copy, byte-swap each half
+
+
+class TextCodec(enum.IntEnum):
+    """The encodings the text kernels decode without Python objects (the
+    codes ``_kernels_c`` compiles in; a test checks that its ``TEXT_CODECS``
+    agree).  Any other encoding goes through :mod:`codecs` in ``_text``."""
+
+    ASCII = 0
+    LATIN1 = 1
+    UTF8 = 2
 
 
 #: One field's column for :meth:`Kernels.pack_columns`: ``(kind, array, lo,
@@ -97,6 +107,28 @@ class Kernels(Protocol):
         """Encode columns straight to bytes, one ``PackSpec`` tuple per field
         of a layout without Pascal fields, all of one length.  None when a
         value fails a check, or always where ``FUSED_PACK`` is False."""
+        ...
+
+    def decode_text(self, src: np.ndarray, out: np.ndarray, codec: int, strip: bytes) -> int:
+        """Decode the 1-D ``S`` array ``src`` into the 1-D ``U`` array
+        ``out`` (same length, one code point per byte of width, native
+        order; either may be strided, ``out`` unaligned): each value loses
+        its trailing bytes found in ``strip``, is decoded with the
+        :class:`TextCodec` ``codec`` (strictly, as ``bytes.decode``) and
+        NUL-filled.  Answers -1, or the first row that does not decode
+        (``out`` is then partly written)."""
+        ...
+
+    def text_to_utf8(
+        self, src: np.ndarray, codec: int, strip: bytes, offsets: np.ndarray, data: np.ndarray
+    ) -> tuple[int, int]:
+        """The values of ``src``, stripped and decoded as for
+        :meth:`decode_text`, written as UTF-8 one after another into the
+        uint8 array ``data`` (room for ``len(src) * width`` bytes, twice that
+        for Latin-1), with ``offsets`` (int32 or int64, ``len(src) + 1``
+        entries) where each starts and the last ends: Arrow's string
+        layout.  Answers ``(bytes written, -1)``, or ``(0, row)`` for the
+        first row that does not decode."""
         ...
 
     def scan_pickle(

@@ -779,4 +779,260 @@ def pack_columns(layout, specs, int threads=1):
     return None if bad >= 0 else result
 
 
+# -- text fields ---------------------------------------------------------------
+
+from libc.stdint cimport int32_t
+from cpython.buffer cimport PyBUF_STRIDES
+# Fixed-width byte fields decoded to numpy 'U' (UCS-4) values or to UTF-8
+# (Arrow's string layout), for the three codecs of binrec._kernels.TextCodec.
+# The Python wrapper (binrec._text) builds the error message from the row a
+# kernel reports, so both backends say the same thing.
+
+cdef enum:
+    TEXT_ASCII = 0
+    TEXT_LATIN1 = 1
+    TEXT_UTF8 = 2
+
+#: text codec codes by name (checked against ``binrec._kernels.TextCodec``)
+TEXT_CODECS = {"ASCII": TEXT_ASCII, "LATIN1": TEXT_LATIN1, "UTF8": TEXT_UTF8}
+
+cdef extern from *:
+    """
+    #include <string.h>
+    #include <stdint.h>
+    /* a UCS-4 code unit at any alignment (a 'U' field of a packed record) */
+    static inline void br_put_u32(unsigned char *d, uint32_t v) { memcpy(d, &v, 4); }
+    """
+    void br_put_u32(unsigned char *d, uint32_t v) nogil
+
+
+cdef inline Py_ssize_t _text_len(const unsigned char *p, Py_ssize_t w, const unsigned char *strip) noexcept nogil:
+    """Length of the field once its trailing bytes in the ``strip`` table are gone."""
+    while w > 0 and strip[p[w - 1]]:
+        w -= 1
+    return w
+
+
+cdef inline Py_ssize_t _utf8_step(const unsigned char *p, Py_ssize_t k, Py_ssize_t n, uint32_t *cp) noexcept nogil:
+    """Decode the sequence at ``p[k]`` (a byte >= 0x80) into ``cp``: its
+    length, or 0 when it is not valid UTF-8 as Python's strict decoder sees
+    it (no overlong forms, surrogates or code points above U+10FFFF)."""
+    cdef unsigned char b0 = p[k], b1, b2, b3
+    if b0 >= 0xC2 and b0 <= 0xDF:
+        if k + 1 >= n:
+            return 0
+        b1 = p[k + 1]
+        if (b1 & 0xC0) != 0x80:
+            return 0
+        cp[0] = ((b0 & 0x1F) << 6) | (b1 & 0x3F)
+        return 2
+    if b0 >= 0xE0 and b0 <= 0xEF:
+        if k + 2 >= n:
+            return 0
+        b1 = p[k + 1]
+        b2 = p[k + 2]
+        if (b1 & 0xC0) != 0x80 or (b2 & 0xC0) != 0x80:
+            return 0
+        if (b0 == 0xE0 and b1 < 0xA0) or (b0 == 0xED and b1 > 0x9F):
+            return 0
+        cp[0] = ((b0 & 0x0F) << 12) | ((b1 & 0x3F) << 6) | (b2 & 0x3F)
+        return 3
+    if b0 >= 0xF0 and b0 <= 0xF4:
+        if k + 3 >= n:
+            return 0
+        b1 = p[k + 1]
+        b2 = p[k + 2]
+        b3 = p[k + 3]
+        if (b1 & 0xC0) != 0x80 or (b2 & 0xC0) != 0x80 or (b3 & 0xC0) != 0x80:
+            return 0
+        if (b0 == 0xF0 and b1 < 0x90) or (b0 == 0xF4 and b1 > 0x8F):
+            return 0
+        cp[0] = ((b0 & 0x07) << 18) | ((b1 & 0x3F) << 12) | ((b2 & 0x3F) << 6) | (b3 & 0x3F)
+        return 4
+    return 0
+
+
+cdef Py_ssize_t _decode_text_loop(const unsigned char *src, Py_ssize_t sstride, unsigned char *dst,
+                                  Py_ssize_t dstride, Py_ssize_t w, Py_ssize_t count, int codec,
+                                  const unsigned char *strip) noexcept nogil:
+    """Rows of ``w`` bytes into rows of ``w`` UCS-4 units, NUL-filled: -1,
+    or the first row that does not decode."""
+    cdef Py_ssize_t i, k, m, n, step
+    cdef const unsigned char *p
+    cdef unsigned char *o
+    cdef uint32_t cp
+    for i in range(count):
+        p = src + i * sstride
+        o = dst + i * dstride
+        n = _text_len(p, w, strip)
+        m = 0
+        k = 0
+        while k < n and p[k] < 0x80:  # the ASCII run every codec shares
+            br_put_u32(o + 4 * k, p[k])
+            k += 1
+        m = k
+        if k < n:
+            if codec == TEXT_ASCII:
+                return i
+            if codec == TEXT_LATIN1:
+                while k < n:
+                    br_put_u32(o + 4 * k, p[k])
+                    k += 1
+                m = k
+            else:
+                while k < n:
+                    if p[k] < 0x80:
+                        cp = p[k]
+                        step = 1
+                    else:
+                        step = _utf8_step(p, k, n, &cp)
+                        if step == 0:
+                            return i
+                    br_put_u32(o + 4 * m, cp)
+                    m += 1
+                    k += step
+        if m < w:
+            memset(o + 4 * m, 0, <size_t> (4 * (w - m)))
+    return -1
+
+
+cdef Py_ssize_t _utf8_text_loop(const unsigned char *src, Py_ssize_t sstride, Py_ssize_t w, Py_ssize_t count,
+                                int codec, const unsigned char *strip, unsigned char *data,
+                                int64_t *off64, int32_t *off32, Py_ssize_t *total) noexcept nogil:
+    """Rows of ``w`` bytes appended to ``data`` as UTF-8, their end offsets
+    written to ``off64`` or ``off32`` (whichever is not NULL; entry 0 is
+    0): -1, or the first row that does not decode."""
+    cdef Py_ssize_t i, k, n, step, pos = 0
+    cdef const unsigned char *p
+    cdef uint32_t cp
+    if off64 != NULL:
+        off64[0] = 0
+    else:
+        off32[0] = 0
+    for i in range(count):
+        p = src + i * sstride
+        n = _text_len(p, w, strip)
+        if codec == TEXT_LATIN1:
+            for k in range(n):
+                if p[k] < 0x80:
+                    data[pos] = p[k]
+                    pos += 1
+                else:
+                    data[pos] = 0xC0 | (p[k] >> 6)
+                    data[pos + 1] = 0x80 | (p[k] & 0x3F)
+                    pos += 2
+        else:
+            k = 0
+            while k < n:
+                if p[k] < 0x80:
+                    k += 1
+                elif codec == TEXT_ASCII:
+                    return i
+                else:
+                    step = _utf8_step(p, k, n, &cp)
+                    if step == 0:
+                        return i
+                    k += step
+            memcpy(data + pos, p, <size_t> n)
+            pos += n
+        if off64 != NULL:
+            off64[i + 1] = pos
+        else:
+            off32[i + 1] = <int32_t> pos
+    total[0] = pos
+    return -1
+
+
+cdef class _StridedView:
+    """A 1-D buffer's address, stride, length and item size, held open (the
+    buffer protocol checks the object; nothing is read from its attributes)."""
+
+    cdef Py_buffer view
+    cdef bint held
+
+    def __cinit__(self, obj, bint writable):
+        cdef int flags = PyBUF_STRIDES | (PyBUF_WRITABLE if writable else 0)
+        PyObject_GetBuffer(obj, &self.view, flags)
+        self.held = True
+        if self.view.ndim != 1:
+            raise ValueError(f"text kernels take 1-D arrays, got {self.view.ndim} dimensions")
+
+    def __dealloc__(self):
+        if self.held:
+            PyBuffer_Release(&self.view)
+
+
+cdef int _strip_table(strip, unsigned char *table) except -1:
+    cdef const unsigned char[:] chars = strip
+    cdef Py_ssize_t k
+    memset(table, 0, 256)
+    for k in range(chars.shape[0]):
+        table[chars[k]] = 1
+    return 0
+
+
+cdef int _check_codec(int codec) except -1:
+    if codec != TEXT_ASCII and codec != TEXT_LATIN1 and codec != TEXT_UTF8:
+        raise ValueError(f"unknown text codec {codec}")
+    return 0
+
+
+def decode_text(src, out, int codec, strip):
+    """Decode the 1-D ``S`` array ``src`` into the 1-D ``U`` array ``out`` of
+    the same length and width (native order, any stride): -1, or the first
+    row that does not decode (``out`` then holds a partial result)."""
+    cdef unsigned char table[256]
+    cdef Py_ssize_t bad
+    _check_codec(codec)
+    if np.dtype(src.dtype).kind != "S" or np.dtype(out.dtype) != np.dtype(f"=U{max(1, src.dtype.itemsize)}"):
+        raise ValueError(f"decode_text: {src.dtype} into {out.dtype}")
+    _strip_table(strip, table)
+    cdef _StridedView s = _StridedView(src, False)
+    cdef _StridedView d = _StridedView(out, True)
+    cdef Py_ssize_t w = s.view.itemsize
+    if d.view.itemsize != 4 * w or d.view.shape[0] != s.view.shape[0]:
+        raise ValueError("decode_text: out does not match src")
+    if w == 0:
+        return -1
+    with nogil:
+        bad = _decode_text_loop(<const unsigned char *> s.view.buf, s.view.strides[0],
+                                <unsigned char *> d.view.buf, d.view.strides[0],
+                                w, s.view.shape[0], codec, table)
+    return bad
+
+
+def text_to_utf8(src, int codec, strip, offsets, data):
+    """Append the rows of the 1-D ``S`` array ``src`` to the uint8 array
+    ``data`` as UTF-8 and their end offsets to ``offsets`` (int32 or int64,
+    one more entry than rows): ``(bytes written, -1)``, or ``(0, row)`` for
+    the first row that does not decode.  ``data`` must hold the worst case:
+    ``len(src) * width`` bytes, twice that for Latin-1."""
+    cdef unsigned char table[256]
+    cdef Py_ssize_t bad, total = 0
+    cdef int64_t *off64 = NULL
+    cdef int32_t *off32 = NULL
+    _check_codec(codec)
+    if np.dtype(src.dtype).kind != "S":
+        raise ValueError(f"text_to_utf8: {src.dtype} is not a bytes dtype")
+    _strip_table(strip, table)
+    cdef _StridedView s = _StridedView(src, False)
+    cdef Py_ssize_t w = s.view.itemsize, count = s.view.shape[0]
+    cdef Py_ssize_t need = _extent(0, count, w * (2 if codec == TEXT_LATIN1 else 1))
+    cdef unsigned char *dst = <unsigned char *> _address(data, True, need)
+    kind = np.dtype(offsets.dtype)
+    if kind == np.dtype(np.int64):
+        off64 = <int64_t *> _address(offsets, True, _extent(0, count + 1, 8))
+    elif kind == np.dtype(np.int32):
+        if need > 0x7FFFFFFF:
+            raise OverflowError("text_to_utf8: int32 offsets cannot address the data")
+        off32 = <int32_t *> _address(offsets, True, _extent(0, count + 1, 4))
+    else:
+        raise ValueError(f"text_to_utf8: offsets of {kind}, not int32 or int64")
+    with nogil:
+        bad = _utf8_text_loop(<const unsigned char *> s.view.buf, s.view.strides[0], w, count, codec, table,
+                              dst, off64, off32, &total)
+    if bad >= 0:
+        return (0, bad)
+    return (total, -1)
+
 include "_pickle_scan.pxi"

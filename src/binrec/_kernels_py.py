@@ -24,6 +24,8 @@ __all__ = [
     "pack_bytes",
     "pack_columns",
     "scan_pickle",
+    "decode_text",
+    "text_to_utf8",
     "NAME",
     "FUSED_PACK",
 ]
@@ -191,3 +193,145 @@ def _encode(layout: Layout, arr: np.ndarray, plens: Mapping[str, np.ndarray]) ->
             data = tmp_bytes[:, f.offset + 1 : f.offset + f.count]
             data[~_pascal_mask(np.asarray(lengths), width)] = 0
     return tmp_bytes
+
+
+# -- text fields ---------------------------------------------------------------
+# The compiled loops walk each value byte by byte; here the same rules are
+# whole-array operations on a (rows, width) uint8 view.
+
+_ASCII, _LATIN1, _UTF8 = 0, 1, 2  # binrec._kernels.TextCodec
+
+# UTF-8 sequence length by lead byte, 0 for a byte that cannot start one
+# (continuation bytes, C0/C1 overlong leads, F5..FF)
+_UTF8_LENGTH = np.zeros(256, dtype=np.uint8)
+_UTF8_LENGTH[:0x80] = 1
+_UTF8_LENGTH[0xC2:0xE0] = 2
+_UTF8_LENGTH[0xE0:0xF0] = 3
+_UTF8_LENGTH[0xF0:0xF5] = 4
+# the second byte's range by lead byte (Python's strict decoder: no overlong
+# forms, no surrogates, nothing above U+10FFFF)
+_SECOND_LO = np.full(256, 0x80, dtype=np.uint8)
+_SECOND_HI = np.full(256, 0xBF, dtype=np.uint8)
+_SECOND_LO[0xE0], _SECOND_HI[0xED], _SECOND_LO[0xF0], _SECOND_HI[0xF4] = 0xA0, 0x9F, 0x90, 0x8F
+
+
+def _text_bytes(src: np.ndarray, strip: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """``src`` as a (rows, width) uint8 array, and which of its bytes are
+    kept: all but the trailing run of bytes found in ``strip``."""
+    if np.dtype(src.dtype).kind != "S" or src.ndim != 1:
+        raise ValueError(f"text kernels take a 1-D bytes array, got {src.dtype} of {src.ndim} dimensions")
+    width = src.dtype.itemsize
+    raw = np.ascontiguousarray(src).view(np.uint8).reshape(len(src), width)
+    table = np.zeros(256, dtype=bool)
+    table[list(strip)] = True
+    stripped = np.logical_and.accumulate(table[raw][:, ::-1], axis=1)[:, ::-1]
+    return raw, ~stripped
+
+
+def _first_bad(bad_rows: np.ndarray | np.bool_) -> int:
+    """The first true entry of a per-row flag array, or -1."""
+    return int(np.argmax(bad_rows)) if bad_rows.any() else -1
+
+
+def _utf8_code_points(raw: np.ndarray, kept: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Validate and decode UTF-8 rows: the first bad row (or -1), which
+    bytes start a character, and the code point each of those starts."""
+    rows, width = raw.shape
+    cont = kept & ((raw & 0xC0) == 0x80)
+    lead = kept & ~cont
+    length = np.where(lead, _UTF8_LENGTH[raw], 0)
+    bad = lead & (length == 0)
+    claimed = np.zeros_like(kept)
+    nxt = [raw]
+    for k in (1, 2, 3):
+        shifted = np.zeros_like(raw)
+        shifted[:, :-k] = raw[:, k:]
+        nxt.append(shifted)
+        wants = lead & (length > k)
+        cut = max(0, width - k)
+        bad[:, cut:] |= wants[:, cut:]  # a sequence cut off by the field's end
+        if k < width:
+            claimed[:, k:] |= wants[:, : width - k]
+    # every continuation byte belongs to the sequence before it, and every
+    # byte a sequence claims is a kept continuation byte
+    bad[:, :] |= claimed != cont
+    multi = lead & (length >= 2)
+    bad |= multi & ((nxt[1] < _SECOND_LO[raw]) | (nxt[1] > _SECOND_HI[raw]))
+    b = [x.astype(np.uint32) for x in nxt]
+    cp = np.select(
+        [length == 1, length == 2, length == 3],
+        [b[0], ((b[0] & 0x1F) << 6) | (b[1] & 0x3F), ((b[0] & 0x0F) << 12) | ((b[1] & 0x3F) << 6) | (b[2] & 0x3F)],
+        ((b[0] & 0x07) << 18) | ((b[1] & 0x3F) << 12) | ((b[2] & 0x3F) << 6) | (b[3] & 0x3F),
+    )
+    return _first_bad(bad.any(axis=1)), lead, cp
+
+
+def _check_codec(codec: int) -> None:
+    if codec not in (_ASCII, _LATIN1, _UTF8):
+        raise ValueError(f"unknown text codec {codec}")
+
+
+def decode_text(src: np.ndarray, out: np.ndarray, codec: int, strip: bytes) -> int:
+    """The fixed-width ``S`` values of ``src`` decoded into the ``U`` array
+    ``out``: see :meth:`binrec._kernels.Kernels.decode_text`."""
+    _check_codec(codec)
+    width = src.dtype.itemsize
+    if np.dtype(out.dtype) != np.dtype(f"=U{max(1, width)}") or out.shape != src.shape:
+        raise ValueError(f"decode_text: {src.dtype} into {out.dtype}")
+    if width == 0 or len(src) == 0:
+        return -1
+    raw, kept = _text_bytes(src, strip)
+    units = np.where(kept, raw, 0).astype(np.uint32)
+    high = kept & (raw >= 0x80)
+    if codec == _ASCII:
+        bad = _first_bad(high.any(axis=1))
+    elif codec == _UTF8 and high.any():
+        bad, lead, cp = _utf8_code_points(raw, kept)
+        if bad < 0:
+            # each character moves left to its rank among its row's characters
+            rank = np.cumsum(lead, axis=1) - 1
+            row, col = np.nonzero(lead)
+            units = np.zeros_like(units)
+            units[row, rank[row, col]] = cp[row, col]
+    else:
+        bad = -1
+    if bad < 0:
+        out[...] = units.view(out.dtype).reshape(len(src))
+    return bad
+
+
+def text_to_utf8(src: np.ndarray, codec: int, strip: bytes, offsets: np.ndarray, data: np.ndarray) -> tuple[int, int]:
+    """The values of ``src`` as UTF-8 in Arrow's string layout: see
+    :meth:`binrec._kernels.Kernels.text_to_utf8`."""
+    _check_codec(codec)
+    if np.dtype(offsets.dtype) not in (np.dtype(np.int32), np.dtype(np.int64)) or offsets.shape != (len(src) + 1,):
+        raise ValueError(f"text_to_utf8: offsets of {offsets.dtype}, not int32 or int64")
+    width = src.dtype.itemsize
+    offsets[0] = 0
+    if width == 0 or len(src) == 0:
+        offsets[1:] = 0
+        return 0, -1
+    raw, kept = _text_bytes(src, strip)
+    high = kept & (raw >= 0x80)
+    if codec == _ASCII:
+        bad = _first_bad(high.any(axis=1))
+    elif codec == _UTF8 and high.any():
+        bad = _utf8_code_points(raw, kept)[0]
+    else:
+        bad = -1
+    if bad >= 0:
+        return 0, bad
+    if codec == _LATIN1:
+        # a byte >= 0x80 is the code point of that value: two UTF-8 bytes
+        sizes = kept.astype(np.int64) + high
+        flat, wide = raw[kept], high[kept]
+        starts = np.cumsum(1 + wide.astype(np.int64)) - (1 + wide)
+        encoded = np.empty(len(flat) + int(wide.sum()), dtype=np.uint8)
+        encoded[starts] = np.where(wide, 0xC0 | (flat >> 6), flat)
+        encoded[starts[wide] + 1] = 0x80 | (flat[wide] & 0x3F)
+    else:
+        sizes = kept.astype(np.int64)
+        encoded = raw[kept]
+    np.cumsum(sizes.sum(axis=1), out=offsets[1:])
+    data[: len(encoded)] = encoded
+    return len(encoded), -1

@@ -5,14 +5,21 @@ streaming readers (``files.py``) and the CLI so they cannot drift.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import _backend
 from ._errors import Error
+from ._kernels import TextCodec
 from ._layout import Field, Layout
 
-__all__ = ["DEFAULT_STRIP", "NO_TEXT", "text_fields", "decode_field", "with_text"]
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+__all__ = ["DEFAULT_STRIP", "NO_TEXT", "text_fields", "decode_field", "with_text", "arrow_strings", "pandas_strings"]
 
 #: Trailing bytes removed from a text field before decoding: NUL and space.
 DEFAULT_STRIP = b"\x00 "
@@ -35,42 +42,164 @@ def text_fields(layout: Layout, text: str | Iterable[str] | None, among: Sequenc
     return names
 
 
-def decode_field(f: Field, arr: np.ndarray, encoding: str, strip: bytes) -> np.ndarray:
+def _codec(encoding: str) -> int | None:
+    """The :class:`TextCodec` the kernels decode ``encoding`` with, or None
+    for an encoding left to :mod:`codecs` (LookupError: no such encoding)."""
+    return _KERNEL_CODECS.get(codecs.lookup(encoding).name)
+
+
+_KERNEL_CODECS = {"ascii": TextCodec.ASCII, "iso8859-1": TextCodec.LATIN1, "utf-8": TextCodec.UTF8}
+
+
+def _kernel_strip(strip: bytes) -> bytes:
+    # numpy's 'S' values end at their first trailing NUL, so a NUL-padded
+    # field has always lost its NULs before ``strip`` applies
+    return bytes(strip) + b"\x00"
+
+
+def _decode_error(f: Field, arr: np.ndarray, row: int, encoding: str, strip: bytes, first_row: int) -> Error:
+    """The error for row ``row`` of ``arr``, in ``bytes.decode``'s words."""
+    value = bytes(arr[row]).rstrip(_kernel_strip(strip))
+    try:
+        value.decode(encoding)
+    except UnicodeDecodeError as exc:
+        reason = exc.reason
+    else:  # pragma: no cover - a kernel and Python disagree
+        reason = "the text kernel refused it"
+    return Error(f"field {f.name!r} (row {first_row + row}): cannot decode {value!r} as {encoding}: {reason}")
+
+
+def decode_field(
+    f: Field,
+    arr: np.ndarray,
+    encoding: str,
+    strip: bytes,
+    out: np.ndarray | None = None,
+    first_row: int = 0,
+) -> np.ndarray:
     """The ``S`` column ``arr`` of field ``f`` as ``str`` (numpy ``U``):
-    trailing bytes in ``strip`` removed, the rest decoded with ``encoding``.
-    A value that does not decode raises :class:`binrec.Error` naming the
-    field and row."""
-    if f.native.itemsize == 0:
+    trailing bytes in ``strip`` (and NULs) removed, the rest decoded with
+    ``encoding``.
+
+    ASCII, Latin-1 and UTF-8 are decoded by the kernels, with no Python
+    object per value; other encodings go through :mod:`codecs`.  The ``U``
+    width is the field's byte width whatever the values hold, so every
+    chunk of a stream has the same dtype.  ``out``, when given, is a 1-D
+    ``U`` array of that width (a field of a structured array will do) that
+    receives the result.  A value that does not decode raises
+    :class:`binrec.Error` naming the field and its row (counted from
+    ``first_row``)."""
+    width = f.native.itemsize
+    if width == 0:
         # 0s, 0p, 1p hold no text; numpy's unsized 'S' view of such a field
         # would read bytes beyond it, so never touch its data.
-        return np.zeros(len(arr), dtype="U1")
+        result = np.zeros(len(arr), dtype="U1")
+    else:
+        codec = _codec(encoding)
+        if codec is not None:
+            result = np.empty(len(arr), dtype=f"U{width}") if out is None else out
+            bad = _backend.kernels.decode_text(arr, result, codec, _kernel_strip(strip))
+            if bad >= 0:
+                raise _decode_error(f, arr, bad, encoding, strip, first_row)
+            return result
+        result = _decode_with_codecs(f, arr, encoding, strip, first_row)
+    if out is not None:
+        out[...] = result
+        return out
+    return result
+
+
+def _decode_with_codecs(f: Field, arr: np.ndarray, encoding: str, strip: bytes, first_row: int) -> np.ndarray:
+    """Any other encoding: numpy's decode (a Python object per value), at
+    the field's width where the text fits it (it always does unless a
+    codec makes more characters than bytes)."""
     stripped = np.strings.rstrip(arr, strip) if strip else arr
     try:
-        return np.strings.decode(stripped, encoding)
+        decoded = np.strings.decode(stripped, encoding)
     except UnicodeDecodeError:
-        for i, value in enumerate(stripped.tolist()):
+        for i in range(len(stripped)):
             try:
-                value.decode(encoding)
-            except UnicodeDecodeError as exc:
-                raise Error(
-                    f"field {f.name!r} (row {i}): cannot decode {value!r} as {encoding}: {exc.reason}"
-                ) from None
+                bytes(stripped[i]).decode(encoding)
+            except UnicodeDecodeError:
+                raise _decode_error(f, arr, i, encoding, strip, first_row) from None
         raise  # pragma: no cover - numpy and Python disagree
+    return decoded.astype(f"U{max(f.native.itemsize, decoded.dtype.itemsize // 4, 1)}")
 
 
-def with_text(layout: Layout, rows: np.ndarray, text_names: Iterable[str], encoding: str, strip: bytes) -> np.ndarray:
+def with_text(
+    layout: Layout, rows: np.ndarray, text_names: Iterable[str], encoding: str, strip: bytes, first_row: int = 0
+) -> np.ndarray:
     """``rows`` (a structured array of ``layout.dtype``) with the fields in
-    ``text_names`` decoded to ``str``: a new, packed structured array."""
+    ``text_names`` decoded to ``str``: a new, packed structured array (each
+    text field decoded straight into it).  ``first_row`` numbers the rows in
+    error messages."""
     text_names = set(text_names)
-    columns = {}
-    formats = []
+    formats: list[np.dtype[Any]] = []
     for f in layout.fields:
-        col = rows[f.name]
         if f.name in text_names:
-            col = decode_field(f, col, encoding, strip)
-        columns[f.name] = col
-        formats.append(col.dtype if f.name in text_names else f.native)
+            formats.append(
+                np.dtype(f"U{max(1, f.native.itemsize)}")
+                if _codec(encoding) is not None
+                else decode_field(f, rows[f.name], encoding, strip, first_row=first_row).dtype
+            )
+        else:
+            formats.append(f.native)
     result = np.empty(len(rows), dtype=np.dtype({"names": list(layout.names), "formats": formats}))
-    for name, col in columns.items():
-        result[name] = col
+    for f in layout.fields:
+        if f.name in text_names:
+            decode_field(f, rows[f.name], encoding, strip, out=result[f.name], first_row=first_row)
+        else:
+            result[f.name] = rows[f.name]
     return result
+
+
+def arrow_strings(
+    f: Field, arr: np.ndarray, encoding: str, strip: bytes, large: bool | None = None, first_row: int = 0
+) -> pa.Array:
+    """The ``S`` column ``arr`` of field ``f`` decoded as for
+    :func:`decode_field`, as an Arrow ``string`` array (``large_string``
+    when ``large`` is true, or when it is None and the text may pass 2 GiB).
+
+    For ASCII, Latin-1 and UTF-8 the kernels write Arrow's offsets and
+    UTF-8 data directly: no Python object and no ``U`` array per value."""
+    import pyarrow as pa
+
+    width = f.native.itemsize
+    codec = _codec(encoding)
+    count = len(arr)
+    room = count * width * (2 if codec == TextCodec.LATIN1 else 1)
+    if large is None:
+        large = room > _INT32_MAX
+    kind = pa.large_string() if large else pa.string()
+    if codec is None or width == 0 or (room > _INT32_MAX and not large):
+        return pa.array(decode_field(f, arr, encoding, strip, first_row=first_row), type=kind)
+    offsets = np.empty(count + 1, dtype=np.int64 if large else np.int32)
+    data = np.empty(room, dtype=np.uint8)
+    used, bad = _backend.kernels.text_to_utf8(arr, codec, _kernel_strip(strip), offsets, data)
+    if bad >= 0:
+        raise _decode_error(f, arr, bad, encoding, strip, first_row)
+    try:
+        data.resize(used, refcheck=False)  # give the unused tail back
+    except ValueError:  # pragma: no cover - data is not numpy's own block
+        data = data[:used].copy()
+    return pa.Array.from_buffers(kind, count, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+_INT32_MAX = 2**31 - 1
+
+
+def pandas_strings(f: Field, arr: np.ndarray, encoding: str, strip: bytes) -> Any:
+    """The ``S`` column ``arr`` of field ``f`` decoded as for
+    :func:`decode_field`, as a column pandas stores compactly: its
+    Arrow-backed ``str`` dtype built from :func:`arrow_strings` where pandas
+    and pyarrow have it, else the numpy ``U`` array."""
+    try:
+        import pandas as pd
+        import pyarrow as pa
+
+        dtype = pd.StringDtype("pyarrow", na_value=np.nan)
+        make: Any = pd.arrays.ArrowStringArray  # the stubs lack its dtype= (pandas >= 3)
+    except (ImportError, TypeError, AttributeError):
+        return decode_field(f, arr, encoding, strip)
+    # pandas keeps large_string: build it directly rather than cast
+    return make(pa.chunked_array([arrow_strings(f, arr, encoding, strip, large=True)]), dtype=dtype)

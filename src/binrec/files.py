@@ -14,6 +14,7 @@ old keyword spelling ``s=`` still works, with a DeprecationWarning.
 
 from __future__ import annotations
 
+import codecs
 import io
 import mmap as _mmap
 import operator
@@ -30,7 +31,7 @@ from ._atomic import atomic_writer
 from ._coerce import DEFAULT_ENCODING, byte_view, native_rows
 from ._compat import renamed_keywords
 from ._errors import Error
-from ._text import DEFAULT_STRIP, text_fields, with_text
+from ._text import DEFAULT_STRIP, arrow_strings, pandas_strings, text_fields, with_text
 from .records import resolve_offset, whole_records
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import pyarrow as pa
 
+    from ._layout import Field
     from .records import Struct
 
 __all__ = ["iter_unpack", "read_file", "read_record", "write_file", "unpack_frame", "unpack_table", "TRAILING"]
@@ -380,6 +382,7 @@ def _iter_stream(
     buf = bytearray(piece_records * size)
     view = memoryview(buf)
     consumed = offset  # absolute offset of the next byte to read
+    first = 0  # the stream's row number of the chunk's first record
     remaining = remaining_bytes(fh)
     while True:
         # a regular file says how much is left: never allocate a chunk_size
@@ -401,7 +404,8 @@ def _iter_stream(
                 break
         if filled:
             chunk = out if filled == cap else _head_copy(out, filled)
-            yield with_text(struct.layout, chunk, text_names, encoding, strip) if text_names else chunk
+            yield with_text(struct.layout, chunk, text_names, encoding, strip, first) if text_names else chunk
+            first += filled
         if rest is not None:
             if rest:
                 yield from _trailing(trailing, rest, offset, consumed, where, size)
@@ -838,8 +842,28 @@ def unpack_frame(struct: Struct, buffer: Any, **kw: Any) -> pd.DataFrame:
         import pandas as pd
     except ImportError as exc:  # pragma: no cover - exercised without pandas
         raise ImportError("unpack_frame needs pandas: pip install 'binrec[pandas]'") from exc
-    cols = struct.unpack_columns(buffer, **kw)
+    cols, text = _columns_and_text(struct, buffer, kw)
+    for name, (f, encoding, strip) in text.items():
+        cols[name] = pandas_strings(f, cols[name], encoding, strip)
     return pd.DataFrame(cols, copy=False)
+
+
+def _columns_and_text(
+    struct: Struct, buffer: Any, kw: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, tuple[Field, str, bytes]]]:
+    """The columns as :meth:`Struct.unpack_columns` decodes them without
+    ``text=``, and for each ``text=`` field what decodes it (field,
+    encoding, strip): the caller builds its own string columns from the
+    raw bytes, never through numpy ``U`` arrays."""
+    kw = dict(kw)
+    text = kw.pop("text", None)
+    encoding = kw.pop("encoding", "ascii")
+    strip = kw.pop("strip", DEFAULT_STRIP)
+    cols: dict[str, Any] = dict(struct.unpack_columns(buffer, **kw))
+    chosen = [struct.layout.field(name) for name in cols]
+    names = text_fields(struct.layout, text, chosen)
+    codecs.lookup(encoding)  # an unknown encoding fails before any work, as unpack_columns does
+    return cols, {f.name: (f, encoding, strip) for f in chosen if f.name in names}
 
 
 @renamed_keywords(s="struct")
@@ -884,10 +908,13 @@ def unpack_table(struct: Struct, buffer: Any, **kw: Any) -> pa.Table:
         import pyarrow as pa
     except ImportError as exc:  # pragma: no cover
         raise ImportError("unpack_table needs pyarrow: pip install 'binrec[arrow]'") from exc
-    cols = struct.unpack_columns(buffer, **kw)
+    cols, text = _columns_and_text(struct, buffer, kw)
     arrays = []
     for name, col in cols.items():
-        if col.dtype.kind == "S":
+        if name in text:
+            f, encoding, strip = text[name]
+            arrays.append(arrow_strings(f, col, encoding, strip))
+        elif col.dtype.kind == "S":
             arrays.append(pa.array(col.tolist(), type=pa.binary()))
         elif col.dtype.kind == "U":
             arrays.append(pa.array(col, type=pa.string()))

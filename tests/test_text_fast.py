@@ -1,0 +1,269 @@
+"""Text fields decoded by the kernels (issue 13): ``text=`` with ASCII,
+Latin-1 and UTF-8 against the oracle ``struct.unpack`` + ``bytes.decode``,
+on both backends.
+
+numpy's ``S`` values end at their first trailing NUL, so the oracle strips
+NULs as well as ``strip`` (``rstrip(strip + b"\\0")``), and numpy's ``U``
+values drop trailing NULs, so the oracle's text is compared as a ``U``
+array."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import binrec
+from binrec import _backend, _kernels_py, files
+from binrec._kernels import TextCodec
+
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+ENCODINGS = ["ascii", "latin-1", "utf-8"]
+# bytes that make each codec's edge cases likely: NUL and space padding,
+# UTF-8 leads, continuations, overlong forms, surrogates, > U+10FFFF
+PIECES = [
+    b"a",
+    b"Z",
+    b"\x00",
+    b" ",
+    b"\xc3\xbc",
+    b"\xe2\x82\xac",
+    b"\xf0\x9f\x98\x80",
+    b"\xff",
+    b"\x80",
+    b"\xc0\xaf",
+    b"\xed\xa0\x80",
+    b"\xe0\x80\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xc3",
+    b"\xe2\x82",
+]
+
+
+def oracle(values: list[bytes], encoding: str, strip: bytes, width: int) -> tuple[np.ndarray | None, int]:
+    """Python's own decode of each struct-unpacked value: the ``U`` column
+    at the field's width, or None and the first row that does not decode."""
+    texts = []
+    for i, value in enumerate(values):
+        try:
+            texts.append(value.rstrip(strip + b"\x00").decode(encoding))
+        except UnicodeDecodeError:
+            return None, i
+    return np.array(texts, dtype=f"U{max(1, width)}"), -1
+
+
+def records(fmt: str, rows: list[tuple[object, ...]]) -> bytes:
+    return b"".join(struct.pack(fmt, *row) for row in rows)
+
+
+values_st = st.lists(st.lists(st.sampled_from(PIECES), max_size=6).map(b"".join), min_size=1, max_size=8)
+
+
+@SETTINGS
+@given(
+    values=values_st,
+    width=st.integers(1, 9),
+    encoding=st.sampled_from(ENCODINGS),
+    strip=st.sampled_from([b"\x00 ", b"", b" ", b"\xbc", b"a"]),
+)
+def test_unpack_columns_text_matches_bytes_decode(backend, values, width, encoding, strip):
+    """Oracle: struct.unpack of each record, then bytes.rstrip + bytes.decode."""
+    fmt = f"<h{width}s"
+    raw = records(fmt, [(i, v) for i, v in enumerate(values)])
+    unpacked = [
+        struct.unpack(fmt, raw[i : i + struct.calcsize(fmt)])[1] for i in range(0, len(raw), struct.calcsize(fmt))
+    ]
+    expected, bad = oracle(unpacked, encoding, strip, width)
+    s = binrec.Struct(fmt, names="n text")
+    if expected is None:
+        with pytest.raises(binrec.Error, match=rf"field 'text' \(row {bad}\): cannot decode"):
+            s.unpack_columns(raw, text="text", encoding=encoding, strip=strip)
+        return
+    got = s.unpack_columns(raw, text="text", encoding=encoding, strip=strip)["text"]
+    assert got.dtype == expected.dtype
+    assert got.tolist() == expected.tolist()
+
+
+@SETTINGS
+@given(values=values_st, width=st.integers(1, 9), encoding=st.sampled_from(ENCODINGS))
+def test_unpack_text_into_records_matches_bytes_decode(backend, values, width, encoding):
+    """The structured result (text decoded into an unaligned field between
+    two others) holds what bytes.decode gives, and the numbers around it."""
+    fmt = f"<b{width}sH"
+    raw = records(fmt, [(i % 100, v, 7 * i) for i, v in enumerate(values)])
+    unpacked = [row[1] for row in struct.iter_unpack(fmt, raw)]
+    expected, bad = oracle(unpacked, encoding, b"\x00 ", width)
+    s = binrec.Struct(fmt, names="a text b")
+    if expected is None:
+        with pytest.raises(binrec.Error, match=rf"\(row {bad}\)"):
+            s.unpack(raw, text="text", encoding=encoding)
+        return
+    got = s.unpack(raw, text="text", encoding=encoding)
+    assert got.dtype["text"] == expected.dtype
+    assert got["text"].tolist() == expected.tolist()
+    assert got["a"].tolist() == [row[0] for row in struct.iter_unpack(fmt, raw)]
+    assert got["b"].tolist() == [row[2] for row in struct.iter_unpack(fmt, raw)]
+
+
+@SETTINGS
+@given(
+    values=values_st,
+    width=st.integers(1, 9),
+    codec=st.sampled_from(list(TextCodec)),
+    strip=st.sampled_from([b"\x00 ", b"\x00", b"\x00\x80"]),
+)
+def test_both_kernels_decode_alike(values, width, codec, strip):
+    """decode_text and text_to_utf8 of the two backends agree row for row,
+    on the bad row too (oracle: each other; the tests above hold each to
+    bytes.decode)."""
+    from binrec import _kernels_c
+
+    src = np.array(values, dtype=f"S{width}")
+    answers = []
+    for kernels in (_kernels_py, _kernels_c):
+        out = np.empty(len(src), dtype=f"U{width}")
+        bad = kernels.decode_text(src, out, codec, strip)
+        offsets = np.empty(len(src) + 1, dtype=np.int64)
+        data = np.zeros(len(src) * width * 2, dtype=np.uint8)
+        used, bad_utf8 = kernels.text_to_utf8(src, codec, strip, offsets, data)
+        answers.append(
+            (
+                bad,
+                bad_utf8,
+                out.tolist() if bad < 0 else None,
+                used,
+                bytes(data[:used]),
+                offsets.tolist() if used else None,
+            )
+        )
+    assert answers[0] == answers[1]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_text_width_is_the_field_width_whatever_the_values(backend, encoding):
+    """Every chunk of one stream has one dtype: U<field width>, even when a
+    chunk's values are all short (numpy's decode would size to the longest)."""
+    s = binrec.Struct("<8s", names="t")
+    raw = records("<8s", [(b"abcdefgh",), (b"a",), (b"b",)])
+    chunks = list(files.iter_unpack(s, io.BytesIO(raw), chunk_size=1, text="t", encoding=encoding))
+    assert [c.dtype["t"] for c in chunks] == [np.dtype("U8")] * 3
+    assert s.unpack_columns(raw[8:], text="t", encoding=encoding)["t"].dtype == np.dtype("U8")
+
+
+def test_stream_error_names_the_row_in_the_stream(backend):
+    """iter_unpack counts rows from the stream's start, not the chunk's."""
+    s = binrec.Struct("<2s", names="t")
+    raw = records("<2s", [(b"ok",)] * 5 + [(b"\xff",)])
+    with pytest.raises(binrec.Error, match=r"field 't' \(row 5\)"):
+        list(files.iter_unpack(s, io.BytesIO(raw), chunk_size=2, text="t"))
+
+
+@pytest.mark.parametrize("code", ["c", "3p", "5s"])
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_each_string_code_decodes_like_struct(backend, code, encoding):
+    """c, p and s fields: struct's value (p: its length-prefixed bytes),
+    decoded with bytes.decode."""
+    fmt = "<" + code
+    values = [b"\xe9", b"a", b"\x00"] if code == "c" else ["é".encode(), b"x ", b"", b"ab"]
+    raw = records(fmt, [(v,) for v in values])
+    unpacked = [row[0] for row in struct.iter_unpack(fmt, raw)]
+    width = binrec.Struct(fmt).dtype[0].itemsize
+    expected, bad = oracle(unpacked, encoding, b"\x00 ", width)
+    s = binrec.Struct(fmt, names="t")
+    if expected is None:
+        with pytest.raises(binrec.Error, match=rf"\(row {bad}\)"):
+            s.unpack_columns(raw, text="t", encoding=encoding)
+    else:
+        got = s.unpack_columns(raw, text="t", encoding=encoding)["t"]
+        assert (got.dtype, got.tolist()) == (expected.dtype, expected.tolist())
+
+
+def test_other_encodings_still_decode_through_codecs(backend):
+    """An encoding the kernels do not know (cp1252) gives bytes.decode's
+    text, at the field's width."""
+    raw = records("<4s", [("€".encode("cp1252"),), (b"ab",)])
+    got = binrec.Struct("<4s", names="t").unpack_columns(raw, text="t", encoding="cp1252")["t"]
+    assert got.tolist() == ["€", "ab"]
+    assert got.dtype == np.dtype("U4")
+
+
+def test_kernel_codec_codes_agree():
+    """The compiled module's codes are TextCodec's (one contract)."""
+    from binrec import _kernels_c
+
+    assert _kernels_c.TEXT_CODECS == {c.name: int(c) for c in TextCodec}
+    assert (_kernels_py._ASCII, _kernels_py._LATIN1, _kernels_py._UTF8) == tuple(TextCodec)
+
+
+# -- Arrow and pandas ------------------------------------------------------------
+
+
+@SETTINGS
+@given(values=values_st, width=st.integers(1, 9), encoding=st.sampled_from(ENCODINGS))
+def test_unpack_table_text_is_an_arrow_string_column(backend, values, width, encoding):
+    """Oracle: bytes.decode per struct-unpacked value, as Arrow string."""
+    pa = pytest.importorskip("pyarrow")
+    fmt = f"<{width}sh"
+    raw = records(fmt, [(v, i) for i, v in enumerate(values)])
+    expected, bad = oracle([row[0] for row in struct.iter_unpack(fmt, raw)], encoding, b"\x00 ", width)
+    s = binrec.Struct(fmt, names="t n")
+    if expected is None:
+        with pytest.raises(binrec.Error, match=rf"field 't' \(row {bad}\)"):
+            s.unpack_table(raw, text="t", encoding=encoding)
+        return
+    table = s.unpack_table(raw, text="t", encoding=encoding)
+    assert table.schema.field("t").type == pa.string()
+    table["t"].validate(full=True)
+    assert table["t"].to_pylist() == expected.tolist()
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_unpack_frame_text_is_pandas_arrow_backed_str(backend, encoding):
+    """The column is pandas' Arrow-backed str (what pandas itself makes of
+    text), equal to bytes.decode of each value."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    fmt = "<6sf"
+    values = [
+        "Mün".encode(encoding if encoding != "ascii" else "utf-8") if encoding != "ascii" else b"Mun",
+        b"ab  ",
+        b"",
+    ]
+    raw = records(fmt, [(v, 1.5) for v in values])
+    expected, _ = oracle([row[0] for row in struct.iter_unpack(fmt, raw)], encoding, b"\x00 ", 6)
+    frame = binrec.Struct(fmt, names="t x").unpack_frame(raw, text="t", encoding=encoding)
+    assert frame["t"].tolist() == expected.tolist()
+    assert frame["t"].dtype == pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def test_unpack_frame_text_peak_memory_is_within_twice_the_frame():
+    """Issue 13's bound, on the compiled backend: tracemalloc (which sees
+    numpy's allocations) peaks below twice the frame's own deep size.  The
+    old path built a U column (4 bytes a character of width) first."""
+    import tracemalloc
+
+    pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    if _backend.compiled_kernels is None:
+        pytest.skip("compiled backend not built")
+    s = binrec.Struct("<I16sf", names="id name temp")
+    raw = records("<I16sf", [(i, b"sensor-%d" % (i % 1000), 0.5) for i in range(50_000)])
+    with _backend.use("compiled"):
+        tracemalloc.start()
+        try:
+            frame = s.unpack_frame(raw, text="name")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak <= 2 * frame.memory_usage(deep=True).sum()
+
+
+def test_unpack_table_refuses_an_unknown_encoding():
+    """Oracle: codecs.lookup raises LookupError, as unpack_columns does."""
+    pytest.importorskip("pyarrow")
+    with pytest.raises(LookupError):
+        binrec.Struct("<2s", names="t").unpack_table(b"ab", text="t", encoding="no-such-codec")
