@@ -679,6 +679,7 @@ class _EncodeInput:
                 )
             with contextlib.suppress(Error):  # names that are not identifiers keep f0, f1, ... in messages
                 self.s = Struct(s.format, list(keys))
+            _check_text_fields(self.s, sorted(self.text), "csv")  # --text names the input's columns
             return list(keys)
         dup = sorted({k for k in keys if list(keys).count(k) > 1})
         if dup:
@@ -689,6 +690,7 @@ class _EncodeInput:
             parts = [f"unknown {what} {', '.join(map(repr, unknown))}"] if unknown else []
             parts += [f"missing {what} {', '.join(map(repr, missing))}"] if missing else []
             raise Error(f"{where}: {'; '.join(parts)} (the fields are {', '.join(s.names)})")
+        _check_text_fields(s, sorted(self.text), "csv")
         return list(s.names)
 
 
@@ -754,9 +756,9 @@ def _input_kind(path: str, forced: str | None) -> str:
     if path == "-":
         return "csv"
     ext = os.path.splitext(path)[1].lower()
-    kinds = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy"}
+    kinds = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy", ".parquet": "parquet"}
     if ext not in kinds:
-        raise _Usage(f"unknown input extension {ext!r} (use .csv, .jsonl or .npy, or --input-format)")
+        raise _Usage(f"unknown input extension {ext!r} (use .csv, .jsonl, .npy or .parquet, or --input-format)")
     return kinds[ext]
 
 
@@ -780,15 +782,41 @@ def _encode_batches(
     (record numbers)."""
     if kind == "npy":
         arr = _load_npy(src, name)
+        if arr.dtype.names is not None:
+            state.adopt(arr.dtype.names, name, "field")
         for start in range(0, len(arr), _CHUNK):
             rows = arr[start : start + _CHUNK]
             state.consumed += rows.nbytes
             yield "record", range(start, start + len(rows)), rows
         return
+    if kind == "parquet":
+        yield from _parquet_batches(state, src, name)
+        return
     lines = state.lines(src, name)
     numbered = _csv_rows(state, lines, name) if kind == "csv" else _jsonl_rows(state, lines, name)
     for numbers, batch in _batched(numbered):
         yield "line", numbers, batch
+
+
+def _parquet_batches(state: _EncodeInput, src: BinaryIO, name: str) -> Iterator[tuple[str, Sequence[int], Any]]:
+    """Record batches of a Parquet input (as ``decode -o x.parquet`` writes
+    it); ``Struct.pack`` takes them as they are."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    size = remaining_bytes(src)
+    total = size() if size is not None else 0
+    try:
+        pf = pq.ParquetFile(src if size is not None else pa.BufferReader(src.read()))
+    except (pa.ArrowException, OSError) as exc:
+        raise Error(f"{name}: cannot read as Parquet: {exc}") from None
+    state.adopt(pf.schema_arrow.names, name, "column")
+    rows = max(1, pf.metadata.num_rows)
+    start = 0
+    for batch in pf.iter_batches(batch_size=_CHUNK):
+        state.consumed = total * (start + batch.num_rows) // rows
+        yield "record", range(start, start + batch.num_rows), batch
+        start += batch.num_rows
 
 
 def _read_header_file(args: argparse.Namespace) -> bytes:
@@ -812,9 +840,15 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     s = _struct(args)
     kind = _input_kind(args.input, args.input_format)
     text = args.text or []
-    _check_text_fields(s, text, "csv")
+    if args.names is not None:
+        _check_text_fields(s, text, "csv")  # else once the input's own names are known
     if text and kind == "npy":
         raise _Usage("--text does not apply to .npy input (it holds bytes, not text)")
+    if kind == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise _Usage("parquet input needs pyarrow: pip install 'binrec[arrow]'") from None
     header = _read_header_file(args)
     state = _EncodeInput(s, args.names is not None, text)
     src, name, size = _open_input(args.input)
@@ -831,7 +865,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
                     m = re.search(r"row (\d+)", str(exc))
                     if m:
                         raise Error(f"{name}: {unit} {numbers[int(m.group(1))]}: {exc}") from None
-                    raise
+                    raise Error(f"{name}: {exc}") from None
                 total += len(rows)
                 if bar is not None:
                     bar.update(state.consumed - bar.n)
@@ -946,12 +980,14 @@ def build_parser() -> argparse.ArgumentParser:
     dec.set_defaults(func=_cmd_decode, usage_parser=dec)  # usage errors print this parser's usage
     enc = sub.add_parser(
         "encode",
-        help="encode a .csv, .jsonl or .npy file into records, with struct's range checks",
+        help="encode a .csv, .jsonl, .npy or .parquet file into records, with struct's range checks",
         epilog=_ENCODE_EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     enc.add_argument("format", help=_FORMAT_HELP)
-    enc.add_argument("input", help="a .csv, .jsonl or .npy file, or - for standard input (CSV unless --input-format)")
+    enc.add_argument(
+        "input", help="a .csv, .jsonl, .npy or .parquet file, or - for standard input (CSV unless --input-format)"
+    )
     enc.add_argument("-o", "--output", required=True, help="record file to write, or - for standard output")
     enc.add_argument(
         "--names",
@@ -975,7 +1011,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--encoding", type=_encoding, default="ascii", help="codec of the --text fields (default ascii)")
     enc.add_argument(
         "--input-format",
-        choices=("csv", "jsonl", "npy"),
+        choices=("csv", "jsonl", "npy", "parquet"),
         default=None,
         help="the input's format (default: from its extension; CSV for -)",
     )
