@@ -10,7 +10,6 @@ round trips through real ``python -m binrec`` subprocesses.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import subprocess
@@ -19,7 +18,6 @@ import sys
 import numpy as np
 import pytest
 
-import binrec
 from binrec import Error, Struct
 
 FMT = ">I10sf"
@@ -43,7 +41,7 @@ def test_str_values_are_encoded_ascii_by_default(backend):
 
 def test_str_values_use_the_encoding_given(backend):
     rows = [(1, "München", 1.0)]
-    assert sensor().pack(rows, encoding="utf-8") == struct.pack(FMT, 1, "München".encode("utf-8"), 1.0)
+    assert sensor().pack(rows, encoding="utf-8") == struct.pack(FMT, 1, "München".encode(), 1.0)
 
 
 def test_str_that_does_not_encode_names_field_and_row(backend):
@@ -156,7 +154,9 @@ def test_structured_array_with_other_names_is_still_refused_for_named_formats(ba
 
 
 def test_binrec_import_does_not_import_pandas_or_pyarrow():
-    code = "import sys, binrec; binrec.Struct('<h').pack([(1,)]); print('pandas' in sys.modules, 'pyarrow' in sys.modules)"
+    code = (
+        "import sys, binrec; binrec.Struct('<h').pack([(1,)]); print('pandas' in sys.modules, 'pyarrow' in sys.modules)"  # noqa: E501
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["False", "False"]
 
@@ -176,3 +176,230 @@ def test_write_file_refuses_header_with_append(tmp_path):
     with pytest.raises(ValueError, match="header= cannot be used with append=True"):
         sensor().write_file(path, ROWS, header=b"H", append=True)
     assert path.read_bytes() == RAW
+
+
+# -- the command line: python -m binrec, run for real ----------------------------------
+
+HEADER = b"SENSORLOG\x00v2\x00\x00\x00\x10"  # 16 bytes, as real sensor files start
+
+
+def binrec_m(*args, stdin: bytes | None = None, cwd=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::RuntimeWarning"}  # a pure-Python install warns at import
+    return subprocess.run(
+        [sys.executable, "-m", "binrec", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        timeout=300,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def error_line(res: subprocess.CompletedProcess) -> str:
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.fixture
+def headed_file(tmp_path):
+    path = tmp_path / "sensors.bin"
+    path.write_bytes(HEADER + RAW)
+    return path
+
+
+@pytest.mark.parametrize("ext", ["csv", "jsonl", "npy", "parquet"])
+def test_decode_then_encode_reproduces_a_headed_utf8_file(tmp_path, headed_file, ext):
+    if ext == "parquet":
+        pytest.importorskip("pyarrow")
+    text = [] if ext == "npy" else ["--text", "name", "--encoding", "utf-8"]
+    out, header, back = tmp_path / f"out.{ext}", tmp_path / "header.bin", tmp_path / "back.bin"
+    res = binrec_m(
+        "decode", FMT, headed_file, "--names", NAMES, "--offset", 16, "--save-header", header, *text, "-o", out
+    )
+    assert res.returncode == 0, res.stderr
+    assert header.read_bytes() == HEADER
+    res = binrec_m("encode", FMT, out, "--header", header, "--offset", 16, *text, "-o", back)
+    assert res.returncode == 0, res.stderr
+    assert back.read_bytes() == headed_file.read_bytes()
+
+
+def test_decode_text_uses_the_encoding_given(tmp_path, headed_file):
+    res = binrec_m(
+        "decode", FMT, headed_file, "--names", NAMES, "--offset", 16, "--text", "name", "--encoding", "utf-8"
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.decode("utf-8").splitlines()[1].split(",")[:2] == ["1", "München"]
+
+
+def test_decode_text_that_does_not_decode_is_an_error_naming_the_field(tmp_path, headed_file):
+    out = tmp_path / "out.csv"
+    res = binrec_m("decode", FMT, headed_file, "--offset", 16, "--names", NAMES, "--text", "name", "-o", out)
+    assert "field 'name'" in error_line(res) and "ascii" in error_line(res)
+    assert not out.exists()
+
+
+def test_save_header_from_a_pipe(tmp_path, headed_file):
+    header = tmp_path / "h.bin"
+    res = binrec_m("decode", FMT, "-", "--offset", 16, "--save-header", header, stdin=headed_file.read_bytes())
+    assert res.returncode == 0, res.stderr
+    assert header.read_bytes() == HEADER
+    assert len(res.stdout.decode().splitlines()) == 1 + len(ROWS)
+
+
+def test_failed_decode_leaves_no_header_file(tmp_path, headed_file):
+    header = tmp_path / "h.bin"
+    res = binrec_m("decode", FMT, headed_file, "--offset", 15, "--save-header", header, "-o", tmp_path / "o.csv")
+    assert "not a whole number of 18-byte records" in error_line(res)
+    assert not header.exists()
+
+
+def test_encode_header_of_the_wrong_size_for_offset_is_an_error(tmp_path):
+    (tmp_path / "in.csv").write_text("f0,f1,f2\n1,a,0.5\n")
+    (tmp_path / "h.bin").write_bytes(b"x" * 12)
+    out = tmp_path / "out.bin"
+    res = binrec_m("encode", FMT, tmp_path / "in.csv", "--header", tmp_path / "h.bin", "--offset", 16, "-o", out)
+    assert "h.bin: holds 12 bytes, but --offset is 16" in error_line(res)
+    assert not out.exists()
+
+
+def test_info_counts_records_and_reports_a_clean_end(headed_file):
+    res = binrec_m("info", FMT, headed_file, "--offset", 16)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.decode()
+    assert f"records: {len(ROWS)}" in out and "clean" in out
+
+
+def test_info_reports_the_partial_bytes(headed_file):
+    res = binrec_m("info", FMT, headed_file, "--offset", 13)  # 3 bytes of header counted as records
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.decode()
+    assert f"records: {len(ROWS)}" in out and "partial record: 3 trailing bytes" in out
+
+
+# -- CSV / JSONL input as users write it -------------------------------------------------
+
+CSV_ROWS = "1,north,0.5\n2,south,-1.25\n"
+EXPECTED = struct.pack(FMT, 1, b"north", 0.5) + struct.pack(FMT, 2, b"south", -1.25)
+
+
+def encode(tmp_path, content: bytes, *args, suffix: str = "csv") -> tuple[subprocess.CompletedProcess, object]:
+    src = tmp_path / f"in.{suffix}"
+    src.write_bytes(content)
+    out = tmp_path / "out.bin"
+    return binrec_m("encode", FMT, src, "-o", out, *args), out
+
+
+def test_encode_accepts_a_utf8_bom(tmp_path):
+    res, out = encode(tmp_path, b"\xef\xbb\xbfid,name,temp\n" + CSV_ROWS.encode(), "--names", NAMES)
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == EXPECTED
+
+
+def test_encode_matches_columns_by_name_in_any_order(tmp_path):
+    content = b"temp,id,name\n0.5,1,north\n-1.25,2,south\n"
+    res, out = encode(tmp_path, content, "--names", NAMES)
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == EXPECTED
+
+
+def test_encode_takes_names_from_the_header(tmp_path):
+    res, out = encode(tmp_path, ("id,name,temp\n" + CSV_ROWS).encode(), "--text", "name")
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == EXPECTED
+
+
+def test_encode_skips_blank_lines(tmp_path):
+    res, out = encode(tmp_path, b"id,name,temp\n\n1,north,0.5\n\n\n2,south,-1.25\n\n")
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == EXPECTED
+
+
+def test_encode_unknown_and_missing_columns_name_file_line_and_column(tmp_path):
+    res, out = encode(tmp_path, b"id,nme,temp\n1,north,0.5\n", "--names", NAMES)
+    assert error_line(res).endswith(
+        "in.csv: line 1: unknown column 'nme'; missing column 'name' (the fields are id, name, temp)"
+    )
+    assert not out.exists()
+
+
+def test_encode_jsonl_unknown_and_missing_keys_name_file_line_and_key(tmp_path):
+    content = b'{"id": 1, "name": "north", "temp": 0.5}\n{"id": 2, "nam": "south", "temp": 1}\n'
+    res, out = encode(tmp_path, content, "--names", NAMES, suffix="jsonl")
+    assert error_line(res).endswith(
+        "in.jsonl: line 2: unknown key 'nam'; missing key 'name' (the keys are id, name, temp)"
+    )
+    assert not out.exists()
+
+
+def test_encode_jsonl_takes_names_from_the_first_object(tmp_path):
+    content = b'{"id": 1, "name": "north", "temp": 0.5}\n\n{"temp": -1.25, "name": "south", "id": 2}\n'
+    res, out = encode(tmp_path, content, suffix="jsonl")
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == EXPECTED
+
+
+def test_encode_non_utf8_input_names_file_and_line(tmp_path):
+    res, out = encode(tmp_path, b"id,name,temp\n1,north,0.5\n2,s\xfcd,1.0\n")
+    assert "in.csv: line 3: not UTF-8 text" in error_line(res)
+    assert not out.exists()
+
+
+def test_encode_text_in_the_chosen_encoding(tmp_path):
+    content = "id,name,temp\n1,München,0.5\n".encode()
+    res, out = encode(tmp_path, content, "--text", "name", "--encoding", "utf-8")
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == struct.pack(FMT, 1, "München".encode(), 0.5)
+
+
+def test_encode_text_not_valid_in_the_encoding_names_field_and_line(tmp_path):
+    content = "id,name,temp\n1,north,0.5\n2,München,0.5\n".encode()
+    res, out = encode(tmp_path, content, "--text", "name")  # ascii by default
+    line = error_line(res)
+    assert "in.csv: line 3:" in line and "field 'name'" in line and "cannot encode 'München' as ascii" in line
+    assert not out.exists()
+
+
+def test_encode_text_too_long_for_its_field_is_an_error(tmp_path):
+    content = "id,name,temp\n1,Ölmühlenweg,0.5\n".encode()
+    res, out = encode(tmp_path, content, "--text", "name", "--encoding", "utf-8")
+    assert "line 2:" in error_line(res) and "takes 13 bytes in utf-8, the field holds 10" in error_line(res)
+    assert not out.exists()
+
+
+def test_encode_byte_fields_without_text_stay_latin1(tmp_path):
+    content = "id,name,temp\n1,Müll,0.5\n".encode()
+    res, out = encode(tmp_path, content)
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == struct.pack(FMT, 1, "Müll".encode("latin-1"), 0.5)
+
+
+def test_encode_npy_with_other_field_names_packs_by_position(tmp_path):
+    arr = Struct(FMT, NAMES).unpack(RAW)  # named fields, as decode --names writes them
+    np.save(tmp_path / "in.npy", arr)
+    out = tmp_path / "out.bin"
+    res = binrec_m("encode", FMT, tmp_path / "in.npy", "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == RAW
+
+
+# -- small things -------------------------------------------------------------------------
+
+
+def test_version():
+    res = binrec_m("--version")
+    assert res.returncode == 0
+    assert res.stdout.decode().strip() == f"binrec {__import__('binrec').__version__}"
+
+
+def test_help_lists_exit_statuses_and_quotes_the_format():
+    out = binrec_m("--help").stdout.decode()
+    assert "exit status:" in out and "130" in out
+    assert "binrec info '>I10sf'" in " ".join(binrec_m("info", "--help").stdout.decode().split())
+
+
+def test_demo_reports_a_median():
+    res = binrec_m("demo", "--records", 2000, "--repeat", 3, "--head", 1)
+    assert res.returncode == 0, res.stderr
+    assert "median of 3 runs" in res.stdout.decode()
