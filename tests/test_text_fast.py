@@ -267,3 +267,116 @@ def test_unpack_table_refuses_an_unknown_encoding():
     pytest.importorskip("pyarrow")
     with pytest.raises(LookupError):
         binrec.Struct("<2s", names="t").unpack_table(b"ab", text="t", encoding="no-such-codec")
+
+
+# -- the CLI's CSV and JSONL -------------------------------------------------------
+
+SENSOR = "<I10sfd?"
+SENSOR_NAMES = "id name temp x ok"
+SENSOR_ROWS = [
+    (1, "München".encode(), 22.62, 0.1, True),
+    (2, b"a,b", 1e6, 1e16, False),
+    (3, b'say "hi"', float("nan"), float("-inf"), True),
+    (4, b"line\nfeed", -0.0, 2.5e-7, False),
+    (5, b"", 3.4e38, -1.0, True),
+]
+BLOCK_ARROW = "import sys; sys.modules['pyarrow'] = None; "
+
+
+def cli_decode(tmp_path, out_name: str, *extra: str, block_arrow: bool) -> bytes:
+    """Run ``binrec decode`` in a fresh interpreter (pyarrow importable or
+    not) and return the bytes it wrote."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "in.bin"
+    src.write_bytes(records(SENSOR, SENSOR_ROWS))
+    out = tmp_path / out_name
+    argv = ["decode", SENSOR, str(src), "--names", SENSOR_NAMES, "-o", str(out), *extra]
+    code = (BLOCK_ARROW if block_arrow else "") + f"from binrec.cli import main; sys.exit(main({argv!r}))"
+    if not block_arrow:
+        code = "import sys; " + code
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    assert res.returncode == 0, res.stderr
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("out_name", ["out.csv", "out.jsonl"])
+def test_cli_text_output_is_the_same_with_and_without_pyarrow(tmp_path, out_name):
+    """Oracle: the same command in an interpreter where pyarrow cannot be
+    imported (the numpy/Python path)."""
+    pytest.importorskip("pyarrow")
+    extra = ("--text", "name", "--encoding", "utf-8")
+    with_arrow = cli_decode(tmp_path, out_name, *extra, block_arrow=False)
+    without = cli_decode(tmp_path, out_name, *extra, block_arrow=True)
+    assert with_arrow == without
+
+
+def test_cli_csv_reads_back_with_the_csv_module(tmp_path):
+    """Oracle: csv.reader gives back struct's values: text as bytes.decode,
+    floats as the field's own type (np.float32 of the cell equals the
+    stored float32), LF line endings."""
+    import csv
+
+    data = cli_decode(tmp_path, "out.csv", "--text", "name", "--encoding", "utf-8", block_arrow=False)
+    assert b"\r" not in data.replace(b'"line\nfeed"', b"")
+    assert data.count(b"\r\n") == 0
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    assert rows[0] == SENSOR_NAMES.split()
+    for cells, stored in zip(rows[1:], struct.iter_unpack(SENSOR, records(SENSOR, SENSOR_ROWS))):
+        assert int(cells[0]) == stored[0]
+        assert cells[1] == stored[1].rstrip(b"\x00 ").decode("utf-8")
+        assert np.array(cells[2], dtype=np.float32).tobytes() == np.float32(stored[2]).tobytes() or np.isnan(stored[2])
+        assert float(cells[3]) == stored[3] or np.isnan(stored[3])
+        assert cells[4] == str(stored[4])
+
+
+def test_cli_csv_prints_float32_as_float32(tmp_path):
+    """A stored 22.62 prints as numpy prints the float32 (22.62), not with
+    float64 digits (22.6200008392334)."""
+    import csv
+
+    data = cli_decode(tmp_path, "out.csv", block_arrow=False)
+    temps = [row[2] for row in csv.reader(io.StringIO(data.decode("utf-8"), newline=""))][1:3]
+    assert temps == ["22.62", str(np.float32(1e6))]
+
+
+def test_cli_jsonl_reads_back_with_json(tmp_path):
+    """Oracle: json.loads of each line gives struct's values (NaN and
+    Infinity as Python's json writes them)."""
+    import json
+
+    data = cli_decode(tmp_path, "out.jsonl", "--text", "name", "--encoding", "utf-8", block_arrow=False)
+    lines = data.decode("utf-8").splitlines()
+    assert len(lines) == len(SENSOR_ROWS)
+    # float32 text, and UTF-8 strings rather than \u escapes
+    assert '"name": "München", "temp": 22.62,' in lines[0]
+    for line, stored in zip(lines, struct.iter_unpack(SENSOR, records(SENSOR, SENSOR_ROWS))):
+        obj = json.loads(line)
+        assert list(obj) == SENSOR_NAMES.split()
+        assert obj["name"] == stored[1].rstrip(b"\x00 ").decode("utf-8")
+        assert np.float32(obj["temp"]).tobytes() == np.float32(stored[2]).tobytes() or np.isnan(stored[2])
+        assert obj["x"] == stored[3] or np.isnan(stored[3])
+        assert obj["ok"] is stored[4]
+
+
+@SETTINGS
+@given(
+    values=st.lists(st.floats(width=32), min_size=1, max_size=20),
+    doubles=st.lists(st.floats(), min_size=20, max_size=20),
+)
+def test_float_cells_are_numpys_text_on_both_paths(values, doubles):
+    """Oracle: str() of the numpy scalar of the field's type, for every
+    float (Arrow formats only a middle range; the rest must still agree)."""
+    pytest.importorskip("pyarrow")
+    from binrec import _textfmt
+
+    s = binrec.Struct("<fd", names="f d")
+    rows = np.zeros(len(values), dtype=s.dtype)
+    rows["f"] = values
+    rows["d"] = doubles[: len(values)]
+    # str(), not an f-string: format() of a numpy float prints float64 digits
+    expected = "".join(str(np.float32(a)) + "," + str(np.float64(b)) + "\n" for a, b in zip(rows["f"], rows["d"]))
+    expected = expected.encode()
+    for arrow in (True, False):
+        assert bytes(_textfmt.csv_chunk(s.layout.fields, rows, [], "ascii", 0, arrow)) == expected

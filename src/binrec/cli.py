@@ -28,6 +28,7 @@ from ._atomic import TEMP_PREFIX, atomic_writer
 from ._coerce import field_error
 from ._errors import Error
 from ._text import DEFAULT_STRIP, decode_field, with_text
+from ._textfmt import csv_chunk, csv_header, have_arrow, jsonl_chunk
 from .files import file_span, remaining_bytes, source_name
 from .records import Struct
 
@@ -289,28 +290,30 @@ class _TextWriter(_Writer):
         self.text_fh.detach()
 
 
-class _CsvWriter(_TextWriter):
+class _CsvWriter(_Writer):
+    """A header line, then a line per record: see :mod:`binrec._textfmt`
+    (the same bytes with and without pyarrow)."""
+
     def __init__(self, fh: BinaryIO, s: Struct, text: list[str]) -> None:
-        import csv
-
         super().__init__(fh, s, text)
-        self.csv = csv.writer(self.text_fh)
-        self.csv.writerow(self.names)
+        self.arrow = have_arrow()
+        self.fh.write(csv_header(self.names))
 
-    def _write(self, chunk: np.ndarray) -> None:
-        self.csv.writerows([[_text_value(v) for v in row] for row in chunk.tolist()])
+    def write(self, chunk: np.ndarray) -> None:
+        self.fh.write(csv_chunk(self.s.layout.fields, chunk, self.text, self.encoding, self.rows, self.arrow))
+        self.rows += len(chunk)
 
 
-class _JsonlWriter(_TextWriter):
-    newline = "\n"
+class _JsonlWriter(_Writer):
+    """A JSON object per record: see :mod:`binrec._textfmt`."""
 
-    def _write(self, chunk: np.ndarray) -> None:
-        import json
+    def __init__(self, fh: BinaryIO, s: Struct, text: list[str]) -> None:
+        super().__init__(fh, s, text)
+        self.arrow = have_arrow()
 
-        out = []
-        for row in chunk.tolist():
-            out.append(json.dumps({k: _json_value(v) for k, v in zip(self.names, row)}))
-        self.text_fh.write("\n".join(out) + "\n")
+    def write(self, chunk: np.ndarray) -> None:
+        self.fh.write(jsonl_chunk(self.s.layout.fields, chunk, self.text, self.encoding, self.rows, self.arrow))
+        self.rows += len(chunk)
 
 
 class _NpyWriter(_Writer):
