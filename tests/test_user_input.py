@@ -403,3 +403,40 @@ def test_demo_reports_a_median():
     res = binrec_m("demo", "--records", 2000, "--repeat", 3, "--head", 1)
     assert res.returncode == 0, res.stderr
     assert "median of 3 runs" in res.stdout.decode()
+
+
+class _Bar:
+    """Stands in for the tqdm bar: records what the command reports."""
+
+    def __init__(self, total):
+        self.total, self.n, self.closed = total, 0, False
+
+    def update(self, k):
+        self.n += k
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("command", ["decode", "encode"])
+def test_encode_shows_the_same_progress_bar_as_decode(tmp_path, monkeypatch, command):
+    # tqdm draws nothing without a real terminal, so the bar is replaced
+    # where both commands make it; the oracle is the input file's size
+    from binrec import cli
+
+    bars = []
+
+    def progress(total, quiet, desc):
+        bars.append((desc, _Bar(total)))
+        return bars[-1][1]
+
+    monkeypatch.setattr(cli, "_progress", progress)
+    (tmp_path / "in.bin").write_bytes(RAW)
+    (tmp_path / "in.csv").write_bytes(b"id,name,temp\n" + CSV_ROWS.encode() * 50_000)  # several batches
+    src = tmp_path / ("in.bin" if command == "decode" else "in.csv")
+    assert (
+        cli.main([command, FMT, str(src), "-o", str(tmp_path / ("out.csv" if command == "decode" else "out.bin"))]) == 0
+    )
+    [(desc, bar)] = bars
+    assert desc == command and bar.total == src.stat().st_size
+    assert bar.n == bar.total and bar.closed
