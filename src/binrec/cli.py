@@ -27,7 +27,7 @@ from . import _backend
 from ._atomic import TEMP_PREFIX, atomic_writer
 from ._coerce import field_error
 from ._errors import Error
-from ._text import DEFAULT_STRIP, decode_field, with_text
+from ._text import DEFAULT_STRIP, arrow_strings
 from ._textfmt import csv_chunk, csv_header, have_arrow, jsonl_chunk
 from .files import file_span, remaining_bytes, source_name
 from .records import Struct
@@ -227,22 +227,6 @@ def _progress(total: int | None, quiet: bool, desc: str) -> tqdm[NoReturn] | Non
     return tqdm(total=total, unit="B", unit_scale=True, desc=desc, file=sys.stderr, leave=False)
 
 
-def _text_value(value: object) -> object:
-    if isinstance(value, bytes):
-        return value.decode("latin-1")  # every byte maps to one code point: reversible
-    if isinstance(value, (np.floating, float)):
-        return float(value)
-    return value
-
-
-def _json_value(value: object) -> object:
-    """A JSONL value: complex numbers as a [real, imag] pair of numbers
-    (``encode`` reads that back, and the "(1+2j)" strings of CSV)."""
-    if isinstance(value, complex):
-        return [value.real, value.imag]
-    return _text_value(value)
-
-
 class _Writer:
     """Writes decoded chunks to one output format (one subclass each).
     ``text``: the --text fields, decoded to str where the format has text."""
@@ -266,28 +250,6 @@ class _Writer:
 
     def close(self) -> None:
         """Finish the output after the last chunk."""
-
-
-class _TextWriter(_Writer):
-    newline = ""
-
-    def __init__(self, fh: BinaryIO, s: Struct, text: list[str]) -> None:
-        super().__init__(fh, s, text)
-        self.text_fh = io.TextIOWrapper(fh, encoding="utf-8", newline=self.newline, write_through=True)
-
-    def write(self, chunk: np.ndarray) -> None:
-        if self.text:
-            chunk = with_text(self.s.layout, chunk, self.text, self.encoding, DEFAULT_STRIP)
-        super().write(chunk)
-
-    def abort(self) -> None:
-        # a text wrapper left attached would close standard output
-        with contextlib.suppress(ValueError, OSError):
-            self.text_fh.detach()
-
-    def close(self) -> None:
-        self.text_fh.flush()
-        self.text_fh.detach()
 
 
 class _CsvWriter(_Writer):
@@ -342,17 +304,42 @@ class _NpyWriter(_Writer):
 
 
 class _ParquetWriter(_Writer):
+    """Row groups of ``row_group_size`` rows (pyarrow's own default for
+    ``pq.write_table``: 1,048,576), not one per decoded chunk: decoded
+    chunks wait as Arrow tables until a whole group is there, so memory
+    holds at most ``row_group_size + 65,536`` rows as Arrow columns (plus
+    the writer's encoding of one group)."""
+
+    row_group_size = 1024 * 1024
+
     def __init__(self, fh: BinaryIO, s: Struct, text: list[str]) -> None:
         super().__init__(fh, s, text)
         self.pq_writer: pq.ParquetWriter | None = None
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
 
     def _write(self, chunk: np.ndarray) -> None:
+        table = _table_from_rows(self.s, chunk, self.text, self.encoding, self.rows - len(chunk))
+        self.pending.append(table)
+        self.pending_rows += len(table)
+        if self.pending_rows >= self.row_group_size:
+            self._flush(whole_groups=True)
+
+    def _flush(self, whole_groups: bool) -> None:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = _table_from_rows(self.s, chunk, self.text, self.encoding)
+        if not self.pending:
+            return
+        table = pa.concat_tables(self.pending)
+        size = self.row_group_size
+        n = (len(table) // size) * size if whole_groups else len(table)
         if self.pq_writer is None:
             self.pq_writer = pq.ParquetWriter(self.fh, table.schema)
-        self.pq_writer.write_table(table)
+        if n:
+            self.pq_writer.write_table(table.slice(0, n), row_group_size=size)
+        rest = table.slice(n)
+        self.pending, self.pending_rows = ([rest] if len(rest) else []), len(rest)
 
     def abort(self) -> None:
         # a Parquet writer left open would be closed by the garbage collector
@@ -363,6 +350,7 @@ class _ParquetWriter(_Writer):
                 writer.close()
 
     def close(self) -> None:
+        self._flush(whole_groups=False)
         if self.pq_writer is None:
             import pyarrow.parquet as pq
 
@@ -526,6 +514,8 @@ def _decode_into(
     limit = args.count if args.count is not None else args.head
     writer = _WRITERS[kind](out_fh, s, text)
     writer.encoding = args.encoding
+    if isinstance(writer, _ParquetWriter):
+        writer.row_group_size = args.row_group_size
     try:
         done = 0
         # with a limit of 0 nothing is read, so nothing (no partial record) is reached
@@ -533,7 +523,10 @@ def _decode_into(
         for chunk in chunks:
             if limit is not None and done + len(chunk) > limit:
                 chunk = chunk[: limit - done]
-            writer.write(chunk)
+            try:
+                writer.write(chunk)
+            except Error as exc:  # a --text value that does not decode: name the input too
+                raise Error(f"{where}: {exc}") from None
             done += len(chunk)
             if bar is not None:
                 bar.update(len(chunk) * s.size)
@@ -550,14 +543,18 @@ def _decode_into(
     return done
 
 
-def _table_from_rows(s: Struct, rows: np.ndarray, text: list[str], encoding: str = "ascii") -> pa.Table:
+def _table_from_rows(
+    s: Struct, rows: np.ndarray, text: list[str], encoding: str = "ascii", first_row: int = 0
+) -> pa.Table:
     import pyarrow as pa
 
     arrays = []
     for f in s.layout.fields:
         col = rows[f.name]
         if f.name in text and col.dtype.kind == "S":
-            col = decode_field(f, col, encoding, DEFAULT_STRIP)
+            # Arrow strings from the raw bytes (the text kernels), row numbers from the stream's start
+            arrays.append(arrow_strings(f, col, encoding, DEFAULT_STRIP, first_row=first_row))
+            continue
         if col.dtype.kind == "S":
             arrays.append(pa.array(col.tolist(), type=pa.binary()))
         elif col.dtype.kind == "U":
@@ -892,6 +889,17 @@ def _positive(value: str) -> int:
     return n
 
 
+def _positive_int(value: str) -> int:
+    """--row-group-size: a whole number of rows, at least 1 (a usage error otherwise)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
+    return number
+
+
 def _encoding(value: str) -> str:
     """--encoding: a codec Python knows (a usage error otherwise)."""
     import codecs
@@ -978,6 +986,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dec.add_argument(
         "--encoding", type=_encoding, default="ascii", help="codec of the --text fields (default ascii), e.g. utf-8"
+    )
+    dec.add_argument(
+        "--row-group-size",
+        type=_positive_int,
+        default=_ParquetWriter.row_group_size,
+        metavar="ROWS",
+        help="rows per Parquet row group (default %(default)s, as pyarrow); memory holds about this many rows",
     )
     dec.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     dec.set_defaults(func=_cmd_decode, usage_parser=dec)  # usage errors print this parser's usage
