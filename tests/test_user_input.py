@@ -69,6 +69,18 @@ def test_str_for_char_and_pascal_fields(backend):
         s.pack([("ab", "x")])
 
 
+def test_str_numpy_columns_for_char_and_pascal_fields(backend):
+    # numpy U columns take the vectorised path: the same bytes as struct
+    s = Struct("<5pc")
+    names, chars = ["hi", "", "abcd"], ["a", "", "z"]
+    expected = b"".join(struct.pack("<5pc", n.encode(), c.encode() or b"\x00") for n, c in zip(names, chars))
+    assert s.pack({"f0": np.array(names), "f1": np.array(chars)}) == expected
+    with pytest.raises(
+        Error, match=r"field 'f0' \(format '5p', row 1\): 'abcde' takes 5 bytes in ascii, the field holds 4"
+    ):
+        s.pack({"f0": np.array(["a", "abcde"]), "f1": np.array(["a", "b"])})
+
+
 def test_pack_into_and_write_file_take_encoding(backend, tmp_path):
     buf = bytearray(len(RAW))
     sensor().pack_into(buf, 0, sensor().unpack(RAW, text="name", encoding="utf-8"), encoding="utf-8")
