@@ -299,7 +299,19 @@ def test_ctrl_c_during_a_parquet_output_is_quiet(tmp_path):
 
     env = {**os.environ, "PYTHONWARNINGS": "ignore::RuntimeWarning"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "binrec", "decode", FMT, "-", "-o", str(tmp_path / "o.parquet")],
+        # row groups of one decoded chunk, so the first one is written before the pipe ends
+        [
+            sys.executable,
+            "-m",
+            "binrec",
+            "decode",
+            FMT,
+            "-",
+            "-o",
+            str(tmp_path / "o.parquet"),
+            "--row-group-size",
+            "65536",
+        ],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,

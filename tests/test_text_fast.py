@@ -380,3 +380,41 @@ def test_float_cells_are_numpys_text_on_both_paths(values, doubles):
     expected = expected.encode()
     for arrow in (True, False):
         assert bytes(_textfmt.csv_chunk(s.layout.fields, rows, [], "ascii", 0, arrow)) == expected
+
+
+# -- Parquet row groups ----------------------------------------------------------
+
+
+def test_cli_parquet_row_groups_are_pyarrows_default_size(tmp_path):
+    """70,000 records (more than one 65,536-record decode chunk) make one row
+    group, as pq.write_table makes; the table equals unpack_table's (oracle:
+    pyarrow.parquet reading the file back)."""
+    import subprocess
+    import sys
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    raw = records("<I6sf", [(i, b"n%d" % (i % 97), i / 4) for i in range(70_000)])
+    src, out = tmp_path / "in.bin", tmp_path / "out.parquet"
+    src.write_bytes(raw)
+    argv = ["decode", "<I6sf", str(src), "--names", "id name t", "--text", "name", "-o", str(out)]
+    res = subprocess.run([sys.executable, "-m", "binrec", *argv], capture_output=True)
+    assert res.returncode == 0, res.stderr
+    meta = pq.ParquetFile(out).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [70_000]
+    expected = binrec.Struct("<I6sf", names="id name t").unpack_table(raw, text="name")
+    assert pq.read_table(out).equals(expected)
+
+
+def test_cli_parquet_row_group_size_option(tmp_path):
+    """--row-group-size N: groups of N rows, the last one the rest."""
+    import subprocess
+    import sys
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    src, out = tmp_path / "in.bin", tmp_path / "out.parquet"
+    src.write_bytes(records("<H", [(i % 65536,) for i in range(70_000)]))
+    argv = ["decode", "<H", str(src), "-o", str(out), "--row-group-size", "30000"]
+    res = subprocess.run([sys.executable, "-m", "binrec", *argv], capture_output=True)
+    assert res.returncode == 0, res.stderr
+    meta = pq.ParquetFile(out).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [30_000, 30_000, 10_000]
