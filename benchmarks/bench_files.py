@@ -5,11 +5,20 @@
 * ``binrec decode`` of that file to .npy and .parquet, wall time and the
   child's peak RSS (bounded: chunks, not the whole file);
 * ``binrec.dask.read_records`` on a LocalCluster of 2 worker processes.
+* text (issue 13), on ``--text-records`` records (2 M by default), side by
+  side: plain decode against ``text=`` (ASCII and UTF-8) for ``unpack``,
+  ``unpack_columns`` and ``unpack_table`` (targets: at most 3x, 3x, 2x);
+  ``unpack_frame(text=)`` peak memory (tracemalloc) against the frame's own
+  size (target: at most 2x); ``binrec decode`` to CSV and JSONL (a fresh
+  process, start-up included) against pandas' ``to_csv``/``to_json`` of the
+  same frame (in process), with and without pyarrow (target: 3x pandas
+  with it, no slower without); Parquet file size against ``pq.write_table``.
 
 Writes ``benchmarks/results/files.json`` and, when matplotlib is installed,
 ``files.png`` (MB/s of each way to read the file).
 
     python benchmarks/bench_files.py [--size-mb 1024] [--no-dask]
+    python benchmarks/bench_files.py --only text [--text-records 2000000]
     python benchmarks/bench_files.py --replot docs/benchmarks/files.json   # chart only, no run
 """
 
@@ -81,6 +90,115 @@ def child_peak_rss(cli_args: list[str]) -> tuple[float, float]:
     return wall, int(res.stderr.strip().splitlines()[-1]) / 1024
 
 
+def child_wall(cli_args: list[str], block_arrow: bool = False) -> float:
+    """Wall seconds of ``binrec CLI_ARGS`` in a fresh process (pyarrow made
+    unimportable there with ``block_arrow``)."""
+    code = "import sys\n" + ("sys.modules['pyarrow'] = None\n" if block_arrow else "")
+    code += "from binrec.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, *cli_args], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def text_records(n: int, utf8: bool) -> bytes:
+    """``n`` records of FMT; names of 4 to 10 bytes, ASCII or with two-byte
+    UTF-8 characters (never cut inside one)."""
+    s = binrec.Struct(FMT, NAMES)
+    arr = np.zeros(n, s.dtype)
+    arr["id"] = np.arange(n)
+    pool = [("Mü-%d" if utf8 else "st-%d") % i for i in range(1000)] + (
+        ["Zürich", "Köln"] if utf8 else ["north", "south"]
+    )
+    arr["name"] = np.array([name.encode() for name in pool], dtype="S10")[np.arange(n) % len(pool)]
+    arr["temp"] = np.random.default_rng(0).normal(20, 5, n).astype(np.float32)
+    return s.pack(arr)
+
+
+def bench_text(tmp: Path, n: int) -> dict:
+    """The text measurements of issue 13 (see the module docstring)."""
+    import tracemalloc
+
+    s = binrec.Struct(FMT, NAMES)
+    res: dict = {"text_records": n}
+    ascii_raw, utf8_raw = text_records(n, utf8=False), text_records(n, utf8=True)
+    for label, call in (("unpack", s.unpack), ("unpack_columns", s.unpack_columns), ("unpack_table", s.unpack_table)):
+        plain = timed(lambda: call(ascii_raw))
+        res[f"{label}_plain_s"] = plain
+        for enc, raw in (("ascii", ascii_raw), ("utf-8", utf8_raw)):
+            t = timed(lambda: call(raw, text="name", encoding=enc))
+            res[f"{label}_text_{enc}_s"] = t
+            res[f"{label}_text_{enc}_vs_plain"] = t / plain
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        return res
+    tracemalloc.start()
+    frame = s.unpack_frame(utf8_raw, text="name", encoding="utf-8")
+    res["frame_text_peak_MB"] = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    res["frame_MB"] = frame.memory_usage(deep=True).sum() / 1e6
+    res["frame_peak_vs_size"] = res["frame_text_peak_MB"] / res["frame_MB"]
+    path = tmp / "text.bin"
+    path.write_bytes(utf8_raw)
+    cli = ["decode", FMT, str(path), "--names", NAMES, "--text", "name", "--encoding", "utf-8", "-q", "-o"]
+    res["pandas_to_csv_s"] = timed(lambda: frame.to_csv(index=False), reps=1)
+    res["pandas_to_jsonl_s"] = timed(lambda: frame.to_json(orient="records", lines=True), reps=1)
+    from binrec.cli import main as cli_main
+
+    for ext, pandas_key in ((".csv", "pandas_to_csv_s"), (".jsonl", "pandas_to_jsonl_s")):
+        # in process, like pandas (pyarrow already imported): no interpreter start-up
+        key = f"decode{ext}_in_process_s"
+        res[key] = timed(lambda: cli_main([*cli, str(tmp / f"out{ext}")]), reps=2)
+        res[f"{key[:-2]}_vs_pandas"] = res[pandas_key] / res[key]
+        for arrow in (True, False):
+            key = f"decode{ext}_{'arrow' if arrow else 'no_arrow'}_s"
+            res[key] = child_wall([*cli, str(tmp / f"out{ext}")], block_arrow=not arrow)
+            res[f"{key[:-2]}_vs_pandas"] = res[pandas_key] / res[key]
+        res[f"decode{ext}_MB"] = (tmp / f"out{ext}").stat().st_size / 1e6
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return res
+    for label, extra in (("default", []), ("65536", ["--row-group-size", "65536"])):
+        out = tmp / f"out_{label}.parquet"
+        res[f"decode.parquet_rowgroups_{label}_s"] = child_wall([*cli, str(out), *extra])
+        res[f"decode.parquet_rowgroups_{label}_MB"] = out.stat().st_size / 1e6
+    pq.write_table(s.unpack_table(utf8_raw, text="name", encoding="utf-8"), tmp / "pq.parquet")
+    res["pq_write_table_MB"] = (tmp / "pq.parquet").stat().st_size / 1e6
+    return res
+
+
+def print_text(res: dict) -> None:
+    print(f"\ntext fields (issue 13): {res['text_records']:,} records of {FMT}, 'name' as text")
+    for label in ("unpack", "unpack_columns", "unpack_table"):
+        print(
+            f"{label:<15} plain {res[f'{label}_plain_s'] * 1e3:7.1f} ms   text ascii {res[f'{label}_text_ascii_s'] * 1e3:7.1f} ms"
+            f" ({res[f'{label}_text_ascii_vs_plain']:.2f}x)   text utf-8 {res[f'{label}_text_utf-8_s'] * 1e3:7.1f} ms"
+            f" ({res[f'{label}_text_utf-8_vs_plain']:.2f}x)"
+        )
+    if "frame_MB" in res:
+        print(
+            f"unpack_frame(text=) peak {res['frame_text_peak_MB']:.1f} MB (tracemalloc) for a {res['frame_MB']:.1f} MB frame"
+            f" ({res['frame_peak_vs_size']:.2f}x)"
+        )
+    for ext, pandas_key in ((".csv", "pandas_to_csv_s"), (".jsonl", "pandas_to_jsonl_s")):
+        if f"decode{ext}_arrow_s" in res:
+            print(
+                f"binrec decode -> {ext:<6} {res[f'decode{ext}_arrow_s']:5.2f} s with pyarrow ({res[f'decode{ext}_arrow_vs_pandas']:.1f}x pandas),"
+                f" {res[f'decode{ext}_no_arrow_s']:5.2f} s without ({res[f'decode{ext}_no_arrow_vs_pandas']:.1f}x);"
+                f" pandas {res[pandas_key]:5.2f} s; {res[f'decode{ext}_MB']:.1f} MB"
+            )
+            print(
+                f"    in process (no start-up): {res[f'decode{ext}_in_process_s']:5.2f} s"
+                f" ({res[f'decode{ext}_in_process_vs_pandas']:.1f}x pandas)"
+            )
+    if "pq_write_table_MB" in res:
+        print(
+            f"Parquet: decode {res['decode.parquet_rowgroups_default_MB']:.2f} MB (1,048,576-row groups),"
+            f" {res['decode.parquet_rowgroups_65536_MB']:.2f} MB (65,536-row groups), pq.write_table {res['pq_write_table_MB']:.2f} MB"
+        )
+
+
 # (label, key of the MB/s figure), drawn top to bottom
 CHART_BARS = (
     ("unpack, same chunks in memory", "unpack_in_memory_chunks_MBps"),
@@ -118,9 +236,20 @@ def main(argv=None) -> int:
     p.add_argument("--no-dask", action="store_true")
     p.add_argument("--out", default=str(RESULTS), help="folder for JSON and PNG")
     p.add_argument("--replot", metavar="JSON", help="only draw the chart of a recorded run, into --out")
+    p.add_argument("--text-records", type=int, default=2_000_000, help="records for the text measurements")
+    p.add_argument("--only", choices=["text"], help="run only this part (its figures merge into the JSON file)")
     args = p.parse_args(argv)
     if args.replot:
         return 0 if chart(load_results(args.replot), Path(args.out) / "files.png") else 1
+    if args.only == "text":
+        tmp = Path(tempfile.mkdtemp(prefix="binrec-bench-"))
+        try:
+            res = {"backend": binrec.backend, **bench_text(tmp, args.text_records)}
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print_text(res)
+        write_results(Path(args.out), "files", res, merge=True)
+        return 0
     s = binrec.Struct(FMT, NAMES)
     res: dict = {"backend": binrec.backend, "size_mb": args.size_mb}
     tmp = Path(tempfile.mkdtemp(prefix="binrec-bench-"))
@@ -209,6 +338,7 @@ def main(argv=None) -> int:
                     res["dask_sum_temp_s"] = statistics.median(times)
                     res["dask_MBps"] = nbytes / 1e6 / res["dask_sum_temp_s"]
                     res["dask_partitions"] = df.npartitions
+        res.update(bench_text(tmp, args.text_records))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -234,6 +364,8 @@ def main(argv=None) -> int:
         print(
             f"dask read_records + sum(temp), LocalCluster 2 processes, {res['dask_partitions']} partitions: {res['dask_sum_temp_s']:.2f} s ({res['dask_MBps']:.0f} MB/s)"
         )
+    if "text_records" in res:
+        print_text(res)
     out = Path(args.out)
     write_results(out, "files", res)
     if chart(res, out / "files.png"):
