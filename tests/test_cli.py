@@ -666,6 +666,6 @@ def test_text_that_is_not_ascii_names_the_field_and_row_in_every_output_format(t
     )
     assert res.returncode == 1
     assert one_line_error(res) == (
-        "binrec: error: field 'name' (row 1): cannot decode b'caf\\xe9' as ascii: ordinal not in range(128)"
+        "binrec: error: <stdin>: field 'name' (row 1): cannot decode b'caf\\xe9' as ascii: ordinal not in range(128)"
     )
     assert list(tmp_path.iterdir()) == []
