@@ -322,6 +322,13 @@ def test_encode_takes_names_from_the_header(tmp_path):
     assert out.read_bytes() == EXPECTED
 
 
+def test_encode_reads_excel_style_csv(tmp_path):
+    # what Excel writes: a BOM, CRLF line ends, "id, name" headers
+    res, out = encode(tmp_path, b"\xef\xbb\xbfid, name, temp\r\n1,north,0.5\r\n2,south,-1.25\r\n", "--text", "name")
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == EXPECTED
+
+
 def test_encode_skips_blank_lines(tmp_path):
     res, out = encode(tmp_path, b"id,name,temp\n\n1,north,0.5\n\n\n2,south,-1.25\n\n")
     assert res.returncode == 0, res.stderr

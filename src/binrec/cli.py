@@ -704,7 +704,7 @@ def _csv_rows(
     header: list[str] | None = None
     for row in reader:
         if row:  # blank lines before the header are skipped too
-            header = row
+            header = [h.strip() for h in row]  # "id, name, temp" names the columns id, name and temp
             break
     if header is None:
         return
