@@ -26,6 +26,7 @@ compare them with pyarrow blocked in a subprocess):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -78,8 +79,8 @@ def csv_chunk(
     if arrow:
         cols = [_arrow_cells(f, rows[f.name], f.name in text, encoding, first_row, csv=True, lone=lone) for f in fields]
         return _arrow_join(_interleave(cols, [","] * (len(cols) - 1) + ["\n"], ""))
-    lists = [_py_cells(f, rows[f.name], f.name in text, encoding, first_row, csv=True, lone=lone) for f in fields]
-    return ("\n".join(map(",".join, zip(*lists))) + "\n").encode("utf-8")
+    cells = [_np_cells(f, rows[f.name], f.name in text, encoding, first_row, csv=True, lone=lone) for f in fields]
+    return _np_join(_interleave(cells, [","] * (len(cells) - 1) + ["\n"], ""))
 
 
 def jsonl_chunk(
@@ -90,15 +91,11 @@ def jsonl_chunk(
         return b""
     keys = [json.dumps(f.name, ensure_ascii=False) for f in fields]
     before = ["{" + keys[0] + ": "] + [", " + k + ": " for k in keys[1:]]
-    if arrow:
-        cols = [_arrow_cells(f, rows[f.name], f.name in text, encoding, first_row, csv=False) for f in fields]
-        pieces: list[Any] = []
-        for lead, col in zip(before, cols):
-            pieces += [lead, col]
-        return _arrow_join([*pieces, "}\n"])
-    lists = [_py_cells(f, rows[f.name], f.name in text, encoding, first_row, csv=False) for f in fields]
-    template = "".join(lead.replace("%", "%%") + "%s" for lead in before) + "}"
-    return ("\n".join(template % cells for cells in zip(*lists)) + "\n").encode("utf-8")
+    make = _arrow_cells if arrow else _np_cells
+    pieces: list[Any] = []
+    for lead, f in zip(before, fields):
+        pieces += [lead, make(f, rows[f.name], f.name in text, encoding, first_row, csv=False)]
+    return _arrow_join([*pieces, "}\n"]) if arrow else _np_join([*pieces, "}\n"])
 
 
 def _interleave(cols: list[Any], seps: list[str], start: str) -> list[Any]:
@@ -108,7 +105,10 @@ def _interleave(cols: list[Any], seps: list[str], start: str) -> list[Any]:
     return pieces
 
 
-# -- one column's cells: plain Python and numpy ------------------------------------
+# -- one column's cells: numpy (no pyarrow) --------------------------------------
+# Cells are numpy 'U' arrays and lines are built with numpy.strings.add, a C
+# loop per column; Python sees only the few values that need quoting or
+# escaping, and each chunk's joined text once.
 
 
 def _csv_quote(value: str) -> str:
@@ -130,8 +130,8 @@ def _float_texts(col: np.ndarray, csv: bool) -> np.ndarray:
     if not csv:
         odd = ~np.isfinite(col)
         if odd.any():
-            texts = texts.astype(object)
-            texts[odd] = [_JSON_NONFINITE[t] for t in texts[odd]]
+            texts = texts.astype(f"U{max(9, texts.dtype.itemsize // 4)}")
+            texts[odd] = [_JSON_NONFINITE[t] for t in texts[odd].tolist()]
     return texts
 
 
@@ -141,29 +141,76 @@ def _strings(f: Field, col: np.ndarray, is_text: bool, encoding: str, first_row:
     return decode_field(f, col, "latin-1", b"", first_row=first_row)
 
 
-def _py_cells(
+def _has_code(values: np.ndarray, wanted: Sequence[int], controls: bool = False) -> np.ndarray:
+    """Per value: whether it holds one of the code points ``wanted`` (or,
+    with ``controls``, one below U+0020 other than the NUL padding)."""
+    width = values.dtype.itemsize // 4
+    codes = np.ascontiguousarray(values).view(np.uint32).reshape(len(values), width)
+    found = np.isin(codes, np.array(wanted, dtype=np.uint32))
+    if controls:
+        # a NUL before the last character is text; the ones after it are padding
+        inside = np.logical_or.accumulate((codes != 0)[:, ::-1], axis=1)[:, ::-1]
+        found |= (codes < 0x20) & inside
+    return np.asarray(found.any(axis=1))
+
+
+def _fix(cells: np.ndarray, rows: np.ndarray, fixed: list[str]) -> np.ndarray:
+    """``cells`` with the values at ``rows`` replaced (widened to fit)."""
+    width = max(cells.dtype.itemsize // 4, max(map(len, fixed), default=1))
+    cells = cells.astype(f"U{width}")
+    cells[rows] = fixed
+    return cells
+
+
+def _np_cells(
     f: Field, col: np.ndarray, is_text: bool, encoding: str, first_row: int, csv: bool, lone: bool = False
-) -> list[str]:
-    """One column's cells as a list of str (no pyarrow)."""
+) -> np.ndarray:
+    """One column's cells as a numpy ``U`` array (no pyarrow)."""
     kind = col.dtype.kind
     if kind == "b":
-        return np.where(col, "True" if csv else "true", "False" if csv else "false").tolist()  # type: ignore[no-any-return]
+        return np.where(col, "True" if csv else "true", "False" if csv else "false")
     if kind in "iu":
-        return list(map(str, col.tolist()))
+        return np.ascontiguousarray(col).astype(str)
     if kind == "f":
-        return _float_texts(col, csv).tolist()  # type: ignore[no-any-return]
+        return _float_texts(col, csv)
     if kind == "c":
         if csv:
-            return [str(complex(v)) for v in col.tolist()]
-        re_, im = _float_texts(col.real, csv).tolist(), _float_texts(col.imag, csv).tolist()
-        return [f"[{a}, {b}]" for a, b in zip(re_, im)]
-    values: list[str] = _strings(f, col, is_text, encoding, first_row).tolist()
+            return np.array([str(complex(v)) for v in col.tolist()], dtype=str)
+        pieces = ["[", _float_texts(col.real, csv), ", ", _float_texts(col.imag, csv), "]"]
+        return functools.reduce(np.strings.add, pieces)  # type: ignore[arg-type]
+    values = _strings(f, col, is_text, encoding, first_row)
     if not csv:
-        return [_json_string(v) for v in values]
-    cells = [_csv_quote(v) for v in values]
+        special = np.nonzero(_has_code(values, [0x22, 0x5C], controls=True))[0]
+        cells = np.strings.add(np.strings.add('"', values), '"')
+        if len(special):
+            cells = _fix(cells, special, [_json_string(v) for v in values[special].tolist()])
+        return cells
+    special = np.nonzero(_has_code(values, [0x2C, 0x22, 0x0D, 0x0A]))[0]
+    cells = values
+    if len(special):
+        cells = _fix(cells, special, [_csv_quote(v) for v in values[special].tolist()])
     if lone:
-        cells = [c or '""' for c in cells]
+        empty = np.nonzero(np.strings.str_len(cells) == 0)[0]
+        if len(empty):
+            cells = _fix(cells, empty, ['""'] * len(empty))
     return cells
+
+
+def _narrow(cells: np.ndarray) -> np.ndarray:
+    width = cells.dtype.itemsize // 4
+    if width <= 12 or len(cells) == 0:
+        return cells
+    return cells.astype(f"U{max(1, int(np.strings.str_len(cells).max()))}")
+
+
+def _np_join(pieces: list[Any]) -> bytes:
+    """Concatenate the pieces (``U`` arrays of one length, or str) row by
+    row, then all rows."""
+    # numpy's float text comes as U32: cut each column to its longest cell,
+    # or every add below moves the padding along
+    pieces = [_narrow(p) if isinstance(p, np.ndarray) else p for p in pieces]
+    lines = functools.reduce(np.strings.add, pieces)
+    return "".join(lines.tolist()).encode("utf-8")
 
 
 # -- one column's cells: Arrow -------------------------------------------------------
