@@ -132,6 +132,12 @@ def test_dataframe_packs_by_position_for_default_names(backend):
     assert Struct(FMT).pack(frame) == RAW
 
 
+def test_dataframe_with_the_default_names_in_another_order_matches_by_name(backend):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"f2": [r[2] for r in ROWS], "f0": [r[0] for r in ROWS], "f1": [r[1] for r in ROWS]})
+    assert Struct(FMT).pack(frame) == RAW
+
+
 def test_arrow_table_and_record_batch(backend):
     pa = pytest.importorskip("pyarrow")
     table = pa.table({"id": [r[0] for r in ROWS], "temp": [r[2] for r in ROWS], "name": [r[1] for r in ROWS]})

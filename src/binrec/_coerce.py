@@ -410,7 +410,8 @@ def _by_position(layout: Layout, names: Sequence[Any]) -> bool:
     """Columns named otherwise than the format's default names (``f0, f1,
     ...``) match them by position when their count does, as numpy assigns
     one structured array to another."""
-    return len(names) == len(layout.names) and _default_names(layout) and tuple(names) != layout.names
+    # columns that are the default names in another order still match by name
+    return len(names) == len(layout.names) and _default_names(layout) and set(names) != set(layout.names)
 
 
 def _loaded(module: str) -> Any:
