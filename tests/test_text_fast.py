@@ -418,3 +418,29 @@ def test_cli_parquet_row_group_size_option(tmp_path):
     assert res.returncode == 0, res.stderr
     meta = pq.ParquetFile(out).metadata
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [30_000, 30_000, 10_000]
+
+
+@pytest.mark.parametrize("arrow", [True, False])
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_every_byte_value_reads_back(kind, arrow):
+    """Each of the 256 byte values, alone and inside a field, reads back
+    with csv.reader / json.loads as its Latin-1 character (the oracle: the
+    struct-unpacked bytes, trailing NULs dropped as numpy drops them)."""
+    import csv
+    import json
+
+    if arrow:
+        pytest.importorskip("pyarrow")
+    from binrec import _textfmt
+
+    s = binrec.Struct("<c3s", names="c s")
+    raw = records("<c3s", [(bytes([i]), bytes([i, 65, i])) for i in range(256)])
+    rows = s.unpack(raw)
+    make = _textfmt.csv_chunk if kind == "csv" else _textfmt.jsonl_chunk
+    out = bytes(make(s.layout.fields, rows, [], "ascii", 0, arrow)).decode("utf-8")
+    if kind == "csv":
+        got = [tuple(r) for r in csv.reader(io.StringIO(out, newline=""))]
+    else:
+        got = [tuple(json.loads(line).values()) for line in out.split("\n")[:-1]]
+    expected = [tuple(v.rstrip(b"\x00").decode("latin-1") for v in row) for row in struct.iter_unpack("<c3s", raw)]
+    assert got == expected
