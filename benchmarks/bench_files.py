@@ -161,7 +161,9 @@ def bench_text(tmp: Path, n: int) -> dict:
         return res
     for label, extra in (("default", []), ("65536", ["--row-group-size", "65536"])):
         out = tmp / f"out_{label}.parquet"
-        res[f"decode.parquet_rowgroups_{label}_s"] = child_wall([*cli, str(out), *extra])
+        wall, rss = child_peak_rss([*cli, str(out), *extra])
+        res[f"decode.parquet_rowgroups_{label}_s"] = wall
+        res[f"decode.parquet_rowgroups_{label}_peak_rss_MB"] = rss
         res[f"decode.parquet_rowgroups_{label}_MB"] = out.stat().st_size / 1e6
     pq.write_table(s.unpack_table(utf8_raw, text="name", encoding="utf-8"), tmp / "pq.parquet")
     res["pq_write_table_MB"] = (tmp / "pq.parquet").stat().st_size / 1e6
@@ -194,8 +196,10 @@ def print_text(res: dict) -> None:
             )
     if "pq_write_table_MB" in res:
         print(
-            f"Parquet: decode {res['decode.parquet_rowgroups_default_MB']:.2f} MB (1,048,576-row groups),"
-            f" {res['decode.parquet_rowgroups_65536_MB']:.2f} MB (65,536-row groups), pq.write_table {res['pq_write_table_MB']:.2f} MB"
+            f"Parquet: decode {res['decode.parquet_rowgroups_default_MB']:.2f} MB (1,048,576-row groups,"
+            f" peak RSS {res['decode.parquet_rowgroups_default_peak_rss_MB']:.0f} MB),"
+            f" {res['decode.parquet_rowgroups_65536_MB']:.2f} MB (65,536-row groups,"
+            f" peak RSS {res['decode.parquet_rowgroups_65536_peak_rss_MB']:.0f} MB), pq.write_table {res['pq_write_table_MB']:.2f} MB"
         )
 
 
