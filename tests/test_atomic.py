@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import stat
+import tempfile
 
 import pytest
 
@@ -89,3 +91,32 @@ def test_follow_false_gives_a_replaced_file_the_default_permissions(tmp_path):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     finally:
         os.umask(umask)
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks only")
+def test_a_signal_right_after_the_temp_file_is_made_leaves_no_temp_file(tmp_path, monkeypatch):
+    # A real SIGTERM sent to this process the moment mkstemp has created the
+    # file (before atomic_writer has its name): the handler's exception must
+    # unwind through the cleanup.  Oracle: the folder's listing.
+    class Terminated(Exception):
+        pass
+
+    def on_term(signum, frame):
+        raise Terminated
+
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_then_signal(*args, **kwargs):
+        made = real_mkstemp(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return made
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_signal)
+        with pytest.raises(Terminated):
+            with atomic_writer(tmp_path / "out.bin") as fh:
+                fh.write(b"data")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert os.listdir(tmp_path) == []

@@ -20,8 +20,10 @@ import contextlib
 import errno
 import io
 import os
+import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -179,11 +181,16 @@ def atomic_writer(
     if not follow:
         st = None  # a new file: default permissions
     folder = target.parent
+    tmp: str | None = None
     try:
-        raw, tmp = _create_temp(folder, target.name, temp_name)
-    except OSError as exc:
-        raise _named(exc, shown) from exc
-    try:
+        # SIGTERM/SIGINT wait until the temp file's name is known here, so the
+        # cleanup below always sees it (a signal between creating the file
+        # and naming it would otherwise leave it behind).
+        with _signals_deferred():
+            try:
+                raw, tmp = _create_temp(folder, target.name, temp_name)
+            except OSError as exc:
+                raise _named(exc, shown) from exc
         with _Writer(raw, shown) as fh:
             yield fh
             fh.flush()
@@ -202,10 +209,26 @@ def atomic_writer(
         except OSError as exc:
             raise _named(exc, shown) from exc
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
     fsync_dir(folder)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT back (main thread, POSIX) for the block: a
+    signal that arrives meanwhile is delivered when it ends."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGTERM, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _create_temp(folder: Path, final_name: str, temp_name: Callable[[str], str] | None) -> tuple[io.FileIO, str]:
