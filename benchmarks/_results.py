@@ -54,12 +54,10 @@ def write_results(out: str | Path, name: str, data: dict[str, Any], *, merge: bo
         old = json.loads(path.read_text())
     script = Path(sys.argv[0]).name or "?"
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    record = {
-        **old,
-        **data,
-        "machine": machine(),
-        "recorded": {"source": f"{script} {' '.join(sys.argv[1:])}".strip() + f", {stamp}"},
-    }
+    recorded: dict[str, Any] = {"source": f"{script} {' '.join(sys.argv[1:])}".strip() + f", {stamp}"}
+    if old.get("recorded"):  # the figures this run kept were measured by that run
+        recorded["merged_into"] = old["recorded"]
+    record = {**old, **data, "machine": machine(), "recorded": recorded}
     path.write_text(json.dumps(record, indent=1, default=str))
     return path
 

@@ -76,6 +76,10 @@ def provenance(d: dict) -> str:
     text = f"Machine: {d.get('machine', 'not recorded')}; backend `{d.get('backend', '?')}`. Run: {rec.get('source', 'not recorded')}"
     if rec.get("derived"):
         text += f" ({rec['derived']})"
+    earlier = rec.get("merged_into")
+    while earlier:  # a partial run (--only) kept the other figures of these runs
+        text += f"; the other figures: {earlier.get('source', 'not recorded')}"
+        earlier = earlier.get("merged_into")
     return text + "."
 
 
