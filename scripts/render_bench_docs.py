@@ -13,8 +13,9 @@ After a new benchmark run (``python benchmarks/bench_codec.py`` writes
 
     python scripts/render_bench_docs.py --from benchmarks/results --charts
 
-copies the new JSON files into ``docs/benchmarks/``, redraws the charts and
-rewrites both pages.  ``--check`` writes nothing and exits 1 when a page is
+records the new JSON files in ``docs/benchmarks/`` (figures that a partial
+run, such as ``--only``, did not measure are kept, and the page names the
+run each came from), redraws the charts and rewrites both pages.  ``--check`` writes nothing and exits 1 when a page is
 not what the recorded runs give (``tests/test_readme.py`` runs it).
 """
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -568,6 +568,17 @@ def outdated(data: dict[str, dict]) -> list[Path]:
     return stale
 
 
+def record_run(old: dict, new: dict) -> dict:
+    """``new`` over ``old``: figures a partial run did not measure stay, with their provenance."""
+    kept = set(old) - set(new) - {"machine", "recorded", "backend"}
+    if not kept:
+        return new
+    recorded = dict(new.get("recorded", {}))
+    if "merged_into" not in recorded:
+        recorded["merged_into"] = old.get("recorded", {})
+    return {**old, **new, "recorded": recorded}
+
+
 def redraw_charts() -> None:
     for name in NAMES:
         script = ROOT / "benchmarks" / f"bench_{name}.py"
@@ -591,8 +602,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in NAMES:
             src = Path(args.src) / f"{name}.json"
             if src.exists():
-                shutil.copyfile(src, DATA / f"{name}.json")
-                print(f"recorded {src} -> {DATA.relative_to(ROOT)}/{name}.json", file=sys.stderr)
+                dest = DATA / f"{name}.json"
+                dest.write_text(
+                    json.dumps(record_run(json.loads(dest.read_text()), json.loads(src.read_text())), indent=1)
+                )
+                print(f"recorded {src} -> {dest.relative_to(ROOT)}", file=sys.stderr)
     if args.charts:
         redraw_charts()
     data = load()
