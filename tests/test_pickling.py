@@ -15,6 +15,7 @@ import os
 import pathlib
 import pickle
 import pickletools
+import re
 import subprocess
 import sys
 import sysconfig
@@ -1425,3 +1426,43 @@ def test_safe_loads_size_cap_counts_bytes_of_wide_buffers():
     assert safe_loads(wide) == pickle.loads(padded)
     with pytest.raises(LimitExceeded, match=f"{len(padded)} bytes"):
         safe_loads(wide, max_bytes=len(padded) - 1)
+
+
+# Names a predicate or an allow list can never admit, written out here (not read
+# from NEVER_ALLOW, so dropping one from the module's list fails this test).
+NEVER_ADMITTED = [
+    "os.system",
+    "posix.system",
+    "subprocess.Popen",
+    "subprocess.call",
+    "subprocess.check_output",
+    "_posixsubprocess.fork_exec",
+    "builtins.exec",
+    "builtins.eval",
+    "builtins.compile",
+    "builtins.getattr",
+    "builtins.setattr",
+    "builtins.__import__",
+    "numpy.f2py.compile",
+    "numpy.load",
+]
+
+
+@pytest.mark.parametrize("dotted", NEVER_ADMITTED)
+def test_never_admitted_whatever_the_allow_argument_says(dotted):
+    module, _, name = dotted.rpartition(".")
+    data = f"c{module}\n{name}\n.".encode()  # GLOBAL then STOP: names it, calls nothing
+    # the predicate says yes to everything; the never-list still refuses
+    with pytest.raises(ForbiddenGlobal, match=f"forbidden global {re.escape(dotted)}: "):
+        safe_loads(data, allow=lambda m, n: True)
+    with pytest.raises(ValueError, match=f"refusing to allow {re.escape(dotted)}"):
+        safe_loads(data, allow=[dotted])
+
+
+def test_all_is_one_object_with_a_public_repr_and_pickles_to_itself():
+    # oracle: plain pickle; the repr names where users import it from
+    assert repr(ALL) == "binrec.pickling.ALL"
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        data = pickle.dumps(ALL, protocol=protocol)
+        assert b"binrec.pickling" in data and b"ALL" in data
+        assert pickle.loads(data) is ALL
