@@ -1466,3 +1466,43 @@ def test_all_is_one_object_with_a_public_repr_and_pickles_to_itself():
         data = pickle.dumps(ALL, protocol=protocol)
         assert b"binrec.pickling" in data and b"ALL" in data
         assert pickle.loads(data) is ALL
+
+
+def _pickle_of_length_multiple_of(k: int) -> bytes:
+    for n in range(64):
+        data = pickle.dumps({"pad": b"x" * n, "n": [1, 2]}, protocol=4)
+        if len(data) % k == 0:
+            return data
+    raise AssertionError("no length fits")
+
+
+def test_inspect_reads_a_buffer_of_wide_items_as_its_bytes():
+    # oracle: inspect of the same bytes; a memoryview of 8-byte items holds them too
+    data = _pickle_of_length_multiple_of(8)
+    wide = memoryview(np.frombuffer(data, dtype="<u8"))
+    assert wide.itemsize == 8
+    assert pickling.inspect(wide).as_dict() == pickling.inspect(data).as_dict()
+    assert pickling.inspect(data).status == "safe"
+
+
+@pytest.mark.parametrize("protocol", [0, 1])
+def test_text_protocol_lines_read_from_a_buffer(protocol):
+    # Protocol 0 arguments are newline-ended lines; an empty str is a line that
+    # is only a newline.  A bytearray is read in place (not copied to BytesIO).
+    # oracle: pickle.loads of the same bytes
+    obj = ["", "a", "", 7, "", b""]
+    data = bytearray(pickle.dumps(obj, protocol=protocol))
+    assert safe_loads(data) == pickle.loads(data) == obj
+
+
+def test_a_wide_buffer_is_scanned_as_bytes_while_an_extension_registry_is_in_use():
+    # With copyreg's extension registry in use the loader scans the whole
+    # pickle before loading; a buffer of 8-byte items must be scanned as its
+    # bytes.  oracle: pickle.loads of the same bytes
+    data = _pickle_of_length_multiple_of(8)
+    wide = np.frombuffer(data, dtype="<u8")
+    copyreg.add_extension("fractions", "Fraction", 0xBEF0)
+    try:
+        assert safe_loads(wide) == pickle.loads(data)
+    finally:
+        copyreg.remove_extension("fractions", "Fraction", 0xBEF0)
