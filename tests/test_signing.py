@@ -304,10 +304,11 @@ def test_signed_loads_max_age_accepts_a_fresh_signed_pickle():
         ({"magic": b"BRSX"}, "bad magic"),
         ({"version": 2}, "version 2"),
         ({"version": 0}, "version 0"),
-        ({"alg": 2}, "algorithm id 2"),
+        ({"alg": 3}, "algorithm id 3"),
+        ({"alg": 255}, "algorithm id 255"),
         ({"alg": 0}, "algorithm id 0"),
     ],
-    ids=["magic", "version-2", "version-0", "alg-2", "alg-0"],
+    ids=["magic", "version-2", "version-0", "alg-3", "alg-255", "alg-0"],
 )
 def test_envelope_with_valid_hmac_but_unknown_format_is_refused(field, message):
     env = _forge_envelope(b"d", **field)
@@ -317,8 +318,8 @@ def test_envelope_with_valid_hmac_but_unknown_format_is_refused(field, message):
 
 @pytest.mark.parametrize(
     "field",
-    [{"magic": b"BRDX"}, {"magic": b"BRSG"}, {"version": 2}, {"version": 0}, {"alg": 2}, {"alg": 0}],
-    ids=["magic", "envelope-magic", "version-2", "version-0", "alg-2", "alg-0"],
+    [{"magic": b"BRDX"}, {"magic": b"BRSG"}, {"version": 2}, {"version": 0}, {"alg": 3}, {"alg": 0}],
+    ids=["magic", "envelope-magic", "version-2", "version-0", "alg-3", "alg-0"],
 )
 def test_detached_tag_with_valid_hmac_but_unknown_format_is_refused(field):
     tag = _forge_detached_tag(b"data", **field)
