@@ -3,8 +3,8 @@
 One file per checkpoint (format: ``docs/checkpoint-format.md``): a JSON
 header that ``list()`` reads without touching the payload, a pickle
 skeleton, numpy arrays written out of band (pickle protocol 5) as raw
-64-byte-aligned sections, and a footer with SHA-256 digests (HMAC-SHA256
-with ``key=``).  Writes are atomic and durable (``binrec._atomic``: a
+64-byte-aligned sections, and a footer with SHA-256 digests (with ``key=``,
+HMAC-SHA256 or keyed BLAKE3, as the header's ``digest`` field records).  Writes are atomic and durable (``binrec._atomic``: a
 pid-tagged temporary file in the same folder, fsync, ``os.replace``, fsync
 of the folder); loads check lengths and
 checksums before anything is unpickled, and unpickle with the restricted
@@ -40,7 +40,7 @@ from ._atomic import TEMP_PREFIX, atomic_writer, fsync_dir
 from ._crc32 import crc32, crc32_combine, crc32_each
 from ._pickle_versioned import check_version
 from .pickling import AllowSpec, PickleSecurityError, TruncatedError, migrate, restricted_loads
-from .signing import BadSignature
+from .signing import BadSignature, UnsupportedAlgorithm
 
 __all__ = [
     "CheckpointStore",
@@ -51,6 +51,7 @@ __all__ = [
     "CorruptSkeleton",
     "InvalidCheckpointName",
     "BadSignature",
+    "UnsupportedAlgorithm",
     "FORMAT_VERSION",
 ]
 
@@ -66,6 +67,9 @@ _MAX_HEADER = 64 << 20
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+=@-]{0,199}$")
 _CONTEXT = b"binrec.checkpoint"
 _CHUNK = 8 << 20
+#: The header's ``digest`` field: what made the footer's digests.
+_UNKEYED_DIGEST = "sha256"
+_KEYED_DIGESTS = signing.ALGORITHMS  # "hmac-sha256", "blake3"
 _BOUNCE = 256 << 10
 
 
@@ -189,9 +193,12 @@ class CheckpointInfo:
     version : int or None
         The data version given to :meth:`CheckpointStore.save`.
     signed : bool
-        Whether the checkpoint carries an HMAC (the store had a key).
+        Whether the checkpoint is signed (the store had a key).
     buffers : int
         Number of out-of-band array sections.
+    digest : str
+        What made the footer's digests: ``"sha256"`` (unsigned),
+        ``"hmac-sha256"`` or ``"blake3"`` (signed, keyed BLAKE3).
 
     Examples
     --------
@@ -213,6 +220,7 @@ class CheckpointInfo:
     version: int | None = None
     signed: bool = False
     buffers: int = 0
+    digest: str = _UNKEYED_DIGEST
 
 
 def _pad(n: int) -> int:
@@ -248,6 +256,7 @@ class _Checked:
     size: int  # of the file, in bytes
     header: dict[str, Any]
     key: bytes | None  # the key it is signed with (None: unsigned store)
+    digest: str  # the header's digest algorithm
     hasher: _Hasher  # has hashed the head; the rest of the file goes on from here
     head_end: int  # offset where the head (prefix, header, skeleton) ends
     skeleton: memoryview
@@ -255,10 +264,12 @@ class _Checked:
 
 
 class _Hasher:
-    """SHA-256 or HMAC-SHA256 over a byte stream."""
+    """SHA-256, or with a key HMAC-SHA256 or keyed BLAKE3, over a byte stream."""
 
-    def __init__(self, key: bytes | None) -> None:
-        self._h = hmac.new(signing.subkey(key, _CONTEXT), digestmod=hashlib.sha256) if key else hashlib.sha256()
+    _h: signing.Mac
+
+    def __init__(self, key: bytes | None, alg: str = signing.DEFAULT_ALG) -> None:
+        self._h = signing.new_mac(alg, signing.subkey(key, _CONTEXT, alg)) if key else hashlib.sha256()
 
     def update(self, data: Any) -> None:
         self._h.update(data)
@@ -329,7 +340,12 @@ class CheckpointStore:
     directory : path
         Created if missing.
     key : bytes or list of bytes, optional
-        Sign checkpoints with HMAC-SHA256 (the first key signs; all verify).
+        Sign checkpoints (the first key signs; all verify).
+    alg : {'hmac-sha256', 'blake3'}
+        The algorithm saves sign with (needs ``key``): HMAC-SHA256 (the
+        default, standard library) or keyed BLAKE3 (the ``blake3``
+        package, ``pip install "binrec[fast]"``; the signing key must be
+        exactly 32 bytes).  Loads read the algorithm from each file.
     keep_last : int, optional
         After each successful save, delete the oldest checkpoints beyond this many.
 
@@ -341,7 +357,11 @@ class CheckpointStore:
     Raises
     ------
     ValueError
-        ``keep_last`` is not a positive int, or a key is shorter than 32 bytes.
+        ``keep_last`` is not a positive int, a key is shorter than 32
+        bytes, an unknown ``alg``, ``alg`` without ``key``, or a signing
+        key of the wrong length for ``alg``.
+    UnsupportedAlgorithm
+        ``alg="blake3"`` without the ``blake3`` package.
 
     Examples
     --------
@@ -359,17 +379,25 @@ class CheckpointStore:
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str], *, key: bytes | list[bytes] | None = None, keep_last: int | None = None
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        key: bytes | list[bytes] | None = None,
+        alg: str = signing.DEFAULT_ALG,
+        keep_last: int | None = None,
     ) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 1):
             raise ValueError(f"keep_last must be a positive int or None, got {keep_last!r}")
-        self.keep_last = keep_last
+        if key is None and alg != signing.DEFAULT_ALG:
+            raise ValueError(f"alg={alg!r} chooses the signature algorithm: give key= too")
+        self._alg = signing.DEFAULT_ALG if key is None else signing.check_alg(alg)
         if key is None:
             self._keys: list[bytes] | None = None
         else:
-            self._keys = signing.check_keys(key)
+            self._keys = signing.check_keys(key, self._alg)
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.keep_last = keep_last
         self._lock = threading.Lock()
 
     # -- paths ------------------------------------------------------------------
@@ -479,14 +507,16 @@ class CheckpointStore:
         crcs = crc32_each([memoryview(skeleton)] + views)
         created = time.time()
         key = self._keys[0] if self._keys else None
-        header, offsets, footer_at = self._layout(name, meta, version, created, skeleton, crcs, buffers, views, key)
+        header, offsets, footer_at = self._layout(
+            name, meta, version, created, skeleton, crcs, buffers, views, key, self._alg
+        )
         problem = _header_length_problem(len(header), footer_at + _FOOTER.size)
         if problem:  # no reader would open it: refuse before writing (or retention deletes anything)
             raise ValueError(f"cannot save checkpoint {name!r}: {problem} (metadata too large, or too many arrays)")
         self._clean_temp_files()
         prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, FLAG_KEYED if key else 0, len(header))
         with atomic_writer(path, temp_name=_temp_name, follow=False) as fh:
-            hasher = _BackgroundHasher(_Hasher(key))
+            hasher = _BackgroundHasher(_Hasher(key, self._alg))
             pos = 0
 
             def write(data: Any) -> None:
@@ -524,6 +554,7 @@ class CheckpointStore:
         buffers: list[pickle.PickleBuffer],
         views: list[memoryview],
         key: bytes | None,
+        alg: str,
     ) -> tuple[bytes, list[int], int]:
         """Header JSON bytes, buffer offsets and footer offset.  Offsets
         depend on the header's length, so settle it by iterating."""
@@ -558,7 +589,7 @@ class CheckpointStore:
                 "created": created,
                 "metadata": meta,
                 "version": version,
-                "digest": "hmac-sha256" if key else "sha256",
+                "digest": alg if key else _UNKEYED_DIGEST,
                 "key_id": signing.key_id(key).hex() if key else None,
                 "skeleton": {"offset": skel_off, "length": len(skeleton), "crc32": crcs[0]},
                 "buffers": table,
@@ -656,6 +687,7 @@ class CheckpointStore:
             version=h.get("version"),
             signed=signed,
             buffers=len(h["buffers"]),
+            digest=self._digest_of(h, signed, str(path)),
         )
 
     def info(self, name: str) -> CheckpointInfo:
@@ -785,18 +817,34 @@ class CheckpointStore:
 
     # -- load and verify ----------------------------------------------------------------
 
-    def _key_for(self, header: dict[str, Any], flags: int, where: str) -> bytes | None:
+    @staticmethod
+    def _digest_of(header: dict[str, Any], signed: bool, where: str) -> str:
+        """The header's digest algorithm, checked against the signed flag."""
+        digest = header.get("digest")
+        known = _KEYED_DIGESTS if signed else (_UNKEYED_DIGEST,)
+        if digest not in known:
+            kind = "signed" if signed else "unsigned"
+            raise CheckpointCorrupted(
+                f"{where}: unknown digest algorithm {digest!r} for a {kind} checkpoint"
+                f" (this binrec reads {', '.join(known)})"
+            )
+        return str(digest)
+
+    def _key_for(self, header: dict[str, Any], flags: int, where: str) -> tuple[bytes | None, str]:
         signed = bool(flags & FLAG_KEYED)
+        digest = self._digest_of(header, signed, where)
+        if signed:
+            signing.check_alg(digest)  # its package missing: UnsupportedAlgorithm, before any key question
         if self._keys is None:
             if signed:
                 raise BadSignature(f"{where}: checkpoint is signed; open the store with key=")
-            return None
+            return None, digest
         if not signed:
             raise BadSignature(f"{where}: checkpoint is not signed, but the store requires a key")
         wanted = header.get("key_id")
         for k in self._keys:
             if signing.key_id(k).hex() == wanted:
-                return k
+                return signing.key_for_alg(k, digest, where), digest
         raise BadSignature(f"{where}: signed with key id {wanted}, which is not among the store's keys")
 
     def _open_checked(self, name: str) -> _Checked:
@@ -808,7 +856,7 @@ class CheckpointStore:
         try:
             size = os.fstat(fh.fileno()).st_size
             header, flags, hlen = self._read_header(fh, size, str(path))
-            key = self._key_for(header, flags, str(path))
+            key, digest = self._key_for(header, flags, str(path))
             sk = header["skeleton"]
             fh.seek(0)
             head = fh.read(sk["offset"] + sk["length"])
@@ -816,7 +864,7 @@ class CheckpointStore:
             magic, head_digest, file_digest, footer_crc = _FOOTER.unpack(fh.read(_FOOTER.size))
             if magic != FOOTER_MAGIC or crc32(magic + head_digest + file_digest) != footer_crc:
                 raise CheckpointCorrupted(f"{path}: damaged footer")
-            hasher = _Hasher(key)
+            hasher = _Hasher(key, digest)
             hasher.update(head)
             if not hmac.compare_digest(hasher.copy().digest(), head_digest):
                 if key:
@@ -825,7 +873,7 @@ class CheckpointStore:
             skeleton = memoryview(head)[sk["offset"] :]
             if crc32(skeleton) != sk["crc32"]:
                 raise CheckpointCorrupted(f"{path}: skeleton checksum mismatch")
-            return _Checked(fh, path, size, header, key, hasher, len(head), skeleton, file_digest)
+            return _Checked(fh, path, size, header, key, digest, hasher, len(head), skeleton, file_digest)
         except BaseException:
             fh.close()
             raise

@@ -12,8 +12,9 @@ database) raises :class:`ShelfError` before anything in it changes.
 :func:`import_shelve` copies a :mod:`shelve` file into a new shelf.
 
 Values are pickled.  With ``key=`` every value is signed
-(:mod:`binrec.signing`, with the entry's own key in the signing context, so
-rows cannot be swapped either), and a tampered row raises
+(:mod:`binrec.signing`, HMAC-SHA256 or with ``alg="blake3"`` keyed BLAKE3,
+with the entry's own key in the signing context, so rows cannot be swapped
+either; each row records its algorithm), and a tampered row raises
 :class:`~binrec.signing.BadSignature` on read.  Reads use the restricted
 unpickler by default (``allow=`` as in :func:`binrec.pickling.safe_loads`).
 """
@@ -89,6 +90,8 @@ class Shelf(MutableMapping[str, Any]):
         As for :func:`open`.
     key : bytes or list of bytes, optional
         As for :func:`open`.
+    alg : {'hmac-sha256', 'blake3'}
+        As for :func:`open`.
     allow : optional
         As for :func:`open`.
     protocol : int, optional
@@ -120,16 +123,20 @@ class Shelf(MutableMapping[str, Any]):
         *,
         writeback: bool = False,
         key: bytes | list[bytes] | None = None,
+        alg: str = signing.DEFAULT_ALG,
         allow: AllowSpec = None,
         protocol: int | None = None,
         timeout: float = 30.0,
     ) -> None:
         if flag not in ("r", "w", "c", "n"):
             raise ValueError(f"flag must be one of 'r', 'w', 'c', 'n', not {flag!r}")
+        if key is None and alg != signing.DEFAULT_ALG:
+            raise ValueError(f"alg={alg!r} chooses the signature algorithm: give key= too")
         self.path = os.fsdecode(path)
         self.flag = flag
         self.writeback = writeback
-        self._keys = None if key is None else signing.check_keys(key)
+        self._alg = signing.DEFAULT_ALG if key is None else signing.check_alg(alg)
+        self._keys = None if key is None else signing.check_keys(key, self._alg)
         self._allow = allow
         self._protocol = pickle.HIGHEST_PROTOCOL if protocol is None else protocol
         self._lock = threading.RLock()
@@ -181,7 +188,7 @@ class Shelf(MutableMapping[str, Any]):
     def _dumps(self, key: str, value: Any) -> bytes:
         data = pickle.dumps(value, protocol=self._protocol)
         if self._keys is not None:
-            data = signing.sign(data, self._keys[0], context=self._context(key))
+            data = signing.sign(data, self._keys[0], context=self._context(key), alg=self._alg)
         return data
 
     def _loads(self, key: str, blob: bytes) -> Any:
@@ -489,6 +496,7 @@ def open(
     *,
     writeback: bool = False,
     key: bytes | list[bytes] | None = None,
+    alg: str = signing.DEFAULT_ALG,
     allow: AllowSpec = None,
     protocol: int | None = None,
     timeout: float = 30.0,
@@ -506,7 +514,13 @@ def open(
         As :mod:`shelve`: entries read are cached and written back on
         ``sync()``/``close()`` (only the entries actually read or set).
     key : bytes or list of bytes, optional
-        Sign every value (HMAC-SHA256); the first key signs, all verify.
+        Sign every value; the first key signs, all verify (each row
+        records its algorithm, so rows signed with either read back).
+    alg : {'hmac-sha256', 'blake3'}
+        The algorithm new rows are signed with (needs ``key=``):
+        HMAC-SHA256 (the default, standard library) or keyed BLAKE3 (the
+        ``blake3`` package, ``pip install "binrec[fast]"``; the signing key
+        must be exactly 32 bytes).
     allow : optional
         Extra globals for the restricted unpickler, or
         :data:`binrec.pickling.ALL` for plain pickle.
@@ -527,6 +541,12 @@ def open(
         program, such as a Python 3.13 :mod:`shelve` file (see
         :func:`import_shelve`).  Nothing in the file is changed.  Also an
         empty file with flag ``'r'`` or ``'w'``.
+    ValueError
+        An unknown ``alg``, ``alg`` without ``key``, or a key of the wrong
+        length for ``alg``.
+    binrec.signing.UnsupportedAlgorithm
+        ``alg="blake3"`` without the ``blake3`` package (reading a row
+        signed with BLAKE3 raises it too).
     FileNotFoundError
         No file at ``path`` with flag ``'r'`` or ``'w'``.
 
@@ -547,7 +567,7 @@ def open(
     ['admin']
     [('alice', b'BRSG')]
     """
-    return Shelf(path, flag, writeback=writeback, key=key, allow=allow, protocol=protocol, timeout=timeout)
+    return Shelf(path, flag, writeback=writeback, key=key, alg=alg, allow=allow, protocol=protocol, timeout=timeout)
 
 
 def import_shelve(
