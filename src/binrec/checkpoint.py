@@ -3,7 +3,9 @@
 One file per checkpoint (format: ``docs/checkpoint-format.md``): a JSON
 header that ``list()`` reads without touching the payload, a pickle
 skeleton, numpy arrays written out of band (pickle protocol 5) as raw
-64-byte-aligned sections, and a footer with SHA-256 digests (with ``key=``,
+64-byte-aligned sections each with a checksum (zlib CRC32, or XXH3 with
+``checksum="xxh3"``), and a footer with SHA-256 digests (XXH3-128 with
+``checksum="xxh3"``; with ``key=``,
 HMAC-SHA256 or keyed BLAKE3, as the header's ``digest`` field records).  Writes are atomic and durable (``binrec._atomic``: a
 pid-tagged temporary file in the same folder, fsync, ``os.replace``, fsync
 of the folder); loads check lengths and
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import importlib
 import io
 import json
 import mmap as _mmap
@@ -37,7 +40,7 @@ import numpy as np
 
 from . import signing
 from ._atomic import TEMP_PREFIX, atomic_writer, fsync_dir
-from ._crc32 import crc32, crc32_combine, crc32_each
+from ._crc32 import crc32, crc32_each
 from ._pickle_versioned import check_version
 from .pickling import AllowSpec, PickleSecurityError, TruncatedError, migrate, restricted_loads
 from .signing import BadSignature, UnsupportedAlgorithm
@@ -52,6 +55,7 @@ __all__ = [
     "InvalidCheckpointName",
     "BadSignature",
     "UnsupportedAlgorithm",
+    "CHECKSUMS",
     "FORMAT_VERSION",
 ]
 
@@ -70,6 +74,14 @@ _CHUNK = 8 << 20
 #: The header's ``digest`` field: what made the footer's digests.
 _UNKEYED_DIGEST = "sha256"
 _KEYED_DIGESTS = signing.ALGORITHMS  # "hmac-sha256", "blake3"
+#: Per-section checksums, by the name ``checksum=`` takes.  ``"crc32"``
+#: (zlib's, the default: the standard library reads it everywhere) or
+#: ``"xxh3"`` (XXH3-64 via the ``xxhash`` package, ``binrec[fast]``).
+CHECKSUMS = ("crc32", "xxh3")
+_DEFAULT_CHECKSUM = "crc32"
+#: Without a key, the footer digest goes with the checksum: SHA-256 with
+#: CRC32 (as in every older file), XXH3-128 with XXH3.
+_UNKEYED_DIGESTS = {"crc32": _UNKEYED_DIGEST, "xxh3": "xxh3-128"}
 _BOUNCE = 256 << 10
 
 
@@ -197,8 +209,10 @@ class CheckpointInfo:
     buffers : int
         Number of out-of-band array sections.
     digest : str
-        What made the footer's digests: ``"sha256"`` (unsigned),
-        ``"hmac-sha256"`` or ``"blake3"`` (signed, keyed BLAKE3).
+        What made the footer's digests: ``"sha256"`` or ``"xxh3-128"``
+        (unsigned), ``"hmac-sha256"`` or ``"blake3"`` (signed, keyed BLAKE3).
+    checksum : str
+        The per-section checksum: ``"crc32"`` or ``"xxh3"`` (XXH3-64).
 
     Examples
     --------
@@ -221,6 +235,7 @@ class CheckpointInfo:
     signed: bool = False
     buffers: int = 0
     digest: str = _UNKEYED_DIGEST
+    checksum: str = _DEFAULT_CHECKSUM
 
 
 def _pad(n: int) -> int:
@@ -236,6 +251,16 @@ def _header_length_problem(hlen: int, size: int) -> str | None:
     if _PREFIX.size + hlen > size:
         return f"header length {hlen} does not fit in a file of {size} bytes"
     return None
+
+
+def _checksum_of(header: dict[str, Any], where: str) -> str:
+    """The header's per-section checksum (files without the field: CRC32)."""
+    checksum = header.get("checksum", _DEFAULT_CHECKSUM)
+    if checksum not in CHECKSUMS:
+        raise CheckpointCorrupted(
+            f"{where}: unknown section checksum {checksum!r} (this binrec reads {', '.join(CHECKSUMS)})"
+        )
+    return str(checksum)
 
 
 def _check_name(name: Any) -> str:
@@ -257,19 +282,69 @@ class _Checked:
     header: dict[str, Any]
     key: bytes | None  # the key it is signed with (None: unsigned store)
     digest: str  # the header's digest algorithm
+    checksum: str  # the header's per-section checksum
     hasher: _Hasher  # has hashed the head; the rest of the file goes on from here
     head_end: int  # offset where the head (prefix, header, skeleton) ends
     skeleton: memoryview
     file_digest: bytes  # the footer's whole-file digest
 
 
+def _xxhash() -> Any:
+    """The xxhash module, or UnsupportedAlgorithm naming the extra (looked
+    up on each use, so a package blocked after import is reported)."""
+    try:
+        return importlib.import_module("xxhash")
+    except ImportError:
+        raise UnsupportedAlgorithm("checksum 'xxh3' needs the xxhash package: pip install \"binrec[fast]\"") from None
+
+
+def _check_checksum(checksum: Any) -> str:
+    if checksum not in CHECKSUMS:
+        known = ", ".join(repr(c) for c in CHECKSUMS)
+        raise ValueError(f"checksum={checksum!r} is not a checkpoint checksum: use one of {known}")
+    if checksum == "xxh3":
+        _xxhash()
+    return str(checksum)
+
+
+def _checksum_each(checksum: str, views: list[memoryview]) -> list[int]:
+    """Each section's checksum (CRC32s of large sections in parallel)."""
+    if checksum == "crc32":
+        return crc32_each(views)
+    each = _xxhash().xxh3_64_intdigest
+    return [int(each(v)) for v in views]
+
+
+class _Running:
+    """One section's checksum, fed its pieces in order."""
+
+    def __init__(self, checksum: str) -> None:
+        self._xxh = _xxhash().xxh3_64() if checksum == "xxh3" else None
+        self._crc = 0
+
+    def update(self, data: Any) -> None:
+        if self._xxh is None:
+            self._crc = zlib.crc32(data, self._crc)
+        else:
+            self._xxh.update(data)
+
+    def value(self) -> int:
+        return self._crc & 0xFFFFFFFF if self._xxh is None else int(self._xxh.intdigest())
+
+
 class _Hasher:
-    """SHA-256, or with a key HMAC-SHA256 or keyed BLAKE3, over a byte stream."""
+    """The footer digest over a byte stream: SHA-256 or XXH3-128 (zero-padded
+    to 32 bytes), or with a key HMAC-SHA256 or keyed BLAKE3."""
 
     _h: signing.Mac
 
-    def __init__(self, key: bytes | None, alg: str = signing.DEFAULT_ALG) -> None:
-        self._h = signing.new_mac(alg, signing.subkey(key, _CONTEXT, alg)) if key else hashlib.sha256()
+    def __init__(self, key: bytes | None, alg: str = signing.DEFAULT_ALG, checksum: str = _DEFAULT_CHECKSUM) -> None:
+        if key:
+            self._h = signing.new_mac(alg, signing.subkey(key, _CONTEXT, alg))
+        elif checksum == "xxh3":
+            self._h = _xxhash().xxh3_128()
+        else:
+            self._h = hashlib.sha256()
 
     def update(self, data: Any) -> None:
         self._h.update(data)
@@ -280,7 +355,7 @@ class _Hasher:
         return h
 
     def digest(self) -> bytes:
-        return self._h.digest()
+        return self._h.digest().ljust(32, b"\x00")
 
 
 class _BackgroundHasher:
@@ -346,6 +421,13 @@ class CheckpointStore:
         default, standard library) or keyed BLAKE3 (the ``blake3``
         package, ``pip install "binrec[fast]"``; the signing key must be
         exactly 32 bytes).  Loads read the algorithm from each file.
+    checksum : {'crc32', 'xxh3'}
+        The per-section checksum saves use (``save(..., checksum=)``
+        overrides it per checkpoint): zlib's CRC32, with a SHA-256 footer
+        digest when unsigned (the default; any Python reads it), or XXH3-64
+        with an XXH3-128 footer digest, several times faster (the
+        ``xxhash`` package, ``pip install "binrec[fast]"``).  Loads read
+        the checksum from each file.
     keep_last : int, optional
         After each successful save, delete the oldest checkpoints beyond this many.
 
@@ -359,9 +441,10 @@ class CheckpointStore:
     ValueError
         ``keep_last`` is not a positive int, a key is shorter than 32
         bytes, an unknown ``alg``, ``alg`` without ``key``, or a signing
-        key of the wrong length for ``alg``.
+        key of the wrong length for ``alg``, or an unknown ``checksum``.
     UnsupportedAlgorithm
-        ``alg="blake3"`` without the ``blake3`` package.
+        ``alg="blake3"`` without the ``blake3`` package, or
+        ``checksum="xxh3"`` without the ``xxhash`` package.
 
     Examples
     --------
@@ -384,6 +467,7 @@ class CheckpointStore:
         *,
         key: bytes | list[bytes] | None = None,
         alg: str = signing.DEFAULT_ALG,
+        checksum: str = _DEFAULT_CHECKSUM,
         keep_last: int | None = None,
     ) -> None:
         if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 1):
@@ -395,6 +479,7 @@ class CheckpointStore:
             self._keys: list[bytes] | None = None
         else:
             self._keys = signing.check_keys(key, self._alg)
+        self._checksum = _check_checksum(checksum)
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.keep_last = keep_last
@@ -443,7 +528,13 @@ class CheckpointStore:
     # -- save ---------------------------------------------------------------------
 
     def save(
-        self, name: str, state: Any, metadata: Mapping[str, Any] | None = None, *, version: int | None = None
+        self,
+        name: str,
+        state: Any,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        version: int | None = None,
+        checksum: str | None = None,
     ) -> CheckpointInfo:
         """Write ``state`` as checkpoint ``name`` (replacing one of that name).
 
@@ -463,6 +554,9 @@ class CheckpointStore:
             :meth:`info` and :meth:`list` without loading the state.
         version : int, optional
             The data version used by ``load(..., migrations=...)``.
+        checksum : {'crc32', 'xxh3'}, optional
+            The per-section checksum for this checkpoint (default: the
+            store's, see :class:`CheckpointStore`).
 
         Returns
         -------
@@ -474,8 +568,10 @@ class CheckpointStore:
         TypeError
             ``metadata`` is not JSON-serialisable.
         ValueError
-            ``version`` is not a non-negative int, or the header would exceed
-            64 MiB.
+            ``version`` is not a non-negative int, the header would exceed
+            64 MiB, or an unknown ``checksum``.
+        UnsupportedAlgorithm
+            ``checksum="xxh3"`` without the ``xxhash`` package.
         InvalidCheckpointName
             A bad ``name``.
 
@@ -501,14 +597,15 @@ class CheckpointStore:
             raise TypeError(f"checkpoint metadata must be JSON-serialisable: {exc}") from None
         if version is not None:
             check_version(version)
+        checksum = self._checksum if checksum is None else _check_checksum(checksum)
         buffers: list[pickle.PickleBuffer] = []
         skeleton = pickle.dumps(state, protocol=5, buffer_callback=buffers.append)
         views = [b.raw() for b in buffers]
-        crcs = crc32_each([memoryview(skeleton)] + views)
+        crcs = _checksum_each(checksum, [memoryview(skeleton)] + views)
         created = time.time()
         key = self._keys[0] if self._keys else None
         header, offsets, footer_at = self._layout(
-            name, meta, version, created, skeleton, crcs, buffers, views, key, self._alg
+            name, meta, version, created, skeleton, crcs, buffers, views, key, self._alg, checksum
         )
         problem = _header_length_problem(len(header), footer_at + _FOOTER.size)
         if problem:  # no reader would open it: refuse before writing (or retention deletes anything)
@@ -516,7 +613,7 @@ class CheckpointStore:
         self._clean_temp_files()
         prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, FLAG_KEYED if key else 0, len(header))
         with atomic_writer(path, temp_name=_temp_name, follow=False) as fh:
-            hasher = _BackgroundHasher(_Hasher(key, self._alg))
+            hasher = _BackgroundHasher(_Hasher(key, self._alg, checksum))
             pos = 0
 
             def write(data: Any) -> None:
@@ -555,6 +652,7 @@ class CheckpointStore:
         views: list[memoryview],
         key: bytes | None,
         alg: str,
+        checksum: str,
     ) -> tuple[bytes, list[int], int]:
         """Header JSON bytes, buffer offsets and footer offset.  Offsets
         depend on the header's length, so settle it by iterating."""
@@ -574,7 +672,7 @@ class CheckpointStore:
                     {
                         "offset": pos,
                         "length": view.nbytes,
-                        "crc32": crc,
+                        checksum: crc,
                         "format": mv.format,
                         "shape": list(mv.shape) if mv.shape is not None else None,
                         "readonly": mv.readonly,
@@ -589,13 +687,15 @@ class CheckpointStore:
                 "created": created,
                 "metadata": meta,
                 "version": version,
-                "digest": alg if key else _UNKEYED_DIGEST,
+                "digest": alg if key else _UNKEYED_DIGESTS[checksum],
                 "key_id": signing.key_id(key).hex() if key else None,
-                "skeleton": {"offset": skel_off, "length": len(skeleton), "crc32": crcs[0]},
+                "skeleton": {"offset": skel_off, "length": len(skeleton), checksum: crcs[0]},
                 "buffers": table,
                 "footer_offset": footer_at,
                 "file_size": footer_at + _FOOTER.size,
             }
+            if checksum != _DEFAULT_CHECKSUM:  # CRC32 files keep the layout (and bytes) of older ones
+                header_obj["checksum"] = checksum
             header = json.dumps(header_obj, separators=(",", ":"), sort_keys=True).encode("utf-8")
             if len(header) == header_len:
                 return header, offsets, footer_at
@@ -663,6 +763,10 @@ class CheckpointStore:
             if h["file_size"] != size:
                 raise bad(f"file is {size} bytes, header says {h['file_size']} (truncated or extended)")
             sk = h["skeleton"]
+            field = _checksum_of(h, where)
+            for section in [sk, *h["buffers"]]:
+                if not isinstance(section[field], int):
+                    raise bad(f"{field} checksum is not an integer")
             sections = [(sk["offset"], sk["length"])] + [(b["offset"], b["length"]) for b in h["buffers"]]
             end = _PREFIX.size + hlen  # sections follow the header, in order, without overlapping
             for off, length in sections:
@@ -688,6 +792,7 @@ class CheckpointStore:
             signed=signed,
             buffers=len(h["buffers"]),
             digest=self._digest_of(h, signed, str(path)),
+            checksum=_checksum_of(h, str(path)),
         )
 
     def info(self, name: str) -> CheckpointInfo:
@@ -819,9 +924,10 @@ class CheckpointStore:
 
     @staticmethod
     def _digest_of(header: dict[str, Any], signed: bool, where: str) -> str:
-        """The header's digest algorithm, checked against the signed flag."""
+        """The header's digest algorithm, checked against the signed flag
+        (and, unsigned, against the checksum)."""
         digest = header.get("digest")
-        known = _KEYED_DIGESTS if signed else (_UNKEYED_DIGEST,)
+        known = _KEYED_DIGESTS if signed else (_UNKEYED_DIGESTS[_checksum_of(header, where)],)
         if digest not in known:
             kind = "signed" if signed else "unsigned"
             raise CheckpointCorrupted(
@@ -835,6 +941,7 @@ class CheckpointStore:
         digest = self._digest_of(header, signed, where)
         if signed:
             signing.check_alg(digest)  # its package missing: UnsupportedAlgorithm, before any key question
+        _check_checksum(_checksum_of(header, where))  # xxh3 without xxhash: UnsupportedAlgorithm
         if self._keys is None:
             if signed:
                 raise BadSignature(f"{where}: checkpoint is signed; open the store with key=")
@@ -857,6 +964,7 @@ class CheckpointStore:
             size = os.fstat(fh.fileno()).st_size
             header, flags, hlen = self._read_header(fh, size, str(path))
             key, digest = self._key_for(header, flags, str(path))
+            checksum = _checksum_of(header, str(path))
             sk = header["skeleton"]
             fh.seek(0)
             head = fh.read(sk["offset"] + sk["length"])
@@ -864,16 +972,16 @@ class CheckpointStore:
             magic, head_digest, file_digest, footer_crc = _FOOTER.unpack(fh.read(_FOOTER.size))
             if magic != FOOTER_MAGIC or crc32(magic + head_digest + file_digest) != footer_crc:
                 raise CheckpointCorrupted(f"{path}: damaged footer")
-            hasher = _Hasher(key, digest)
+            hasher = _Hasher(key, digest, checksum)
             hasher.update(head)
             if not hmac.compare_digest(hasher.copy().digest(), head_digest):
                 if key:
                     raise BadSignature(f"{path}: header or skeleton signature mismatch (tampered, or a different key)")
                 raise CheckpointCorrupted(f"{path}: header/skeleton digest mismatch")
             skeleton = memoryview(head)[sk["offset"] :]
-            if crc32(skeleton) != sk["crc32"]:
+            if _checksum_each(checksum, [skeleton])[0] != sk[checksum]:
                 raise CheckpointCorrupted(f"{path}: skeleton checksum mismatch")
-            return _Checked(fh, path, size, header, key, digest, hasher, len(head), skeleton, file_digest)
+            return _Checked(fh, path, size, header, key, digest, checksum, hasher, len(head), skeleton, file_digest)
         except BaseException:
             fh.close()
             raise
@@ -889,7 +997,7 @@ class CheckpointStore:
     ) -> Any:
         """Load checkpoint ``name``.
 
-        Lengths, the header/skeleton digest and every section's CRC32 are
+        Lengths, the header/skeleton digest and every section's checksum are
         checked before anything is unpickled (with a key, the whole-file
         HMAC too).  Arrays are read with ``readinto`` into fresh arrays, or
         with ``mmap=True`` returned as read-only views of a memory map (no
@@ -953,6 +1061,7 @@ class CheckpointStore:
         """
         checked = self._open_checked(name)
         fh, path, header, key = checked.fh, checked.path, checked.header, checked.key
+        checksum = checked.checksum
         try:
             buffers: list[Any] = []
             table = header["buffers"]
@@ -968,12 +1077,14 @@ class CheckpointStore:
                 # Reads go through a small bounce buffer (copies out of the
                 # page cache into a cache-resident buffer run several times
                 # faster than into fresh memory), and a second thread
-                # checksums each finished 8 MiB piece while the next is read.
+                # checksums each finished 8 MiB piece while the next is read
+                # (one worker: each section's pieces are summed in order).
                 bounce = bytearray(_BOUNCE)
                 bview = memoryview(bounce)
+                running = [_Running(checksum) for _ in table]
                 with ThreadPoolExecutor(max_workers=1) as pool:
                     pending = []
-                    for b, arr in zip(table, arrays):
+                    for b, arr, run in zip(table, arrays, running):
                         fh.seek(b["offset"])
                         view = arr.data  # memoryview(arr); numpy types ndarray as a buffer only for Python >= 3.12
                         for start in range(0, max(len(view), 1), _CHUNK):
@@ -987,19 +1098,11 @@ class CheckpointStore:
                                     )
                                 piece[got : got + n] = bview[:n]
                                 got += n
-                            pending.append(pool.submit(crc32, piece))
-                    piece_crcs = [f.result() for f in pending]
-                crcs = []
-                k = 0
-                for b in table:  # combine the per-piece CRCs of each buffer
-                    crc = 0
-                    for start in range(0, max(b["length"], 1), _CHUNK):
-                        piece_len = min(_CHUNK, b["length"] - start)
-                        crc = crc32_combine(crc, piece_crcs[k], piece_len)
-                        k += 1
-                    crcs.append(crc)
-                for i, (b, crc) in enumerate(zip(table, crcs)):
-                    if crc != b["crc32"]:
+                            pending.append(pool.submit(run.update, piece))
+                    for f in pending:
+                        f.result()
+                for i, (b, run) in enumerate(zip(table, running)):
+                    if run.value() != b[checksum]:
                         raise CheckpointCorrupted(
                             f"{path}: checksum mismatch in buffer {i} (bytes {b['offset']}..{b['offset'] + b['length']})"
                         )
@@ -1044,11 +1147,12 @@ class CheckpointStore:
         if not hmac.compare_digest(hasher.digest(), checked.file_digest):
             if checked.key:
                 raise BadSignature(f"{path}: signature mismatch (tampered, or a different key)")
-            raise CheckpointCorrupted(f"{path}: whole-file SHA-256 mismatch")
+            shown = {"sha256": "SHA-256", "xxh3-128": "XXH3-128"}.get(checked.digest, checked.digest)
+            raise CheckpointCorrupted(f"{path}: whole-file {shown} mismatch")
 
     def verify(self, name: str) -> CheckpointInfo:
-        """The full pass: header, every section's CRC32 and the whole-file
-        SHA-256 (HMAC with a key).  Returns the info, or raises
+        """The full pass: header, every section's checksum and the whole-file
+        digest (SHA-256 or XXH3-128; the MAC with a key).  Returns the info, or raises
         :class:`CheckpointCorrupted` / :class:`BadSignature`.
 
         Parameters
@@ -1093,15 +1197,15 @@ class CheckpointStore:
         try:
             for i, b in enumerate(checked.header["buffers"]):
                 fh.seek(b["offset"])
-                crc = 0
+                run = _Running(checked.checksum)
                 left = b["length"]
                 while left:
                     chunk = fh.read(min(_CHUNK, left))
                     if not chunk:
                         raise CheckpointCorrupted(f"{path}: truncated buffer {i}")
-                    crc = zlib.crc32(chunk, crc)
+                    run.update(chunk)
                     left -= len(chunk)
-                if crc & 0xFFFFFFFF != b["crc32"]:
+                if run.value() != b[checked.checksum]:
                     raise CheckpointCorrupted(f"{path}: checksum mismatch in buffer {i}")
             self._full_digest(checked)
         finally:
