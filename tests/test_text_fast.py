@@ -162,6 +162,29 @@ def test_stream_error_names_the_row_in_the_stream(backend):
         list(files.iter_unpack(s, io.BytesIO(raw), chunk_size=2, text="t"))
 
 
+def test_unpack_text_of_many_records_matches_struct(backend):
+    """Enough records that unpack(text=) fills its result in several blocks
+    (_text.with_text): every row's numbers are struct's and its text
+    bytes.decode's, ASCII rows and rows with UTF-8 after an ASCII run alike."""
+    names = [b"north", "Köln".encode(), b"", b"ab  ", "ü".encode(), b"0123456789"]
+    rows = [(i, names[i % len(names)], i / 4) for i in range(30_000)]
+    raw = records("<I10sf", rows)
+    got = binrec.Struct("<I10sf", names="id name temp").unpack(raw, text="name", encoding="utf-8")
+    expected = [(i, v.rstrip(b"\x00 ").decode("utf-8"), t) for i, v, t in struct.iter_unpack("<I10sf", raw)]
+    assert got.tolist() == expected
+
+
+def test_unpack_text_error_names_a_row_past_the_first_block(backend):
+    """A value that does not decode, far into the records: the error names
+    its own row (bytes.decode refuses b"\\xff" as UTF-8), not its row
+    within a block."""
+    values = [(b"ok",)] * 10_000  # 160-byte U40 rows: some 3,000 to a block
+    values[8_765] = (b"\xff",)
+    raw = records("<40s", values)
+    with pytest.raises(binrec.Error, match=r"field 't' \(row 8765\)"):
+        binrec.Struct("<40s", names="t").unpack(raw, text="t", encoding="utf-8")
+
+
 @pytest.mark.parametrize("code", ["c", "3p", "5s"])
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_each_string_code_decodes_like_struct(backend, code, encoding):

@@ -861,38 +861,41 @@ cdef Py_ssize_t _decode_text_loop(const unsigned char *src, Py_ssize_t sstride, 
     cdef const unsigned char *p
     cdef unsigned char *o
     cdef uint32_t cp
+    cdef unsigned char high, c
     for i in range(count):
         p = src + i * sstride
         o = dst + i * dstride
         n = _text_len(p, w, strip)
-        m = 0
-        k = 0
-        while k < n and p[k] < 0x80:  # the ASCII run every codec shares
-            br_put_u32(o + 4 * k, p[k])
-            k += 1
-        m = k
-        if k < n:
-            if codec == TEXT_ASCII:
-                return i
-            if codec == TEXT_LATIN1:
-                while k < n:
-                    br_put_u32(o + 4 * k, p[k])
-                    k += 1
-                m = k
-            else:
-                while k < n:
-                    if p[k] < 0x80:
-                        cp = p[k]
-                        step = 1
-                    else:
-                        step = _utf8_step(p, k, n, &cp)
-                        if step == 0:
-                            return i
-                    br_put_u32(o + 4 * m, cp)
-                    m += 1
-                    k += step
-        if m < w:
-            memset(o + 4 * m, 0, <size_t> (4 * (w - m)))
+        # every byte widened and the stripped tail as NULs, in one pass over
+        # the whole width with no branch on the data: all a row needs when
+        # it has no byte >= 0x80 (nearly every row) or for Latin-1
+        high = 0
+        for k in range(w):
+            c = p[k] if k < n else 0
+            high |= c
+            br_put_u32(o + 4 * k, c)
+        if high < 0x80 or codec == TEXT_LATIN1:
+            pass
+        elif codec == TEXT_ASCII:
+            return i
+        else:
+            k = 0
+            while p[k] < 0x80:  # this ASCII run is in place already
+                k += 1
+            m = k
+            while k < n:
+                if p[k] < 0x80:
+                    cp = p[k]
+                    step = 1
+                else:
+                    step = _utf8_step(p, k, n, &cp)
+                    if step == 0:
+                        return i
+                br_put_u32(o + 4 * m, cp)
+                m += 1
+                k += step
+            if m < w:
+                memset(o + 4 * m, 0, <size_t> (4 * (w - m)))
     return -1
 
 

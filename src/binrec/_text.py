@@ -6,6 +6,7 @@ streaming readers (``files.py``) and the CLI so they cannot drift.
 from __future__ import annotations
 
 import codecs
+import functools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -133,23 +134,52 @@ def with_text(
     ``text_names`` decoded to ``str``: a new, packed structured array (each
     text field decoded straight into it).  ``first_row`` numbers the rows in
     error messages."""
-    text_names = set(text_names)
-    formats: list[np.dtype[Any]] = []
-    for f in layout.fields:
-        if f.name in text_names:
-            formats.append(
-                np.dtype(f"U{max(1, f.native.itemsize)}")
-                if _codec(encoding) is not None
-                else decode_field(f, rows[f.name], encoding, strip, first_row=first_row).dtype
-            )
-        else:
-            formats.append(f.native)
+    text_names = frozenset(text_names)
+    if _codec(encoding) is None:
+        return _with_text_codecs(layout, rows, text_names, encoding, strip, first_row)
+    result = np.empty(len(rows), dtype=_text_dtype(layout, text_names))
+    # One block of rows at a time, every field: the block of the result
+    # stays in the cache while it is filled, where a field at a time would
+    # stream the whole (several times larger) result once per field.
+    block = max(1, _BLOCK_BYTES // max(1, result.itemsize))
+    for lo in range(0, len(rows), block):
+        part, dest = rows[lo : lo + block], result[lo : lo + block]
+        for f in layout.fields:
+            if f.name in text_names:
+                decode_field(f, part[f.name], encoding, strip, out=dest[f.name], first_row=first_row + lo)
+            else:
+                dest[f.name] = part[f.name]
+    return result
+
+
+#: Bytes of the result filled per block by :func:`with_text` (well inside a
+#: core's share of the last-level cache, large enough that the per-block
+#: Python overhead is noise).
+_BLOCK_BYTES = 1 << 19
+
+
+@functools.lru_cache(maxsize=256)
+def _text_dtype(layout: Layout, text_names: frozenset[str]) -> np.dtype[np.void]:
+    """``layout.dtype`` packed, with each field in ``text_names`` as ``U``
+    of its byte width (the width the kernels decode to)."""
+    formats = [np.dtype(f"U{max(1, f.native.itemsize)}") if f.name in text_names else f.native for f in layout.fields]
+    return np.dtype({"names": list(layout.names), "formats": formats})
+
+
+def _with_text_codecs(
+    layout: Layout, rows: np.ndarray, text_names: frozenset[str], encoding: str, strip: bytes, first_row: int
+) -> np.ndarray:
+    """:func:`with_text` for an encoding left to :mod:`codecs`, whose ``U``
+    width depends on the values."""
+    columns = {
+        f.name: decode_field(f, rows[f.name], encoding, strip, first_row=first_row)
+        for f in layout.fields
+        if f.name in text_names
+    }
+    formats = [columns[f.name].dtype if f.name in columns else f.native for f in layout.fields]
     result = np.empty(len(rows), dtype=np.dtype({"names": list(layout.names), "formats": formats}))
     for f in layout.fields:
-        if f.name in text_names:
-            decode_field(f, rows[f.name], encoding, strip, out=result[f.name], first_row=first_row)
-        else:
-            result[f.name] = rows[f.name]
+        result[f.name] = columns.get(f.name, rows[f.name])
     return result
 
 
