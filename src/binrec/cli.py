@@ -13,10 +13,8 @@ import contextlib
 import io
 import os
 import re
-import statistics
 import struct
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
@@ -59,6 +57,8 @@ def sensor_records(n: int, seed: int = 0) -> np.ndarray:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile  # the demo's alone: not paid by every run of the CLI
+
     n = args.records
     s = Struct(SENSOR_FORMAT, SENSOR_NAMES)
     with tempfile.TemporaryDirectory(prefix="binrec-demo-") as tmp:
@@ -94,6 +94,8 @@ def _median_seconds(work: Callable[[], object], repeat: int) -> float:
         t0 = time.perf_counter()
         work()
         times.append(time.perf_counter() - t0)
+    import statistics  # the demo's alone
+
     return statistics.median(times)
 
 
