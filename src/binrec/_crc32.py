@@ -2,9 +2,11 @@
 
 Python's :mod:`zlib` does not expose ``crc32_combine``, which turns the
 CRCs of two pieces into the CRC of their concatenation: it is written here
-in GF(2) arithmetic, so the checkpoint store can checksum a large buffer
-in pieces (while the next piece is read) and sections on several threads.
-Pure functions, no I/O.
+in GF(2) arithmetic, so that pieces of one buffer checksummed apart (on
+several threads, say) give the buffer's CRC.  The checkpoint store uses
+:func:`crc32_each` for its sections on save; its loader sums each section's
+pieces in order (zlib's running CRC) and needs no combining.  Pure
+functions, no I/O.
 """
 
 from __future__ import annotations
