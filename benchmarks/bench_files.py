@@ -12,7 +12,12 @@
   size (target: at most 2x); ``binrec decode`` to CSV and JSONL (a fresh
   process, start-up included) against pandas' ``to_csv``/``to_json`` of the
   same frame (in process), with and without pyarrow (target: 3x pandas
-  with it, no slower without); Parquet file size against ``pq.write_table``.
+  with it, no slower without); ``binrec encode`` of that CSV and JSONL (in
+  process) against pandas' ``read_csv(engine="c")``/``read_json(lines=True)``
+  plus ``Struct.pack`` of the frame (target: 3x), and for CSV encode's
+  Python reader alone; what writing ``unpack(text=)``'s result alone costs
+  (numpy, fresh memory), the floor under its ratio; Parquet file size
+  against ``pq.write_table``.
 
 Writes ``benchmarks/results/files.json`` and, when matplotlib is installed,
 ``files.png`` (MB/s of each way to read the file).
@@ -128,6 +133,11 @@ def bench_text(tmp: Path, n: int) -> dict:
             t = timed(lambda: call(raw, text="name", encoding=enc))
             res[f"{label}_text_{enc}_s"] = t
             res[f"{label}_text_{enc}_vs_plain"] = t / plain
+    # the floor under unpack(text=): writing its result alone (fresh memory,
+    # as unpack's is), in numpy, against the plain decode
+    res["write_U10_column_s"] = timed(lambda: np.empty(n, "U10").view(np.uint32).fill(0))
+    text_dtype = s.unpack(ascii_raw[: s.size], text="name").dtype
+    res["write_text_rows_s"] = timed(lambda: np.empty(n, text_dtype).view(np.uint8).fill(0))
     try:
         import pandas  # noqa: F401
     except ImportError:
@@ -155,6 +165,7 @@ def bench_text(tmp: Path, n: int) -> dict:
             res[key] = child_wall([*cli, str(tmp / f"out{ext}")], block_arrow=not arrow)
             res[f"{key[:-2]}_vs_pandas"] = res[pandas_key] / res[key]
         res[f"decode{ext}_MB"] = (tmp / f"out{ext}").stat().st_size / 1e6
+    res.update(bench_encode(tmp, s))
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -167,6 +178,35 @@ def bench_text(tmp: Path, n: int) -> dict:
         res[f"decode.parquet_rowgroups_{label}_MB"] = out.stat().st_size / 1e6
     pq.write_table(s.unpack_table(utf8_raw, text="name", encoding="utf-8"), tmp / "pq.parquet")
     res["pq_write_table_MB"] = (tmp / "pq.parquet").stat().st_size / 1e6
+    return res
+
+
+def bench_encode(tmp: Path, s: binrec.Struct) -> dict:
+    """``binrec encode`` (in process) of the CSV and JSONL that decode wrote
+    against pandas' reader plus ``Struct.pack`` of its frame; for CSV also
+    encode's own Python reader (pyarrow's switched off)."""
+    import pandas as pd
+
+    from binrec import cli
+
+    res: dict = {}
+    readers = {".csv": lambda p: pd.read_csv(p, engine="c"), ".jsonl": lambda p: pd.read_json(p, lines=True)}
+    for ext, read in readers.items():
+        src, out = tmp / f"out{ext}", tmp / f"enc{ext}.bin"
+        args = ["encode", FMT, str(src), "--text", "name", "--encoding", "utf-8", "-q", "-o", str(out)]
+        res[f"pandas_read{ext}_pack_s"] = timed(lambda: s.pack(read(src), encoding="utf-8"), reps=1)
+        res[f"encode{ext}_s"] = timed(lambda: cli.main(args), reps=2)
+        res[f"encode{ext}_vs_pandas"] = res[f"pandas_read{ext}_pack_s"] / res[f"encode{ext}_s"]
+        if ext == ".csv":
+            real = cli._arrow_csv_ok
+            cli._arrow_csv_ok = lambda: False
+            try:
+                res["encode.csv_python_reader_s"] = timed(lambda: cli.main(args), reps=1)
+            finally:
+                cli._arrow_csv_ok = real
+            res["encode.csv_python_reader_vs_pandas"] = (
+                res["pandas_read.csv_pack_s"] / res["encode.csv_python_reader_s"]
+            )
     return res
 
 
@@ -193,6 +233,25 @@ def print_text(res: dict) -> None:
             print(
                 f"    in process (no start-up): {res[f'decode{ext}_in_process_s']:5.2f} s"
                 f" ({res[f'decode{ext}_in_process_vs_pandas']:.1f}x pandas)"
+            )
+    if "write_text_rows_s" in res:
+        print(
+            f"floor: writing unpack(text=)'s rows alone {res['write_text_rows_s'] * 1e3:.1f} ms"
+            f" ({res['write_text_rows_s'] / res['unpack_plain_s']:.2f}x plain unpack), a U10 column alone"
+            f" {res['write_U10_column_s'] * 1e3:.1f} ms ({res['write_U10_column_s'] / res['unpack_columns_plain_s']:.2f}x"
+            " plain unpack_columns)"
+        )
+    for ext in (".csv", ".jsonl"):
+        if f"encode{ext}_s" in res:
+            extra = ""
+            if ext == ".csv":
+                extra = (
+                    f"; Python reader {res['encode.csv_python_reader_s']:5.2f} s"
+                    f" ({res['encode.csv_python_reader_vs_pandas']:.2f}x)"
+                )
+            print(
+                f"binrec encode <- {ext:<6} {res[f'encode{ext}_s']:5.2f} s ({res[f'encode{ext}_vs_pandas']:.2f}x pandas"
+                f" read + pack, {res[f'pandas_read{ext}_pack_s']:5.2f} s){extra}"
             )
     if "pq_write_table_MB" in res:
         print(

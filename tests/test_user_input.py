@@ -465,3 +465,64 @@ def test_encode_shows_the_same_progress_bar_as_decode(tmp_path, monkeypatch, com
     [(desc, bar)] = bars
     assert desc == command and bar.total == src.stat().st_size
     assert bar.n == bar.total and bar.closed
+
+
+# -- encode's pyarrow CSV reader against the Python one ---------------------------
+
+# (csv bytes, encode arguments, whether pyarrow's reader should keep it)
+ARROW_CSV_CASES = [
+    (b"id,name,temp\n1,north,0.5\n2,south,-1.25\n", (), True),
+    ("id,name,temp\n1,München,0.5\n2,Zürich,1e3\n".encode(), ("--text", "name", "--encoding", "utf-8"), True),
+    (b"\xef\xbb\xbfid, name, temp\r\n1,a,0.5\r\n\r\n2,b,inf\r\n", ("--text", "name"), True),
+    (b"temp,name,id\n0.5,north,7\n-0.0,,8\n", ("--names", NAMES), True),
+    (b"id,name,temp\n1,ab,0.5\n", ("--text", "name", "--encoding", "utf-16"), True),  # 6 bytes, BOM first
+    (b'id,name,temp\n1,"a,b",0.5\n', (), False),  # quoting: csv.reader's rules
+    (b"id,name,temp\n 1,north,0.5\n", (), False),  # int(" 1") is 1
+    (b"id,name,temp\n1_000,north,1_0.5\n", (), False),  # int/float take underscores
+    (b"id,name,temp\n1,elevenbytes,0.5\n", (), False),  # bytes: struct cuts to 10
+    ("id,name,temp\n1,München,0.5\n".encode(), (), True),  # the Latin-1 bytes of a non-ASCII name
+    (b"id,name,temp\n1,north,nan\n2,south,-nan\n", (), False),
+    (b"id,name,temp\n1,north,0.5\n2,south\n", (), False),  # an error: file, line
+    (b"id,name,temp\n1,north,0.5\n-1,south,0.5\n", (), False),  # out of range for I
+    (b"id,name,temp\n1,elevenbytes,0.5\n", ("--text", "name"), False),  # text too long: an error
+    ("id,name,temp\n1,ü,0.5\n".encode(), ("--text", "name"), False),  # not ASCII: an error
+    # either reader may take these; the bytes and errors must still agree
+    (b"id,name,temp\n\t1,a,+.5\n+2,b,5.\n3,c,1E5\n4,d,-Infinity\n5,e,1e400\n", (), None),
+    (b"id,name,temp\n0x10,a,0.5\n", (), None),
+    (b"id,name,temp\n,a,0.5\n", (), None),
+    (b"id,name,temp\n1,a,\n", (), None),
+    (b"id,name,temp\n1,a,0.5,\n", (), None),
+    (b"id,name,temp\n1,a,0.5\n2,b,0.25", (), True),  # no newline at the end
+    (b"id,name,temp\n4294967296,a,0.5\n", (), None),
+    (b"id,name,temp\n1,a,0x1p3\n", (), None),
+    (b"id,name,temp\n1,a\xff,0.5\n", (), False),
+    ("id,name,temp\n1,Münchenxxxxx,0.5\n".encode(), (), None),  # bytes: cut to 10, both ways
+]
+
+
+@pytest.mark.parametrize("content, args, arrow", ARROW_CSV_CASES)
+def test_encode_csv_with_pyarrow_writes_what_the_python_reader_writes(
+    tmp_path, monkeypatch, capsys, content, args, arrow
+):
+    """The oracle is encode's own Python CSV reader (csv.reader, then a
+    parser per cell), run with pyarrow's path switched off: the same bytes,
+    the same error (file, line, field) and exit status; and pyarrow's path
+    was the one used where both readers must agree."""
+    pytest.importorskip("pyarrow")
+    from binrec import cli
+
+    src = tmp_path / "in.csv"
+    src.write_bytes(content)
+    used = []
+    real = cli._encode_csv_with_arrow
+    monkeypatch.setattr(cli, "_encode_csv_with_arrow", lambda *a: used.append(real(*a)) or used[-1])
+    results = []
+    for fast in (True, False):
+        monkeypatch.setattr(cli, "_arrow_csv_ok", lambda fast=fast: fast)
+        out = tmp_path / f"out_{fast}.bin"
+        status = cli.main(["encode", FMT, str(src), "-q", "-o", str(out), *args])
+        err = capsys.readouterr().err
+        results.append((status, err, out.read_bytes() if out.exists() else None))
+    assert results[0] == results[1]
+    if arrow is not None:
+        assert (used[0] is not None) == arrow

@@ -752,6 +752,178 @@ def _jsonl_rows(
         yield line, tuple(_json_cell(f, obj[k], line, name, t) for f, k, t in zip(fields, keys, text))
 
 
+class _NotFast(Exception):
+    """The pyarrow CSV reader cannot promise the Python path's answer for
+    this input: encode reads it again with the Python path."""
+
+
+#: Bytes of CSV handed to pyarrow at a time (plus the rest of the last line).
+_ARROW_CSV_BLOCK = 1 << 23
+
+
+def _arrow_csv_blocks(
+    state: _EncodeInput, src: BinaryIO, name: str, encoding: str
+) -> Iterator[tuple[dict[str, Any], int]]:
+    """The CSV input as ``(columns, rows)`` blocks read by pyarrow's CSV
+    reader, each the columns :func:`_csv_rows` would have produced.
+
+    Only inputs where both readers must agree take this path: no quote, NUL
+    or lone CR anywhere, a plain first line as the header, fields of int,
+    float, c and s kinds, no NaN.  Anything else, and any cell pyarrow
+    refuses, raises :class:`_NotFast` or pyarrow's error; the caller then
+    starts again with the Python path, which names file, line and key."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    first = src.readline()
+    state.consumed += len(first)
+    line = _plain_csv_line(first, bom=True)
+    header = [h.strip() for h in line.split(",")]
+    keys = state.adopt(header, f"{name}: line 1", "column")
+    fields = state.s.layout.fields
+    if any(f.kind not in ("int", "float", "char", "bytes") for f in fields):
+        raise _NotFast
+    order = [header.index(k) for k in keys]
+    types = {}
+    for j in order:
+        types[f"c{j}"] = pa.string()  # numbers too: checked against Python's grammar, then cast
+    read = pacsv.ReadOptions(column_names=[f"c{j}" for j in range(len(header))], block_size=_ARROW_CSV_BLOCK + 4096)
+    parse = pacsv.ParseOptions(quote_char=False, ignore_empty_lines=True)
+    convert = pacsv.ConvertOptions(column_types=types, null_values=[], strings_can_be_null=False, check_utf8=True)
+    while True:
+        block = src.read(_ARROW_CSV_BLOCK)
+        if not block:
+            return
+        if not block.endswith(b"\n"):
+            block += src.readline()
+        state.consumed += len(block)
+        if b'"' in block or b"\x00" in block or block.count(b"\r") != block.count(b"\r\n"):
+            raise _NotFast
+        table = pacsv.read_csv(pa.py_buffer(block), read_options=read, parse_options=parse, convert_options=convert)
+        yield (
+            {
+                f.name: _arrow_csv_column(f, table.column(j), f.name in state.text, encoding)
+                for f, j in zip(fields, order)
+            },
+            (table.num_rows),
+        )
+
+
+def _arrow_csv_ok() -> bool:
+    try:
+        import pyarrow.csv  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _encode_csv_with_arrow(
+    state: _EncodeInput, src: BinaryIO, name: str, out: BinaryIO, encoding: str, bar: tqdm[NoReturn] | None
+) -> int | None:
+    """Encode a CSV file with pyarrow's reader (:func:`_arrow_csv_blocks`):
+    the records written, or None when it gave up, its output undone and the
+    input rewound for the Python path (which then names the bad cell's file,
+    line and key as always)."""
+    import codecs
+
+    import pyarrow as pa
+
+    start = out.tell()
+    total = 0
+    try:
+        for columns, rows in _arrow_csv_blocks(state, src, name, codecs.lookup(encoding).name):
+            out.write(state.s.pack(columns, encoding=encoding))
+            total += rows
+            if bar is not None:
+                bar.update(state.consumed - bar.n)
+    except (_NotFast, Error, ValueError, TypeError, ArithmeticError, pa.ArrowException):
+        out.seek(start)
+        out.truncate()
+        src.seek(0)
+        return None
+    return total
+
+
+def _plain_csv_line(raw: bytes, bom: bool) -> str:
+    """A CSV line that csv.reader would split at every comma: UTF-8, no
+    quote, NUL or lone CR, not blank (its line ending removed)."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _NotFast from None
+    if bom and line.startswith("\ufeff"):
+        line = line[1:]
+    line = line.removesuffix("\n").removesuffix("\r")
+    if not line or any(c in line for c in '"\x00\r'):
+        raise _NotFast
+    return line
+
+
+def _arrow_csv_column(f: Field, col: Any, text: bool, encoding: str) -> np.ndarray:
+    """One column of a pyarrow-read CSV block as the values _parse_cell
+    gives, or their bytes: numbers as they are; string fields as the bytes
+    their text encodes to (``encoding`` for --text fields, else Latin-1),
+    or, for other encodings, --text fields as str (numpy U) for pack."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = col.combine_chunks()
+    if f.kind in ("int", "float"):
+        # pyarrow also reads 0x10 as an integer, which int() refuses: only
+        # text both read alike is cast (anything else: the Python path)
+        grammar = _INT_TEXT if f.kind == "int" else _FLOAT_TEXT
+        if len(arr) and not pc.all(pc.match_substring_regex(arr, grammar)).as_py():
+            raise _NotFast
+        kind = pa.uint64() if f.native.kind == "u" and f.native.itemsize == 8 else pa.int64()
+        values: np.ndarray = pc.cast(arr, kind if f.kind == "int" else pa.float64()).to_numpy(zero_copy_only=False)
+        if f.kind == "float" and np.isnan(values).any():
+            raise _NotFast  # float("-nan") keeps a sign bit pyarrow may not
+        return values
+    ascii_only = bool(pc.all(pc.string_is_ascii(arr)).as_py() is not False)
+    if (text and (encoding == "utf-8" or (ascii_only and encoding in ("ascii", "iso8859-1")))) or (
+        not text and ascii_only
+    ):
+        # the UTF-8 Arrow holds is the text's encoding: no str per value
+        room = 1 if f.code == "c" else f.count
+        lengths = pc.binary_length(arr).to_numpy(zero_copy_only=False)
+        if room == 0 or (len(lengths) and int(lengths.max()) > room):
+            raise _NotFast  # pack's own error for a value too long
+        if f.code == "c" and not text and len(lengths) and int(lengths.min()) != 1:
+            raise _NotFast  # struct's error for a char that is not one byte
+        return _fixed_bytes(arr, lengths, room)
+    strings: np.ndarray = arr.to_numpy(zero_copy_only=False).astype(str)
+    if text:
+        return strings
+    try:
+        encoded: np.ndarray = np.strings.encode(strings, "latin-1")
+    except UnicodeEncodeError:
+        raise _NotFast from None
+    if f.code == "c" and len(strings) and not (np.strings.str_len(strings) == 1).all():
+        raise _NotFast
+    return encoded
+
+
+#: Number text that int() and float() read as pyarrow does (a subset of
+#: what Python takes: spaces, underscores and the rest go the Python path).
+_INT_TEXT = r"^[+-]?[0-9]+$"
+_FLOAT_TEXT = r"^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|(?i:inf|infinity))$"
+
+
+def _fixed_bytes(arr: Any, lengths: np.ndarray, width: int) -> np.ndarray:
+    """The bytes of an Arrow string array (each at most ``width`` long) as
+    a numpy ``S<width>`` array, NUL-padded."""
+    n = len(arr)
+    out = np.zeros((n, width), dtype=np.uint8)
+    total = int(lengths.sum())
+    if total:
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * arr.offset)
+        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+        rows = np.repeat(np.arange(n), lengths)
+        cols = np.arange(total) - np.repeat(offsets[:-1] - offsets[0], lengths)
+        out[rows, cols] = data
+    return out.view(f"S{width}").reshape(n)
+
+
 def _input_kind(path: str, forced: str | None) -> str:
     if forced is not None:
         return forced
@@ -860,7 +1032,12 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         with contextlib.nullcontext(sys.stdout.buffer) if to_stdout else _output_file(args.output) as out_fh:
             out_fh.write(header)
             total = 0
-            for unit, numbers, rows in _encode_batches(state, src, name, kind):
+            fast = None
+            if kind == "csv" and not to_stdout and size is not None and out_fh.seekable() and _arrow_csv_ok():
+                # its output is undone when it gives up: a file it can seek in
+                fast_state = _EncodeInput(s, args.names is not None, text)
+                fast = _encode_csv_with_arrow(fast_state, src, name, out_fh, args.encoding, bar)
+            for unit, numbers, rows in () if fast is not None else _encode_batches(state, src, name, kind):
                 try:
                     out_fh.write(state.s.pack(rows, encoding=args.encoding))
                 except Error as exc:
@@ -871,6 +1048,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
                 total += len(rows)
                 if bar is not None:
                     bar.update(state.consumed - bar.n)
+            total += fast or 0
             out_fh.flush()
     finally:
         if bar is not None:
