@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from ._backend import backend
 from ._errors import BufferContiguityError, BufferTypeError, Error, FloatOverflowError, FormatEncodingError
+from .framing import FrameIndex, Framing
 from .records import Struct, calcsize, dtype, pack, pack_into, unpack, unpack_columns
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "Error",
     "FloatOverflowError",
     "FormatEncodingError",
+    "FrameIndex",
+    "Framing",
     "Struct",
     "backend",
     "calcsize",

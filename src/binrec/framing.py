@@ -1,0 +1,758 @@
+"""Framed record streams: length-prefixed, optionally tagged messages.
+
+Most binary logs are not one fixed-size record repeated but a run of
+*frames* (protocol frames, not DataFrames): a small fixed prefix that gives
+the frame's length and often a type tag, then a body whose layout the tag
+selects, then sometimes a fixed suffix (a checksum).  pcap packets,
+NASDAQ TotalView-ITCH messages and TFRecord records are all framed.
+
+:class:`Framing` describes such a stream with ordinary :class:`~binrec.Struct`
+formats: :meth:`Framing.scan` walks the prefixes once and returns a
+:class:`FrameIndex` (where each body starts and how long it is), and
+:meth:`Framing.unpack` decodes each type's bodies in bulk into structured
+arrays, each row carrying ``_frame``, its position in the stream.
+
+The scan is the only loop over frames; it checks every length against the
+buffer and ``max_length`` *before* it records the frame, so a corrupt length
+never allocates anything.  Errors are :class:`binrec.Error` and name the
+frame number and its byte offset.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._coerce import byte_view
+from ._errors import Error
+from ._layout import Field
+from .records import Struct, resolve_offset
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+__all__ = ["Framing", "FrameIndex"]
+
+_INT_CODES = "bBhHiIlLqQnN"
+_BYTE_ORDERS = "@=<>!"
+_EXTRA = ("error", "ignore")
+_UNKNOWN = ("error", "skip")
+#: the keys of a framing's JSON document (Framing.to_json)
+_JSON_KEYS = frozenset(
+    ("prefix", "names", "length", "counts_from", "adjust", "tag", "formats", "suffix", "max_length", "extra")
+)
+#: name of the stream-position field appended to every decoded body
+FRAME_FIELD = "_frame"
+
+
+def _as_struct(spec: Any, what: str) -> Struct:
+    if isinstance(spec, Struct):
+        return spec
+    if isinstance(spec, (str, bytes)):
+        return Struct(spec)
+    raise TypeError(f"{what} must be a struct format or a binrec.Struct, not {type(spec).__name__}")
+
+
+def _field(prefix: Struct, key: Any, what: str) -> Field:
+    """The prefix field named (str) or numbered (int) by ``key``."""
+    fields = prefix.layout.fields
+    if isinstance(key, str):
+        for f in fields:
+            if f.name == key:
+                return f
+        raise Error(
+            f"{what} {key!r} is not a field of the prefix {prefix.format!r} (fields: {', '.join(prefix.names)})"
+        )
+    if isinstance(key, bool) or not isinstance(key, int):
+        raise TypeError(f"{what} must be a prefix field name or index, not {type(key).__name__}")
+    if not -len(fields) <= key < len(fields):
+        raise Error(f"{what} index {key} is out of range for the {len(fields)} fields of the prefix {prefix.format!r}")
+    return fields[key]
+
+
+def _reader(prefix: Struct, f: Field) -> struct.Struct:
+    """A :class:`struct.Struct` that reads field ``f`` alone at its offset."""
+    order = prefix.format[0] if prefix.format[:1] in _BYTE_ORDERS else "@"
+    return struct.Struct(order + f.code)
+
+
+def _key_to_json(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def _with_frame(arr: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """``arr``'s fields, then an int64 ``_frame`` field after them."""
+    dt = arr.dtype
+    assert dt.fields is not None
+    names = list(dt.names or ())
+    out_dt = np.dtype(
+        {
+            "names": [*names, FRAME_FIELD],
+            "formats": [dt.fields[n][0] for n in names] + [np.int64],
+            "offsets": [dt.fields[n][1] for n in names] + [dt.itemsize],
+            "itemsize": dt.itemsize + 8,
+        }
+    )
+    out = np.empty(len(arr), dtype=out_dt)
+    for n in names:
+        out[n] = arr[n]
+    out[FRAME_FIELD] = frames
+    return out
+
+
+def _gather(buf: memoryview, starts: np.ndarray, size: int) -> bytes:
+    """The ``size`` bytes at each of ``starts``, concatenated (one copy)."""
+    if len(starts) == 0 or size == 0:
+        return b""
+    raw = np.frombuffer(buf, dtype=np.uint8)
+    rows = raw[starts[:, None] + np.arange(size, dtype=np.int64)]
+    return rows.tobytes()
+
+
+class FrameIndex:
+    """Where each frame of a stream lies: the result of :meth:`Framing.scan`.
+
+    Parameters
+    ----------
+    buffer : memoryview
+        The scanned bytes (kept, so :meth:`body` can return views of them).
+    prefix : numpy.ndarray
+        Structured array of the prefix fields, one row per frame.
+    offsets : numpy.ndarray
+        int64 byte offset of each body in ``buffer``.
+    lengths : numpy.ndarray
+        int64 length of each body in bytes.
+    suffix : numpy.ndarray or None
+        Structured array of the suffix fields, where the framing has one.
+    end : int
+        Byte offset just past the last frame.
+
+    Attributes
+    ----------
+    prefix, offsets, lengths, suffix, end
+
+    Examples
+    --------
+    >>> import struct
+    >>> import binrec
+    >>> raw = struct.pack("<H", 2) + b"hi" + struct.pack("<H", 3) + b"abc"
+    >>> index = binrec.Framing("<H", length=0).scan(raw)
+    >>> len(index), index.offsets.tolist(), index.lengths.tolist()
+    (2, [2, 6], [2, 3])
+    >>> bytes(index.body(1))
+    b'abc'
+    """
+
+    __slots__ = ("_buffer", "prefix", "offsets", "lengths", "suffix", "end")
+
+    def __init__(
+        self,
+        buffer: memoryview,
+        prefix: np.ndarray,
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        suffix: np.ndarray | None,
+        end: int,
+    ) -> None:
+        self._buffer = buffer
+        self.prefix = prefix
+        self.offsets = offsets
+        self.lengths = lengths
+        self.suffix = suffix
+        self.end = end
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __repr__(self) -> str:
+        return f"<FrameIndex of {len(self)} frames ending at byte {self.end}>"
+
+    def body(self, i: int) -> memoryview:
+        """The body of frame ``i``, as a view of the scanned buffer (no copy).
+
+        Parameters
+        ----------
+        i : int
+            Frame number (negative counts from the end).
+
+        Returns
+        -------
+        memoryview
+
+        Examples
+        --------
+        >>> import binrec
+        >>> index = binrec.Framing("B", length=0).scan(b"\\x02hi\\x01!")
+        >>> bytes(index.body(0)), bytes(index.body(-1))
+        (b'hi', b'!')
+        """
+        start = int(self.offsets[i])
+        return self._buffer[start : start + int(self.lengths[i])]
+
+    def to_arrow(self) -> pa.Table:
+        """The prefix columns plus a ``body`` column of binary values.
+
+        The bodies are copied (Arrow needs them contiguous); past 2 GiB of
+        bodies the column is ``large_binary``.
+
+        Returns
+        -------
+        pyarrow.Table
+
+        Examples
+        --------
+        >>> import binrec
+        >>> index = binrec.Framing("B", names="n", length="n").scan(b"\\x02hi\\x01!")
+        >>> index.to_arrow().to_pydict()
+        {'n': [2, 1], 'body': [b'hi', b'!']}
+        """
+        import pyarrow as pa
+
+        lengths = self.lengths
+        total = int(lengths.sum()) if len(lengths) else 0
+        large = total >= 2**31
+        bounds = np.zeros(len(lengths) + 1, dtype=np.int64 if large else np.int32)
+        np.cumsum(lengths, out=bounds[1:])
+        data = _gather_varlen(self._buffer, self.offsets, lengths, total)
+        body = pa.Array.from_buffers(
+            pa.large_binary() if large else pa.binary(),
+            len(lengths),
+            [None, pa.py_buffer(bounds), pa.py_buffer(data)],
+        )
+        names = list(self.prefix.dtype.names or ())
+        columns = [pa.array(self.prefix[n]) for n in names] + [body]
+        return pa.Table.from_arrays(columns, names=[*names, "body"])
+
+
+def _gather_varlen(buf: memoryview, offsets: np.ndarray, lengths: np.ndarray, total: int) -> bytes:
+    """The bodies, concatenated in frame order."""
+    if total == 0:
+        return b""
+    raw = np.frombuffer(buf, dtype=np.uint8)
+    starts = np.repeat(offsets - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    return raw[starts + np.arange(total, dtype=np.int64)].tobytes()
+
+
+class Framing:
+    """A framed record stream: a fixed prefix holding each frame's length
+    (and optionally a type tag), a body, and an optional fixed suffix.
+
+    "Frame" means a protocol frame (a pcap packet, an ITCH message, a
+    TFRecord record), not a DataFrame.
+
+    Parameters
+    ----------
+    prefix : str or bytes or Struct
+        Struct format of the fixed prefix of every frame (``"<IIII"`` for
+        pcap packet headers, ``">Hc"`` for ITCH).
+    names : str or sequence of str, optional
+        Names of the prefix fields, as for :class:`~binrec.Struct`.
+    length : str or int
+        The prefix field (name or index) holding the length; an integer field.
+    counts_from : int, optional
+        Byte position within the frame where the counted length starts; the
+        counted region always ends at the end of the body (a suffix is never
+        counted).  ``None`` (default): the length counts only the body.
+        ``0``: it counts the whole frame, prefix included.  ITCH: ``2``.
+    adjust : int
+        Added to the length field before it is used.
+    tag : str or int, optional
+        Prefix field (name or index) whose value selects the body's layout:
+        an integer field (tag values are ints) or a ``c`` field (tag values
+        are one-byte ``bytes``).
+    formats : str or Struct or mapping, optional
+        With ``tag``: a mapping from tag value to the body's format (or
+        Struct).  Without: one format for every body.  Needed by
+        :meth:`unpack`, not by :meth:`scan`.
+    suffix : str or bytes or Struct, optional
+        Struct format of a fixed suffix after each body (TFRecord's CRC).
+    max_length : int, optional
+        Largest body length in bytes a valid frame may have.
+    extra : {"error", "ignore"}
+        A body longer than its format: an error, or decode its leading part.
+        A body shorter than its format is always an error.
+
+    Raises
+    ------
+    binrec.Error
+        A field that is not in the prefix, a length field that is not an
+        integer, a tag field that is neither an integer nor ``c``,
+        ``counts_from`` outside the prefix, or a format that can never fit
+        under ``max_length``.
+
+    Examples
+    --------
+    Two ITCH-like messages: a 2-byte big-endian length counting everything
+    after itself, a type byte, then a body whose layout the type selects.
+
+    >>> import struct
+    >>> import binrec
+    >>> itch = binrec.Framing(">Hc", names="length type", length="length", counts_from=2,
+    ...                       tag="type", formats={b"D": ">HH6sQ", b"X": ">HH6sQI"})
+    >>> raw = (struct.pack(">Hc", 19, b"D") + struct.pack(">HH6sQ", 1, 2, b"\\0" * 6, 77)
+    ...        + struct.pack(">Hc", 23, b"X") + struct.pack(">HH6sQI", 1, 3, b"\\0" * 6, 78, 100))
+    >>> tables = itch.unpack(raw)
+    >>> tables[b"D"]["f3"].tolist(), tables[b"X"][["f3", "f4", "_frame"]].tolist()
+    ([77], [(78, 100, 1)])
+    """
+
+    __slots__ = (
+        "_prefix",
+        "_length",
+        "_length_reader",
+        "_counts_from",
+        "_adjust",
+        "_tag",
+        "_tag_reader",
+        "_formats",
+        "_suffix",
+        "_max_length",
+        "_extra",
+    )
+
+    def __init__(
+        self,
+        prefix: str | bytes | Struct,
+        *,
+        names: str | list[str] | tuple[str, ...] | None = None,
+        length: str | int,
+        counts_from: int | None = None,
+        adjust: int = 0,
+        tag: str | int | None = None,
+        formats: str | bytes | Struct | Mapping[Any, str | bytes | Struct] | None = None,
+        suffix: str | bytes | Struct | None = None,
+        max_length: int | None = None,
+        extra: str = "error",
+    ) -> None:
+        given = _as_struct(prefix, "prefix")
+        self._prefix: Struct = given if names is None else Struct(given.format, names)
+        self._length = _field(self._prefix, length, "length")
+        if self._length.code not in _INT_CODES:
+            raise Error(f"length field {self._length.name!r} has format {self._length.code!r}: it must be an integer")
+        self._length_reader = _reader(self._prefix, self._length)
+        psize = self._prefix.size
+        if counts_from is not None:
+            if isinstance(counts_from, bool) or not isinstance(counts_from, int):
+                raise TypeError(f"counts_from must be an integer or None, not {type(counts_from).__name__}")
+            if not 0 <= counts_from <= psize:
+                raise Error(f"counts_from {counts_from} is past the {psize}-byte prefix {self._prefix.format!r}")
+        self._counts_from = counts_from
+        if isinstance(adjust, bool) or not isinstance(adjust, int):
+            raise TypeError(f"adjust must be an integer, not {type(adjust).__name__}")
+        self._adjust = adjust
+        if max_length is not None:
+            if isinstance(max_length, bool) or not isinstance(max_length, int):
+                raise TypeError(f"max_length must be an integer or None, not {type(max_length).__name__}")
+            if max_length < 0:
+                raise Error(f"max_length must be >= 0, got {max_length}")
+        self._max_length = max_length
+        if extra not in _EXTRA:
+            raise ValueError(f"extra must be 'error' or 'ignore', not {extra!r}")
+        self._extra = extra
+        self._suffix = None if suffix is None else _as_struct(suffix, "suffix")
+        self._tag: Field | None = None
+        self._tag_reader: struct.Struct | None = None
+        if tag is not None:
+            self._tag = _field(self._prefix, tag, "tag")
+            if self._tag.code not in _INT_CODES and self._tag.code != "c":
+                raise Error(
+                    f"tag field {self._tag.name!r} has format {self._tag.code!r}: it must be an integer or a byte code 'c'"
+                )
+            self._tag_reader = _reader(self._prefix, self._tag)
+        self._formats = self._check_formats(formats)
+
+    def _check_formats(self, formats: Any) -> dict[Any, Struct] | Struct | None:
+        if formats is None:
+            return None
+        if self._tag is None:
+            if isinstance(formats, Mapping):
+                raise TypeError("formats is a mapping but no tag was given: pass tag=, or one format for every body")
+            body = _as_struct(formats, "formats")
+            self._check_fits(body, None)
+            return body
+        if not isinstance(formats, Mapping):
+            raise TypeError("with tag=, formats must be a mapping from tag value to format")
+        out: dict[Any, Struct] = {}
+        for key, spec in formats.items():
+            key = self._tag_key(key)
+            body = _as_struct(spec, f"formats[{key!r}]")
+            self._check_fits(body, key)
+            out[key] = body
+        return out
+
+    def _tag_key(self, key: Any) -> Any:
+        assert self._tag is not None
+        if self._tag.code == "c":
+            if not (isinstance(key, bytes) and len(key) == 1):
+                raise Error(f"tag field {self._tag.name!r} is a 'c' field: its values are one byte (b'A'), not {key!r}")
+            return key
+        if isinstance(key, bool) or not isinstance(key, int):
+            raise Error(f"tag field {self._tag.name!r} is an integer field: its values are int, not {key!r}")
+        return key
+
+    def _check_fits(self, body: Struct, key: Any) -> None:
+        if self._max_length is not None and body.size > self._max_length:
+            which = "formats" if key is None else f"formats[{key!r}]"
+            raise Error(
+                f"{which} {body.format!r} needs {body.size} bytes, more than max_length {self._max_length}: "
+                "no valid frame could hold it"
+            )
+
+    # -- description ---------------------------------------------------------
+    @property
+    def prefix(self) -> Struct:
+        """The prefix layout.
+
+        Examples
+        --------
+        >>> import binrec
+        >>> binrec.Framing("<HB", names="n t", length="n").prefix.names
+        ('n', 't')
+        """
+        return self._prefix
+
+    def __repr__(self) -> str:
+        return f"Framing.from_json({self.to_json()!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Framing) and self.to_json() == other.to_json()
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())
+
+    # -- JSON ----------------------------------------------------------------
+    def to_json(self) -> str:
+        """The framing as a JSON document (what :meth:`from_json` reads).
+
+        Tag values of a ``c`` field are written as one-character strings
+        (Latin-1), those of an integer field as decimal strings (JSON keys
+        are strings).
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> import binrec
+        >>> f = binrec.Framing("<QI", length=0, suffix="<I", max_length=1 << 20)
+        >>> binrec.Framing.from_json(f.to_json()) == f
+        True
+        """
+
+        def spec(s: Struct) -> dict[str, Any]:
+            return {"format": s.format, "names": list(s.names)}
+
+        formats: Any
+        if self._formats is None:
+            formats = None
+        elif isinstance(self._formats, Struct):
+            formats = spec(self._formats)
+        else:
+            formats = {_key_to_json(k): spec(v) for k, v in self._formats.items()}
+        doc = {
+            "prefix": self._prefix.format,
+            "names": list(self._prefix.names),
+            "length": self._length.name,
+            "counts_from": self._counts_from,
+            "adjust": self._adjust,
+            "tag": None if self._tag is None else self._tag.name,
+            "formats": formats,
+            "suffix": None if self._suffix is None else spec(self._suffix),
+            "max_length": self._max_length,
+            "extra": self._extra,
+        }
+        return json.dumps(doc, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, document: str | bytes) -> Framing:
+        """Build a framing from the JSON document :meth:`to_json` writes.
+
+        A format may be given as a plain string or as
+        ``{"format": ..., "names": [...]}``.
+
+        Parameters
+        ----------
+        document : str or bytes
+
+        Returns
+        -------
+        Framing
+
+        Raises
+        ------
+        binrec.Error
+            A document that is not a JSON object, or unknown keys.
+
+        Examples
+        --------
+        >>> import binrec
+        >>> f = binrec.Framing.from_json('{"prefix": ">Hc", "length": 0, "counts_from": 2, '
+        ...                              '"tag": 1, "formats": {"D": ">HH6sQ"}}')
+        >>> f.unpack(b"\\x00\\x13D" + bytes(18))[b"D"].dtype.names
+        ('f0', 'f1', 'f2', 'f3', '_frame')
+        """
+        try:
+            doc = json.loads(document)
+        except ValueError as exc:
+            raise Error(f"framing document is not JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise Error("framing document must be a JSON object")
+        unknown = sorted(set(doc) - _JSON_KEYS)
+        if unknown:
+            raise Error(f"framing document has unknown keys: {', '.join(unknown)}")
+        for key in ("prefix", "length"):
+            if key not in doc:
+                raise Error(f"framing document has no {key!r}")
+
+        def struct_of(spec: Any) -> Struct:
+            if isinstance(spec, dict):
+                return Struct(spec["format"], spec.get("names"))
+            return _as_struct(spec, "format")
+
+        prefix = Struct(doc["prefix"], doc.get("names"))
+        tag = doc.get("tag")
+        formats: Any = doc.get("formats")
+        if isinstance(formats, dict) and "format" not in formats:
+            tag_field = _field(prefix, tag, "tag") if tag is not None else None
+            as_bytes = tag_field is not None and tag_field.code == "c"
+
+            def decode_key(k: str) -> Any:
+                if as_bytes:
+                    return k.encode("latin-1")
+                try:
+                    return int(k)
+                except ValueError:
+                    raise Error(f"tag value {k!r} of an integer tag field is not an integer") from None
+
+            formats = {decode_key(k): struct_of(v) for k, v in formats.items()}
+        elif formats is not None:
+            formats = struct_of(formats)
+        suffix = doc.get("suffix")
+        return cls(
+            prefix,
+            length=doc["length"],
+            counts_from=doc.get("counts_from"),
+            adjust=doc.get("adjust", 0),
+            tag=tag,
+            formats=formats,
+            suffix=None if suffix is None else struct_of(suffix),
+            max_length=doc.get("max_length"),
+            extra=doc.get("extra", "error"),
+        )
+
+    # -- the scan ------------------------------------------------------------
+    def _frames(self, buf: memoryview, start: int, count: int | None) -> tuple[list[int], list[int], int]:
+        """(frame starts, body lengths, end): the one loop over prefixes.
+
+        Every check runs before the frame is recorded: nothing is sized by
+        a length that was not first found to fit in the buffer.
+        """
+        psize = self._prefix.size
+        ssize = 0 if self._suffix is None else self._suffix.size
+        counted_prefix = 0 if self._counts_from is None else psize - self._counts_from
+        read_length = self._length_reader.unpack_from
+        loff = self._length.offset
+        adjust = self._adjust
+        max_length = self._max_length
+        total = len(buf)
+        starts: list[int] = []
+        lengths: list[int] = []
+        pos = start
+        n = 0
+        while (count is None and pos < total) or (count is not None and n < count):
+            if pos + psize > total:
+                raise Error(
+                    f"frame {n} at byte offset {pos}: partial frame: its {psize}-byte prefix needs "
+                    f"{pos + psize - total} more bytes than the buffer holds"
+                )
+            counted = read_length(buf, pos + loff)[0] + adjust
+            body = counted - counted_prefix
+            if body < 0:
+                raise Error(
+                    f"frame {n} at byte offset {pos}: length {counted} is smaller than the "
+                    f"{counted_prefix} prefix bytes it must count"
+                )
+            if max_length is not None and body > max_length:
+                raise Error(f"frame {n} at byte offset {pos}: body length {body} is above max_length {max_length}")
+            end = pos + psize + body + ssize
+            if end > total:
+                raise Error(
+                    f"frame {n} at byte offset {pos}: length {counted} runs past the end of the buffer: "
+                    f"the frame needs {psize + body + ssize} bytes, {total - pos} are left"
+                )
+            starts.append(pos)
+            lengths.append(body)
+            pos = end
+            n += 1
+        return starts, lengths, pos
+
+    def scan(self, buffer: Any, *, offset: int = 0, count: int | None = None) -> FrameIndex:
+        """Walk the prefixes once: where each frame's body lies.
+
+        Parameters
+        ----------
+        buffer : bytes-like
+            The framed stream (bytes, bytearray, memoryview, mmap, ndarray).
+        offset : int
+            Byte offset of the first frame (negative counts from the end).
+        count : int, optional
+            Frames to scan.  Default: every frame to the end of the buffer,
+            which must end exactly at a frame boundary.
+
+        Returns
+        -------
+        FrameIndex
+
+        Raises
+        ------
+        binrec.Error
+            A length smaller than the prefix bytes it counts, above
+            ``max_length``, or past the end of the buffer, or a partial
+            frame at the end; the message names the frame and byte offset.
+
+        Examples
+        --------
+        >>> import struct
+        >>> import binrec
+        >>> raw = b"".join(struct.pack("<I", len(p)) + p for p in (b"ab", b"", b"xyz"))
+        >>> index = binrec.Framing("<I", names="n", length="n").scan(raw)
+        >>> index.prefix["n"].tolist(), index.offsets.tolist()
+        ([2, 0, 3], [4, 10, 14])
+        >>> try:
+        ...     binrec.Framing("<I", length=0).scan(raw[:-1])
+        ... except binrec.Error as exc:
+        ...     print(exc)
+        frame 2 at byte offset 10: length 3 runs past the end of the buffer: the frame needs 7 bytes, 6 are left
+        """
+        buf = byte_view(buffer)
+        start = resolve_offset(offset, len(buf))
+        if start > len(buf):
+            raise Error(f"offset {start} is past the end of the buffer ({len(buf)} bytes)")
+        if count is not None:
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise TypeError(f"count must be an integer or None, not {type(count).__name__}")
+            if count < 0:
+                raise Error(f"count must be >= 0, got {count}")
+        starts, lengths, end = self._frames(buf, start, count)
+        return self._index(buf, starts, lengths, end)
+
+    def _index(self, buf: memoryview, starts: list[int], lengths: list[int], end: int) -> FrameIndex:
+        psize = self._prefix.size
+        frame_starts = np.array(starts, dtype=np.int64)
+        body_lengths = np.array(lengths, dtype=np.int64)
+        offsets = frame_starts + psize
+        prefix = self._prefix.unpack(_gather(buf, frame_starts, psize), count=len(starts))
+        suffix = None
+        if self._suffix is not None:
+            tail = _gather(buf, offsets + body_lengths, self._suffix.size)
+            suffix = self._suffix.unpack(tail, count=len(starts))
+        return FrameIndex(buf, prefix, offsets, body_lengths, suffix, end)
+
+    # -- decoding ------------------------------------------------------------
+    def unpack(self, buffer: Any, *, offset: int = 0, unknown: str = "error") -> dict[Any, np.ndarray] | np.ndarray:
+        """Decode every frame's body, in bulk per type.
+
+        Parameters
+        ----------
+        buffer : bytes-like
+            The framed stream.
+        offset : int
+            Byte offset of the first frame (negative counts from the end).
+        unknown : {"error", "skip"}
+            A frame whose tag has no format: an error, or left out (it stays
+            reachable through :meth:`scan`).
+
+        Returns
+        -------
+        dict or numpy.ndarray
+            With ``tag``: a dict from tag value to a structured array of that
+            type's bodies (only the types present).  Without: one structured
+            array.  Each array has the body's fields, then an int64
+            ``_frame`` field: the frame's position in the stream.
+
+        Raises
+        ------
+        binrec.Error
+            Anything :meth:`scan` refuses; an unknown tag (``unknown="error"``);
+            a body shorter than its format, or longer with
+            ``extra="error"``.  Messages name the frame and byte offset.
+
+        Examples
+        --------
+        >>> import struct
+        >>> import binrec
+        >>> f = binrec.Framing("<B", names="n", length="n", formats="<hh")
+        >>> raw = struct.pack("<Bhh", 4, 1, 2) + struct.pack("<Bhh", 4, -3, 4)
+        >>> f.unpack(raw).tolist()
+        [(1, 2, 0), (-3, 4, 1)]
+        """
+        if unknown not in _UNKNOWN:
+            raise ValueError(f"unknown must be 'error' or 'skip', not {unknown!r}")
+        if self._formats is None:
+            raise Error("this framing has no formats: pass formats= to decode bodies (scan() needs none)")
+        index = self.scan(buffer, offset=offset)
+        return self._decode(index, unknown)
+
+    def _decode(self, index: FrameIndex, unknown: str) -> dict[Any, np.ndarray] | np.ndarray:
+        buf = index._buffer
+        frames = np.arange(len(index), dtype=np.int64)
+        if isinstance(self._formats, Struct):
+            return self._decode_type(buf, index, frames, self._formats, None)
+        assert self._formats is not None and self._tag is not None
+        tags = index.prefix[self._tag.name]
+        out: dict[Any, np.ndarray] = {}
+        if len(tags) == 0:
+            return out
+        values, inverse = np.unique(tags, return_inverse=True)
+        known = np.zeros(len(values), dtype=bool)
+        for i, value in enumerate(values.tolist()):
+            key = self._key_of(value)
+            body = self._formats.get(key)
+            if body is None:
+                continue
+            known[i] = True
+            chosen = frames[inverse == i]
+            out[key] = self._decode_type(buf, index, chosen, body, key)
+        if unknown == "error" and not known.all():
+            first = int(np.flatnonzero(~known[inverse])[0])
+            key = self._key_of(tags[first])
+            raise Error(
+                f"frame {first} at byte offset {int(index.offsets[first]) - self._prefix.size}: "
+                f"unknown tag {key!r} (field {self._tag.name!r}): no format for it (unknown='skip' drops such frames)"
+            )
+        return dict(sorted(out.items(), key=lambda kv: int(kv[1][FRAME_FIELD][0])))
+
+    @staticmethod
+    def _key_of(value: Any) -> Any:
+        """The Python tag value of a decoded prefix value (numpy's ``S1``
+        reads the byte 0 as ``b''``)."""
+        if isinstance(value, bytes):
+            return bytes(value) or b"\x00"
+        return int(value)
+
+    def _decode_type(
+        self, buf: memoryview, index: FrameIndex, chosen: np.ndarray, body: Struct, key: Any
+    ) -> np.ndarray:
+        lengths = index.lengths[chosen]
+        short = lengths < body.size
+        if self._extra == "error":
+            bad = short | (lengths > body.size)
+        else:
+            bad = short
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            frame = int(chosen[i])
+            what = "type" if key is None else f"tag {key!r}"
+            side = "shorter" if short[i] else "longer"
+            hint = "" if short[i] else " (extra='ignore' decodes its leading part)"
+            raise Error(
+                f"frame {frame} at byte offset {int(index.offsets[frame]) - self._prefix.size}: body of {int(lengths[i])} "
+                f"bytes is {side} than its {what}'s format {body.format!r} ({body.size} bytes){hint}"
+            )
+        rows = body.unpack(_gather(buf, index.offsets[chosen], body.size), count=len(chosen))
+        return _with_frame(rows, chosen)

@@ -1,0 +1,434 @@
+"""binrec.Framing: framed record streams against independent readers.
+
+Oracles: a plain :mod:`struct` loop over the same bytes (random framings,
+ITCH 5.0), dpkt's pcap reader (files written by dpkt's pcap writer), and
+TensorFlow's published TFRecord framing implemented here with struct +
+google-crc32c.  Every test runs once per backend (the ``backend`` fixture):
+the scan is Python on both today, the per-type body decode goes through
+the chosen kernels.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import struct
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import binrec
+from binrec import Error, Framing
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def without_frame(rows: np.ndarray) -> list[tuple]:
+    return [tuple(r)[:-1] for r in rows.tolist()]
+
+
+# -- differential: random framings against a plain struct loop -----------------
+
+BODY_FORMATS = ["hI", "q", "B", "HHb", "iiii", "Q", "bb", "I"]
+
+
+def struct_loop(raw: bytes, order: str, length_code: str, tag_code: str, counts_from: int | None, adjust: int,
+                formats: dict[int, str]) -> list[tuple[int, int, tuple]]:  # fmt: skip
+    """The oracle: (frame number, tag, body values) by struct.unpack_from."""
+    prefix = struct.Struct(order + length_code + tag_code)
+    out, pos, n = [], 0, 0
+    while pos < len(raw):
+        length, tag = prefix.unpack_from(raw, pos)
+        counted = prefix.size - (prefix.size if counts_from is None else counts_from)
+        body_len = length + adjust - counted
+        body = struct.Struct(order + formats[tag])
+        out.append((n, tag, body.unpack_from(raw, pos + prefix.size)))
+        pos += prefix.size + body_len
+        n += 1
+    return out
+
+
+@st.composite
+def framed_streams(draw):
+    order = draw(st.sampled_from("<>="))
+    length_code = draw(st.sampled_from("BHIQ"))
+    tag_code = draw(st.sampled_from("BhI"))
+    psize = struct.calcsize(order + length_code + tag_code)
+    counts_from = draw(st.sampled_from([None, 0, psize, struct.calcsize(order + length_code)]))
+    adjust = draw(st.integers(-3, 3))
+    chosen = draw(st.lists(st.sampled_from(BODY_FORMATS), min_size=1, max_size=4, unique=True))
+    formats = dict(enumerate(chosen, start=1))
+    frames = []
+    for _ in range(draw(st.integers(0, 25))):
+        tag = draw(st.sampled_from(sorted(formats)))
+        fmt = order + formats[tag]
+        values = [draw(st.integers(0, 100)) for _ in struct.unpack(fmt, bytes(struct.calcsize(fmt)))]
+        frames.append((tag, struct.pack(fmt, *values)))
+    raw = bytearray()
+    counted_prefix = 0 if counts_from is None else psize - counts_from
+    for tag, body in frames:
+        length = len(body) + counted_prefix - adjust
+        if length < 0:
+            continue  # a body this short cannot be framed with this adjust
+        raw += struct.pack(order + length_code + tag_code, length, tag) + body
+    return order, length_code, tag_code, counts_from, adjust, formats, bytes(raw)
+
+
+@HYPOTHESIS
+@given(framed_streams())
+def test_unpack_matches_a_struct_loop(stream):
+    order, length_code, tag_code, counts_from, adjust, formats, raw = stream
+    expected = struct_loop(raw, order, length_code, tag_code, counts_from, adjust, formats)
+    framing = Framing(order + length_code + tag_code, length=0, tag=1, counts_from=counts_from, adjust=adjust,
+                      formats={k: order + v for k, v in formats.items()})  # fmt: skip
+    tables = framing.unpack(raw)
+    got = sorted((int(row[-1]), tag, tuple(row)[:-1]) for tag, rows in tables.items() for row in rows.tolist())
+    assert got == expected
+    assert sum(len(rows) for rows in tables.values()) == len(expected)
+    for rows in tables.values():
+        assert rows.dtype.names[-1] == "_frame" and rows.dtype["_frame"] == np.int64
+
+
+@HYPOTHESIS
+@given(framed_streams())
+def test_scan_matches_a_struct_loop(stream):
+    order, length_code, tag_code, counts_from, adjust, formats, raw = stream
+    prefix = struct.Struct(order + length_code + tag_code)
+    counted_prefix = 0 if counts_from is None else prefix.size - counts_from
+    starts, lengths, tags, pos = [], [], [], 0
+    while pos < len(raw):  # the oracle: struct.unpack_from, frame by frame
+        length, tag = prefix.unpack_from(raw, pos)
+        starts.append(pos + prefix.size)
+        lengths.append(length + adjust - counted_prefix)
+        tags.append(tag)
+        pos += prefix.size + lengths[-1]
+    if any(n < 0 for n in lengths) or pos != len(raw):
+        return
+    index = Framing(prefix.format, names="n t", length="n", counts_from=counts_from, adjust=adjust).scan(raw)
+    assert index.offsets.tolist() == starts and index.lengths.tolist() == lengths
+    assert index.prefix["t"].tolist() == tags and len(index) == len(starts)
+    assert [bytes(index.body(i)) for i in range(len(index))] == [raw[s : s + n] for s, n in zip(starts, lengths)]
+
+
+def test_without_tag_one_format_gives_one_array():
+    # oracle: struct.iter_unpack over the bodies, which are all "<hh"
+    bodies = [struct.pack("<hh", i, -i) for i in range(5)]
+    raw = b"".join(struct.pack("<B", 4) + b for b in bodies)
+    rows = Framing("<B", length=0, formats="<hh").unpack(raw)
+    assert without_frame(rows) == [struct.unpack("<hh", b) for b in bodies]
+    assert rows["_frame"].tolist() == list(range(5))
+
+
+def test_offset_skips_a_file_header():
+    raw = b"HEADER" + struct.pack("<B", 1) + b"z"
+    assert bytes(Framing("<B", length=0).scan(raw, offset=6).body(0)) == b"z"
+
+
+def test_count_stops_after_that_many_frames():
+    raw = (struct.pack("<B", 1) + b"a") * 3 + b"\xff"  # trailing garbage after frame 3
+    index = Framing("<B", length=0).scan(raw, count=3)
+    assert len(index) == 3 and index.end == 6
+
+
+def test_suffix_is_read_after_each_body():
+    raw = b"".join(struct.pack("<B", len(b)) + b + struct.pack("<H", 1000 + i) for i, b in enumerate([b"ab", b"c"]))
+    index = Framing("<B", length=0, suffix="<H").scan(raw)
+    assert index.suffix["f0"].tolist() == [1000, 1001]
+    assert index.lengths.tolist() == [2, 1]
+
+
+def test_body_is_a_view_not_a_copy():
+    raw = bytearray(struct.pack("<B", 2) + b"ab")
+    body = Framing("<B", length=0).scan(raw).body(0)
+    raw[1] = ord("X")  # the oracle: the view sees a write to the buffer
+    assert bytes(body) == b"Xb"
+
+
+def test_extra_ignore_decodes_the_leading_part():
+    raw = struct.pack("<B", 6) + struct.pack("<hh", 7, 8) + b"zz"
+    rows = Framing("<B", length=0, formats="<hh", extra="ignore").unpack(raw)
+    assert without_frame(rows) == [(7, 8)]
+
+
+def test_unknown_skip_drops_frames_without_a_format():
+    raw = struct.pack("<BB", 1, 1) + b"a" + struct.pack("<BB", 1, 9) + b"b" + struct.pack("<BB", 1, 1) + b"c"
+    tables = Framing("<BB", length=0, tag=1, formats={1: "c"}).unpack(raw, unknown="skip")
+    assert list(tables) == [1] and tables[1].tolist() == [(b"a", 0), (b"c", 2)]
+
+
+def test_a_zero_byte_tag_of_a_c_field_is_b_nul():
+    raw = struct.pack("<Bc", 1, b"\0") + b"\x05"
+    assert Framing("<Bc", length=0, tag=1, formats={b"\0": "B"}).unpack(raw)[b"\0"].tolist() == [(5, 0)]
+
+
+def test_to_arrow_has_prefix_columns_and_bodies():
+    pa = pytest.importorskip("pyarrow")
+    bodies = [b"ab", b"", b"xyz"]
+    raw = b"".join(struct.pack(">H", len(b)) + b for b in bodies)
+    table = Framing(">H", names="n", length="n").scan(raw).to_arrow()
+    assert table.schema.field("body").type == pa.binary()
+    assert table.to_pydict() == {"n": [2, 0, 3], "body": bodies}
+
+
+def test_json_round_trip_keeps_every_setting():
+    f = Framing(">Hc", names="n t", length="n", counts_from=2, adjust=1, tag="t",
+                formats={b"A": binrec.Struct(">HI", "a b"), b"B": ">q"}, suffix="<I", max_length=99, extra="ignore")  # fmt: skip
+    back = Framing.from_json(f.to_json())
+    assert back.to_json() == f.to_json()
+    doc = json.loads(f.to_json())
+    assert doc["formats"]["A"] == {"format": ">HI", "names": ["a", "b"]} and doc["counts_from"] == 2
+
+
+def test_json_integer_tags_round_trip():
+    f = Framing("<BB", length=0, tag=1, formats={7: "<h"})
+    raw = struct.pack("<BBh", 2, 7, -5)
+    assert Framing.from_json(f.to_json()).unpack(raw)[7].tolist() == [(-5, 0)]
+
+
+# -- real-world formats ----------------------------------------------------------
+
+#: NASDAQ TotalView-ITCH 5.0: fields after the type byte (message size includes it)
+ITCH = {
+    b"S": (12, ">HH6sc"),
+    b"R": (39, ">HH6s8sccIcc2scccccIc"),
+    b"A": (36, ">HH6sQcI8sI"),
+    b"F": (40, ">HH6sQcI8sI4s"),
+    b"E": (31, ">HH6sQIQ"),
+    b"C": (36, ">HH6sQIQcI"),
+    b"X": (23, ">HH6sQI"),
+    b"D": (19, ">HH6sQ"),
+    b"U": (35, ">HH6sQQII"),
+    b"P": (44, ">HH6sQcI8sIQ"),
+}
+ITCH_FRAMING = Framing(">Hc", names="length type", length="length", counts_from=2, tag="type",
+                       formats={t: fmt for t, (_, fmt) in ITCH.items()}, max_length=64)  # fmt: skip
+#: a realistic mix: mostly adds, deletes, executions and cancels
+ITCH_MIX = {b"A": 40, b"D": 30, b"E": 8, b"X": 6, b"U": 8, b"F": 2, b"P": 2, b"C": 1, b"S": 0.1, b"R": 0.5}
+
+
+def random_values(fmt: str, rng: random.Random) -> list:
+    """One random value per field of ``fmt``, drawn by its struct code."""
+    values = []
+    for code, count in _codes(fmt):
+        if code == "s":
+            values.append(bytes(rng.randrange(1, 256) for _ in range(count)))  # no NUL: numpy S strips them
+        elif code == "c":
+            values.append(bytes([rng.randrange(65, 91)]))
+        else:
+            values.append(rng.randrange(0, 1 << (8 * struct.calcsize(">" + code))))
+    return values
+
+
+def _codes(fmt: str) -> list[tuple[str, int]]:
+    out, digits = [], ""
+    for ch in fmt[1:]:
+        if ch.isdigit():
+            digits += ch
+        else:
+            out.append((ch, int(digits or 1)))
+            digits = ""
+    return out
+
+
+def test_itch_sizes_match_the_specification():
+    for tag, (size, fmt) in ITCH.items():
+        assert 1 + struct.calcsize(fmt) == size, tag
+
+
+def test_itch_mixed_file_matches_a_struct_loop(tmp_path):
+    rng = random.Random(5)
+    kinds, weights = list(ITCH_MIX), list(ITCH_MIX.values())
+    raw = bytearray()
+    for _ in range(3000):
+        tag = rng.choices(kinds, weights)[0]
+        size, fmt = ITCH[tag]
+        raw += struct.pack(">Hc", size, tag) + struct.pack(fmt, *random_values(fmt, rng))
+    path = tmp_path / "itch.bin"
+    path.write_bytes(raw)
+    data = path.read_bytes()
+    # the oracle: a plain struct loop over the file
+    expected: dict[bytes, list] = {}
+    pos, n = 0, 0
+    while pos < len(data):
+        length, tag = struct.unpack_from(">Hc", data, pos)
+        expected.setdefault(tag, []).append(struct.unpack_from(ITCH[tag][1], data, pos + 3) + (n,))
+        pos += 2 + length
+        n += 1
+    tables = ITCH_FRAMING.unpack(data)
+    assert set(tables) == set(expected)
+    for tag, rows in tables.items():
+        assert rows.tolist() == expected[tag], tag
+
+
+def test_pcap_written_by_dpkt_matches_dpkt_reader(tmp_path):
+    dpkt = pytest.importorskip("dpkt")
+    rng = random.Random(3)
+    path = tmp_path / "capture.pcap"
+    with path.open("wb") as fh:
+        writer = dpkt.pcap.Writer(fh, snaplen=65535)
+        for i in range(500):
+            packet = bytes(rng.randrange(256) for _ in range(rng.randrange(60, 1500)))
+            writer.writepkt(packet, ts=1_700_000_000 + i * 0.001)
+    data = path.read_bytes()
+    pcap = Framing("<IIII", names="ts_sec ts_usec incl_len orig_len", length="incl_len", max_length=65535)
+    index = pcap.scan(data, offset=24)  # after the 24-byte global header
+    with path.open("rb") as fh:
+        packets = list(dpkt.pcap.Reader(fh))
+    assert len(index) == len(packets) == 500
+    for i, (ts, payload) in enumerate(packets):
+        assert bytes(index.body(i)) == payload
+        assert index.prefix["ts_sec"][i] + index.prefix["ts_usec"][i] / 1e6 == pytest.approx(ts, abs=1e-6)
+        assert index.prefix["orig_len"][i] == len(payload)
+
+
+def _masked_crc(data: bytes) -> int:
+    """TensorFlow's masked CRC32C (tensorflow/core/lib/hash/crc32c.h)."""
+    import google_crc32c
+
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def test_tfrecord_read_back_with_crcs_checked():
+    pytest.importorskip("google_crc32c")
+    rng = random.Random(11)
+    records = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 300))) for _ in range(50)]
+    raw = bytearray()
+    for rec in records:  # TFRecord: uint64 length, masked crc of it, data, masked crc of data
+        header = struct.pack("<Q", len(rec))
+        raw += header + struct.pack("<I", _masked_crc(header)) + rec + struct.pack("<I", _masked_crc(rec))
+    index = Framing("<QI", names="length length_crc", length=0, suffix="<I").scan(bytes(raw))
+    assert [bytes(index.body(i)) for i in range(len(index))] == records
+    for i in range(len(index)):
+        assert index.prefix["length_crc"][i] == _masked_crc(struct.pack("<Q", index.prefix["length"][i]))
+        assert index.suffix["f0"][i] == _masked_crc(bytes(index.body(i)))
+
+
+# -- bad input: each a binrec.Error naming the frame and its byte offset ---------
+
+
+def test_length_smaller_than_what_it_counts():
+    raw = struct.pack(">Hc", 23, b"X") + bytes(22) + struct.pack(">Hc", 0, b"X")
+    with pytest.raises(Error, match=r"frame 1 at byte offset 25: length 0 is smaller than the 1 prefix bytes"):
+        ITCH_FRAMING.scan(raw)
+
+
+def test_length_past_the_end_of_the_buffer():
+    raw = struct.pack("<I", 3) + b"abc" + struct.pack("<I", 10) + b"abc"
+    with pytest.raises(Error, match=r"frame 1 at byte offset 7: length 10 runs past the end"):
+        Framing("<I", length=0).scan(raw)
+
+
+def test_length_above_max_length():
+    raw = struct.pack("<I", 3) + b"abc" + struct.pack("<I", 100) + bytes(100)
+    with pytest.raises(Error, match=r"frame 1 at byte offset 7: body length 100 is above max_length 50"):
+        Framing("<I", length=0, max_length=50).scan(raw)
+
+
+def test_absurd_length_allocates_nothing():
+    raw = struct.pack("<Q", 2**63) + b"abc"
+    tracemalloc.start()
+    try:
+        with pytest.raises(Error, match=r"frame 0 at byte offset 0: length 9223372036854775808 runs past the end"):
+            Framing("<Q", length=0).scan(raw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20  # the oracle: a 2**63-byte allocation would have failed or shown here
+
+
+def test_partial_prefix_at_the_end():
+    raw = struct.pack("<I", 1) + b"a" + b"\x01\x00"
+    with pytest.raises(Error, match=r"frame 1 at byte offset 5: partial frame"):
+        Framing("<I", length=0).scan(raw)
+
+
+def test_count_past_the_last_frame_is_a_partial_frame():
+    raw = struct.pack("<B", 1) + b"a"
+    with pytest.raises(Error, match=r"frame 1 at byte offset 2: partial frame"):
+        Framing("<B", length=0).scan(raw, count=2)
+
+
+def test_unknown_tag_is_an_error_by_default():
+    raw = struct.pack(">Hc", 19, b"D") + bytes(18) + struct.pack(">Hc", 2, b"Z") + b"?"
+    with pytest.raises(Error, match=r"frame 1 at byte offset 21: unknown tag b'Z'"):
+        ITCH_FRAMING.unpack(raw)
+
+
+def test_unknown_tag_frames_stay_reachable_through_scan():
+    raw = struct.pack(">Hc", 2, b"Z") + b"?"
+    assert bytes(ITCH_FRAMING.scan(raw).body(0)) == b"?"
+    assert ITCH_FRAMING.unpack(raw, unknown="skip") == {}
+
+
+@pytest.mark.parametrize("code", ["f", "4s", "?", "d"])
+def test_tag_field_must_be_an_integer_or_byte_code(code):
+    with pytest.raises(Error, match=r"tag field 'f1' has format"):
+        Framing("<B" + code, length=0, tag=1)
+
+
+def test_length_field_must_be_an_integer():
+    with pytest.raises(Error, match=r"length field 'f0' has format 'f'"):
+        Framing("<fB", length=0)
+
+
+def test_format_that_cannot_fit_under_max_length():
+    with pytest.raises(Error, match=r"formats\[b'A'\] '>Q' needs 8 bytes, more than max_length 4"):
+        Framing(">Hc", length=0, tag=1, formats={b"A": ">Q"}, max_length=4)
+
+
+def test_counts_from_past_the_prefix():
+    with pytest.raises(Error, match=r"counts_from 4 is past the 3-byte prefix"):
+        Framing(">Hc", length=0, counts_from=4)
+
+
+def test_body_shorter_than_its_format():
+    raw = struct.pack(">Hc", 19, b"D") + bytes(18) + struct.pack(">Hc", 10, b"D") + bytes(9)
+    with pytest.raises(Error, match=r"frame 1 at byte offset 21: body of 9 bytes is shorter than its tag b'D'"):
+        ITCH_FRAMING.unpack(raw)
+
+
+def test_body_longer_than_its_format_with_extra_error():
+    raw = struct.pack("<B", 6) + bytes(6)
+    with pytest.raises(Error, match=r"frame 0 at byte offset 0: body of 6 bytes is longer"):
+        Framing("<B", length=0, formats="<hh").unpack(raw)
+
+
+def test_tag_value_of_the_wrong_type_in_formats():
+    with pytest.raises(Error, match=r"its values are one byte"):
+        Framing(">Hc", length=0, tag=1, formats={"A": ">Q"})
+
+
+def test_unpack_without_formats():
+    with pytest.raises(Error, match=r"no formats"):
+        Framing("<B", length=0).unpack(b"\x00")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    prefix=st.sampled_from(["<B", ">H", "<I", "<Q", ">Hc", "<IB", "<q", "<b"]),
+    counts_from=st.sampled_from([None, 0, 1]),
+    adjust=st.integers(-5, 5),
+    max_length=st.sampled_from([None, 0, 10, 1000]),
+    data=st.binary(max_size=200),
+)
+def test_fuzz_scan_only_raises_clean_errors(prefix, counts_from, adjust, max_length, data):
+    framing = Framing(prefix, length=0, counts_from=counts_from, adjust=adjust, max_length=max_length)
+    try:
+        index = framing.scan(data)
+    except Error:
+        return
+    assert index.end == len(data)
+    assert all(0 <= n and s + n <= len(data) for s, n in zip(index.offsets.tolist(), index.lengths.tolist()))
+
+
+def test_scan_accepts_a_file_like_buffer_copy():
+    # bytes read back through BytesIO are the oracle for a file's contents
+    raw = struct.pack("<B", 1) + b"q"
+    assert len(Framing("<B", length=0).scan(io.BytesIO(raw).getbuffer())) == 1
