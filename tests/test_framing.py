@@ -432,3 +432,65 @@ def test_scan_accepts_a_file_like_buffer_copy():
     # bytes read back through BytesIO are the oracle for a file's contents
     raw = struct.pack("<B", 1) + b"q"
     assert len(Framing("<B", length=0).scan(io.BytesIO(raw).getbuffer())) == 1
+
+
+# -- the scan kernels: both backends agree, chunked output ---------------------
+
+
+def test_many_frames_cross_the_scan_chunks():
+    # more frames than the first output chunk holds (binrec.framing._FIRST_CHUNK):
+    # the oracle is a struct loop over the same bytes
+    rng = random.Random(8)
+    bodies = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 9))) for _ in range(20_000)]
+    raw = b"".join(struct.pack(">H", len(b)) + b for b in bodies)
+    index = Framing(">H", length=0).scan(raw)
+    pos, starts = 0, []
+    while pos < len(raw):
+        starts.append(pos + 2)
+        pos += 2 + struct.unpack_from(">H", raw, pos)[0]
+    assert index.offsets.tolist() == starts
+    assert index.lengths.tolist() == [len(b) for b in bodies]
+
+
+def test_compiled_frame_scan_codes_agree_with_the_contract():
+    from binrec import _backend
+    from binrec._kernels import FrameScan
+
+    if _backend.compiled_kernels is None:
+        pytest.skip("compiled backend binrec._kernels_c not built")
+    assert _backend.compiled_kernels.FRAME_SCAN == {s.name: int(s) for s in FrameScan}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.binary(max_size=120),
+    start=st.integers(0, 5),
+    count=st.integers(-1, 12),
+    room=st.integers(0, 12),
+    width=st.sampled_from([1, 2, 4, 8]),
+    signed=st.booleans(),
+    big=st.booleans(),
+    counted_prefix=st.integers(0, 3),
+    adjust=st.sampled_from([-(2**32), -3, 0, 2, 2**32]),
+    max_length=st.sampled_from([-1, 0, 5, 2**61]),
+    ssize=st.sampled_from([0, 2]),
+)
+def test_both_scan_kernels_agree(
+    data, start, count, room, width, signed, big, counted_prefix, adjust, max_length, ssize
+):
+    # the oracle: the Python kernel (int.from_bytes, exact integers)
+    from binrec import _backend, _kernels_py
+
+    if _backend.compiled_kernels is None:
+        pytest.skip("compiled backend binrec._kernels_c not built")
+    start = min(start, len(data))
+    psize = width + 1
+    buf = memoryview(data)
+    answers = []
+    for kernels in (_kernels_py, _backend.compiled_kernels):
+        starts, lengths = np.full(room, -7, np.int64), np.full(room, -7, np.int64)
+        n, pos, status = kernels.scan_frames(
+            buf, start, count, psize, ssize, 1, width, signed, big, counted_prefix, adjust, max_length, starts, lengths
+        )
+        answers.append((n, pos, int(status), starts.tolist(), lengths.tolist()))
+    assert answers[0] == answers[1]

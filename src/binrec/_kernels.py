@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._layout import Field, Layout
     from ._pickle_scan import Scan
 
-__all__ = ["Kernels", "PackKind", "PackSpec", "TextCodec"]
+__all__ = ["FrameScan", "Kernels", "PackKind", "PackSpec", "TextCodec"]
 
 
 class PackKind(enum.IntEnum):
@@ -49,6 +49,19 @@ class TextCodec(enum.IntEnum):
     ASCII = 0
     LATIN1 = 1
     UTF8 = 2
+
+
+class FrameScan(enum.IntEnum):
+    """How :meth:`Kernels.scan_frames` stopped (the codes ``_kernels_c``
+    compiles in; a test checks that its ``FRAME_SCAN`` agrees).  The caller
+    words the error for the frame at the position the scan stopped at."""
+
+    DONE = 0  # the buffer ended at a frame boundary, or ``count`` frames were read
+    FULL = 1  # the output arrays are full: call again from the position returned
+    PARTIAL = 2  # the prefix runs past the end of the buffer
+    TOO_SMALL = 3  # the length is smaller than the prefix bytes it counts
+    TOO_LONG = 4  # the body is longer than max_length
+    PAST_END = 5  # the frame (body and suffix) runs past the end of the buffer
 
 
 #: One field's column for :meth:`Kernels.pack_columns`: ``(kind, array, lo,
@@ -129,6 +142,35 @@ class Kernels(Protocol):
         entries) where each starts and the last ends: Arrow's string
         layout.  Answers ``(bytes written, -1)``, or ``(0, row)`` for the
         first row that does not decode."""
+        ...
+
+    def scan_frames(
+        self,
+        buf: Any,
+        start: int,
+        count: int,
+        psize: int,
+        ssize: int,
+        length_at: int,
+        length_width: int,
+        length_signed: bool,
+        length_big: bool,
+        counted_prefix: int,
+        adjust: int,
+        max_length: int,
+        starts: np.ndarray,
+        lengths: np.ndarray,
+    ) -> tuple[int, int, int]:
+        """Walk the frames of ``buf`` (a 1-D uint8 buffer) from byte
+        ``start``: each has a ``psize``-byte prefix holding at ``length_at``
+        a ``length_width``-byte integer (signed or not, big- or
+        little-endian), a body of ``length + adjust - counted_prefix`` bytes,
+        then ``ssize`` suffix bytes.  Writes each frame's start and body
+        length into the int64 arrays ``starts`` and ``lengths`` until
+        ``count`` frames (-1: to the end of ``buf``) or the arrays are full.
+        ``max_length`` < 0 means no limit.  Answers ``(frames written,
+        position after them, FrameScan)``; a frame that fails a check is not
+        written and the position is its start."""
         ...
 
     def scan_pickle(

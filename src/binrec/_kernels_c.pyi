@@ -45,6 +45,25 @@ def decode_text(src: np.ndarray, out: np.ndarray, codec: int, strip: bytes) -> i
 def text_to_utf8(
     src: np.ndarray, codec: int, strip: bytes, offsets: np.ndarray, data: np.ndarray
 ) -> tuple[int, int]: ...
+#: frame-scan status codes by name (checked against ``binrec._kernels.FrameScan``)
+FRAME_SCAN: dict[str, int]
+
+def scan_frames(
+    buf: Any,
+    start: int,
+    count: int,
+    psize: int,
+    ssize: int,
+    length_at: int,
+    length_width: int,
+    length_signed: bool,
+    length_big: bool,
+    counted_prefix: int,
+    adjust: int,
+    max_length: int,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+) -> tuple[int, int, int]: ...
 def scan_pickle(
     data: Any, start: int = 0, more: Callable[[], bytes] | None = None, *, collect: bool = False
 ) -> Scan: ...

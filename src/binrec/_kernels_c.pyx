@@ -1039,3 +1039,4 @@ def text_to_utf8(src, int codec, strip, offsets, data):
     return (total, -1)
 
 include "_pickle_scan.pxi"
+include "_frame_scan.pxi"

@@ -8,13 +8,13 @@ The interface is :class:`binrec._kernels.Kernels` (the compiled
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from . import _pickle_scan
 from ._errors import OverlapError
-from ._kernels import PackSpec
+from ._kernels import FrameScan, PackSpec
 from ._layout import Field, Layout
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "pack_bytes",
     "pack_columns",
     "scan_pickle",
+    "scan_frames",
     "decode_text",
     "text_to_utf8",
     "NAME",
@@ -40,6 +41,51 @@ def scan_pickle(
     """The pickle opcode scan: the specification itself,
     :func:`binrec._pickle_scan.scan` (looked up at each call)."""
     return _pickle_scan.scan(data, start, more, collect=collect)
+
+
+def scan_frames(
+    buf: Any,
+    start: int,
+    count: int,
+    psize: int,
+    ssize: int,
+    length_at: int,
+    length_width: int,
+    length_signed: bool,
+    length_big: bool,
+    counted_prefix: int,
+    adjust: int,
+    max_length: int,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+) -> tuple[int, int, int]:
+    """The frame scan (:meth:`binrec._kernels.Kernels.scan_frames`): a
+    Python loop over the prefixes."""
+    view = memoryview(buf)
+    total = len(view)
+    room = len(starts)
+    order: Literal["big", "little"] = "big" if length_big else "little"
+    pos, n = start, 0
+    while count < 0 or n < count:
+        if count < 0 and pos >= total:
+            break
+        if n == room:
+            return n, pos, FrameScan.FULL
+        if pos + psize > total:
+            return n, pos, FrameScan.PARTIAL
+        at = pos + length_at
+        body = int.from_bytes(view[at : at + length_width], order, signed=length_signed) + adjust - counted_prefix
+        if body < 0:
+            return n, pos, FrameScan.TOO_SMALL
+        if 0 <= max_length < body:
+            return n, pos, FrameScan.TOO_LONG
+        if body > total - pos - psize - ssize:
+            return n, pos, FrameScan.PAST_END
+        starts[n] = pos
+        lengths[n] = body
+        pos += psize + body + ssize
+        n += 1
+    return n, pos, FrameScan.DONE
 
 
 def _record_size(layout: Layout) -> int:

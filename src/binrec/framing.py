@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import _backend
 from ._coerce import byte_view
 from ._errors import Error
+from ._kernels import FrameScan
 from ._layout import Field
 from .records import Struct, resolve_offset
 
@@ -41,6 +44,13 @@ _INT_CODES = "bBhHiIlLqQnN"
 _BYTE_ORDERS = "@=<>!"
 _EXTRA = ("error", "ignore")
 _UNKNOWN = ("error", "skip")
+#: frames the first scan chunk has room for; each next chunk doubles, up to _MAX_CHUNK
+_FIRST_CHUNK = 1 << 12
+_MAX_CHUNK = 1 << 22
+#: largest |adjust|: the compiled scan adds it to a 64-bit length without overflow
+_MAX_ADJUST = 1 << 32
+#: largest max_length (no buffer comes near it; the compiled scan relies on it)
+_MAX_LENGTH = 1 << 61
 #: the keys of a framing's JSON document (Framing.to_json)
 _JSON_KEYS = frozenset(
     ("prefix", "names", "length", "counts_from", "adjust", "tag", "formats", "suffix", "max_length", "extra")
@@ -116,35 +126,35 @@ def _gather(buf: memoryview, starts: np.ndarray, size: int) -> bytes:
 class FrameIndex:
     """Where each frame of a stream lies: the result of :meth:`Framing.scan`.
 
-    Parameters
-    ----------
-    buffer : memoryview
-        The scanned bytes (kept, so :meth:`body` can return views of them).
-    prefix : numpy.ndarray
-        Structured array of the prefix fields, one row per frame.
-    offsets : numpy.ndarray
-        int64 byte offset of each body in ``buffer``.
-    lengths : numpy.ndarray
-        int64 length of each body in bytes.
-    suffix : numpy.ndarray or None
-        Structured array of the suffix fields, where the framing has one.
-    end : int
-        Byte offset just past the last frame.
+        Parameters
+        ----------
+        buffer : memoryview
+            The scanned bytes (kept, so :meth:`body` can return views of them).
+        prefix : numpy.ndarray
+            Structured array of the prefix fields, one row per frame.
+        offsets : numpy.ndarray
+            int64 byte offset of each body in ``buffer``.
+        lengths : numpy.ndarray
+            int64 length of each body in bytes.
+        suffix : numpy.ndarray or None
+            Structured array of the suffix fields, where the framing has one.
+        end : int
+            Byte offset just past the last frame.
 
-    Attributes
-    ----------
-    prefix, offsets, lengths, suffix, end
+        Attributes
+        ----------
+        prefix, offsets, lengths, suffix, end
 
-    Examples
-    --------
-    >>> import struct
-    >>> import binrec
-    >>> raw = struct.pack("<H", 2) + b"hi" + struct.pack("<H", 3) + b"abc"
-    >>> index = binrec.Framing("<H", length=0).scan(raw)
-    >>> len(index), index.offsets.tolist(), index.lengths.tolist()
-    (2, [2, 6], [2, 3])
-    >>> bytes(index.body(1))
-    b'abc'
+        Examples
+        --------
+        >>> import struct
+        >>> import binrec
+        >>> raw = struct.pack("<H", 2) + b"hi" + struct.pack("<H", 3) + b"abc"
+        >>> index = binrec.Framing("<H", length=0).scan(raw)
+        >>> len(index), index.offsets.tolist(), index.lengths.tolist()
+        (2, [2, 6], [2, 3])
+        >>> bytes(index.body(1))
+        b'abc'
     """
 
     __slots__ = ("_buffer", "prefix", "offsets", "lengths", "suffix", "end")
@@ -239,71 +249,74 @@ def _gather_varlen(buf: memoryview, offsets: np.ndarray, lengths: np.ndarray, to
 
 class Framing:
     """A framed record stream: a fixed prefix holding each frame's length
-    (and optionally a type tag), a body, and an optional fixed suffix.
+        (and optionally a type tag), a body, and an optional fixed suffix.
 
-    "Frame" means a protocol frame (a pcap packet, an ITCH message, a
-    TFRecord record), not a DataFrame.
+        "Frame" means a protocol frame (a pcap packet, an ITCH message, a
+        TFRecord record), not a DataFrame.
 
-    Parameters
-    ----------
-    prefix : str or bytes or Struct
-        Struct format of the fixed prefix of every frame (``"<IIII"`` for
-        pcap packet headers, ``">Hc"`` for ITCH).
-    names : str or sequence of str, optional
-        Names of the prefix fields, as for :class:`~binrec.Struct`.
-    length : str or int
-        The prefix field (name or index) holding the length; an integer field.
-    counts_from : int, optional
-        Byte position within the frame where the counted length starts; the
-        counted region always ends at the end of the body (a suffix is never
-        counted).  ``None`` (default): the length counts only the body.
-        ``0``: it counts the whole frame, prefix included.  ITCH: ``2``.
-    adjust : int
-        Added to the length field before it is used.
-    tag : str or int, optional
-        Prefix field (name or index) whose value selects the body's layout:
-        an integer field (tag values are ints) or a ``c`` field (tag values
-        are one-byte ``bytes``).
-    formats : str or Struct or mapping, optional
-        With ``tag``: a mapping from tag value to the body's format (or
-        Struct).  Without: one format for every body.  Needed by
-        :meth:`unpack`, not by :meth:`scan`.
-    suffix : str or bytes or Struct, optional
-        Struct format of a fixed suffix after each body (TFRecord's CRC).
-    max_length : int, optional
-        Largest body length in bytes a valid frame may have.
-    extra : {"error", "ignore"}
-        A body longer than its format: an error, or decode its leading part.
-        A body shorter than its format is always an error.
+        Parameters
+        ----------
+        prefix : str or bytes or Struct
+            Struct format of the fixed prefix of every frame (``"<IIII"`` for
+            pcap packet headers, ``">Hc"`` for ITCH).
+        names : str or sequence of str, optional
+            Names of the prefix fields, as for :class:`~binrec.Struct`.
+        length : str or int
+            The prefix field (name or index) holding the length; an integer field.
+        counts_from : int, optional
+            Byte position within the frame where the counted length starts; the
+            counted region always ends at the end of the body (a suffix is never
+            counted).  ``None`` (default): the length counts only the body.
+            ``0``: it counts the whole frame, prefix included.  ITCH: ``2``.
+        adjust : int
+            Added to the length field before it is used.
+        tag : str or int, optional
+            Prefix field (name or index) whose value selects the body's layout:
+            an integer field (tag values are ints) or a ``c`` field (tag values
+            are one-byte ``bytes``).
+        formats : str or Struct or mapping, optional
+            With ``tag``: a mapping from tag value to the body's format (or
+            Struct).  Without: one format for every body.  Needed by
+            :meth:`unpack`, not by :meth:`scan`.
+        suffix : str or bytes or Struct, optional
+            Struct format of a fixed suffix after each body (TFRecord's CRC).
+        max_length : int, optional
+            Largest body length in bytes a valid frame may have.
+        extra : {"error", "ignore"}
+            A body longer than its format: an error, or decode its leading part.
+            A body shorter than its format is always an error.
 
-    Raises
-    ------
-    binrec.Error
-        A field that is not in the prefix, a length field that is not an
-        integer, a tag field that is neither an integer nor ``c``,
-        ``counts_from`` outside the prefix, or a format that can never fit
-        under ``max_length``.
+        Raises
+        ------
+        binrec.Error
+            A field that is not in the prefix, a length field that is not an
+            integer, a tag field that is neither an integer nor ``c``,
+            ``counts_from`` outside the prefix, or a format that can never fit
+            under ``max_length``.
 
-    Examples
-    --------
-    Two ITCH-like messages: a 2-byte big-endian length counting everything
-    after itself, a type byte, then a body whose layout the type selects.
+        Examples
+        --------
+        Two ITCH-like messages: a 2-byte big-endian length counting everything
+        after itself, a type byte, then a body whose layout the type selects.
 
-    >>> import struct
-    >>> import binrec
-    >>> itch = binrec.Framing(">Hc", names="length type", length="length", counts_from=2,
-    ...                       tag="type", formats={b"D": ">HH6sQ", b"X": ">HH6sQI"})
-    >>> raw = (struct.pack(">Hc", 19, b"D") + struct.pack(">HH6sQ", 1, 2, b"\\0" * 6, 77)
-    ...        + struct.pack(">Hc", 23, b"X") + struct.pack(">HH6sQI", 1, 3, b"\\0" * 6, 78, 100))
-    >>> tables = itch.unpack(raw)
-    >>> tables[b"D"]["f3"].tolist(), tables[b"X"][["f3", "f4", "_frame"]].tolist()
-    ([77], [(78, 100, 1)])
+        >>> import struct
+        >>> import binrec
+        >>> itch = binrec.Framing(">Hc", names="length type", length="length", counts_from=2,
+        ...                       tag="type", formats={b"D": ">HH6sQ", b"X": ">HH6sQI"})
+        >>> raw = (struct.pack(">Hc", 19, b"D") + struct.pack(">HH6sQ", 1, 2, b"\\0" * 6, 77)
+        ...        + struct.pack(">Hc", 23, b"X") + struct.pack(">HH6sQI", 1, 3, b"\\0" * 6, 78, 100))
+        >>> tables = itch.unpack(raw)
+        >>> tables[b"D"]["f3"].tolist(), tables[b"X"][["f3", "f4", "_frame"]].tolist()
+        ([77], [(78, 100, 1)])
     """
 
     __slots__ = (
         "_prefix",
         "_length",
         "_length_reader",
+        "_length_signed",
+        "_length_big",
+        "_counted_prefix",
         "_counts_from",
         "_adjust",
         "_tag",
@@ -341,14 +354,20 @@ class Framing:
             if not 0 <= counts_from <= psize:
                 raise Error(f"counts_from {counts_from} is past the {psize}-byte prefix {self._prefix.format!r}")
         self._counts_from = counts_from
+        self._counted_prefix = 0 if counts_from is None else psize - counts_from
+        self._length_signed = self._length.code.islower()
+        order = self._prefix.format[:1]
+        self._length_big = order in ">!" or (order != "<" and sys.byteorder == "big")
         if isinstance(adjust, bool) or not isinstance(adjust, int):
             raise TypeError(f"adjust must be an integer, not {type(adjust).__name__}")
+        if not -_MAX_ADJUST <= adjust <= _MAX_ADJUST:
+            raise Error(f"adjust {adjust} is out of range (at most {_MAX_ADJUST} either way)")
         self._adjust = adjust
         if max_length is not None:
             if isinstance(max_length, bool) or not isinstance(max_length, int):
                 raise TypeError(f"max_length must be an integer or None, not {type(max_length).__name__}")
-            if max_length < 0:
-                raise Error(f"max_length must be >= 0, got {max_length}")
+            if not 0 <= max_length <= _MAX_LENGTH:
+                raise Error(f"max_length must be between 0 and 2**61, got {max_length}")
         self._max_length = max_length
         if extra not in _EXTRA:
             raise ValueError(f"extra must be 'error' or 'ignore', not {extra!r}")
@@ -546,88 +565,106 @@ class Framing:
         )
 
     # -- the scan ------------------------------------------------------------
-    def _frames(self, buf: memoryview, start: int, count: int | None) -> tuple[list[int], list[int], int]:
-        """(frame starts, body lengths, end): the one loop over prefixes.
+    def _frames(self, buf: memoryview, start: int, count: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+        """(frame starts, body lengths, end): the one pass over prefixes,
+        run by the chosen kernels in chunks of growing size.
 
-        Every check runs before the frame is recorded: nothing is sized by
-        a length that was not first found to fit in the buffer.
+        The kernels check every length before they record the frame, so
+        nothing is sized by a length not first found to fit in the buffer;
+        the output grows only with frames actually found.
         """
+        kernels = _backend.kernels
         psize = self._prefix.size
         ssize = 0 if self._suffix is None else self._suffix.size
-        counted_prefix = 0 if self._counts_from is None else psize - self._counts_from
-        read_length = self._length_reader.unpack_from
-        loff = self._length.offset
-        adjust = self._adjust
-        max_length = self._max_length
-        total = len(buf)
-        starts: list[int] = []
-        lengths: list[int] = []
-        pos = start
-        n = 0
-        while (count is None and pos < total) or (count is not None and n < count):
-            if pos + psize > total:
-                raise Error(
-                    f"frame {n} at byte offset {pos}: partial frame: its {psize}-byte prefix needs "
-                    f"{pos + psize - total} more bytes than the buffer holds"
-                )
-            counted = read_length(buf, pos + loff)[0] + adjust
-            body = counted - counted_prefix
-            if body < 0:
-                raise Error(
-                    f"frame {n} at byte offset {pos}: length {counted} is smaller than the "
-                    f"{counted_prefix} prefix bytes it must count"
-                )
-            if max_length is not None and body > max_length:
-                raise Error(f"frame {n} at byte offset {pos}: body length {body} is above max_length {max_length}")
-            end = pos + psize + body + ssize
-            if end > total:
-                raise Error(
-                    f"frame {n} at byte offset {pos}: length {counted} runs past the end of the buffer: "
-                    f"the frame needs {psize + body + ssize} bytes, {total - pos} are left"
-                )
-            starts.append(pos)
-            lengths.append(body)
-            pos = end
-            n += 1
-        return starts, lengths, pos
+        remaining = -1 if count is None else count
+        room = _FIRST_CHUNK
+        pos, found = start, 0
+        starts: list[np.ndarray] = []
+        lengths: list[np.ndarray] = []
+        while True:
+            cap = min(room, (len(buf) - pos) // (psize + ssize) + 1)
+            if remaining >= 0:
+                cap = min(cap, remaining)
+            chunk_starts = np.empty(cap, dtype=np.int64)
+            chunk_lengths = np.empty(cap, dtype=np.int64)
+            n, pos, status = kernels.scan_frames(
+                buf, pos, remaining, psize, ssize, self._length.offset, self._length.size,
+                self._length_signed, self._length_big, self._counted_prefix, self._adjust,
+                -1 if self._max_length is None else self._max_length, chunk_starts, chunk_lengths,
+            )  # fmt: skip
+            starts.append(chunk_starts[:n])
+            lengths.append(chunk_lengths[:n])
+            found += n
+            if status == FrameScan.DONE:
+                break
+            if status != FrameScan.FULL:
+                raise self._scan_error(buf, FrameScan(status), found, pos)
+            if remaining >= 0:
+                remaining -= n
+            room = min(room * 2, _MAX_CHUNK)
+        return np.concatenate(starts), np.concatenate(lengths), pos
+
+    def _scan_error(self, buf: memoryview, status: FrameScan, frame: int, pos: int) -> Error:
+        """The error for the frame at ``pos`` that the scan stopped at: the
+        one wording, whichever backend scanned."""
+        where = f"frame {frame} at byte offset {pos}"
+        psize = self._prefix.size
+        if status == FrameScan.PARTIAL:
+            short = pos + psize - len(buf)
+            return Error(
+                f"{where}: partial frame: its {psize}-byte prefix needs {short} more bytes than the buffer holds"
+            )
+        counted = self._length_reader.unpack_from(buf, pos + self._length.offset)[0] + self._adjust
+        body = counted - self._counted_prefix
+        if status == FrameScan.TOO_SMALL:
+            return Error(
+                f"{where}: length {counted} is smaller than the {self._counted_prefix} prefix bytes it must count"
+            )
+        if status == FrameScan.TOO_LONG:
+            return Error(f"{where}: body length {body} is above max_length {self._max_length}")
+        ssize = 0 if self._suffix is None else self._suffix.size
+        return Error(
+            f"{where}: length {counted} runs past the end of the buffer: "
+            f"the frame needs {psize + body + ssize} bytes, {len(buf) - pos} are left"
+        )
 
     def scan(self, buffer: Any, *, offset: int = 0, count: int | None = None) -> FrameIndex:
         """Walk the prefixes once: where each frame's body lies.
 
-        Parameters
-        ----------
-        buffer : bytes-like
-            The framed stream (bytes, bytearray, memoryview, mmap, ndarray).
-        offset : int
-            Byte offset of the first frame (negative counts from the end).
-        count : int, optional
-            Frames to scan.  Default: every frame to the end of the buffer,
-            which must end exactly at a frame boundary.
+                Parameters
+                ----------
+                buffer : bytes-like
+                    The framed stream (bytes, bytearray, memoryview, mmap, ndarray).
+                offset : int
+                    Byte offset of the first frame (negative counts from the end).
+                count : int, optional
+                    Frames to scan.  Default: every frame to the end of the buffer,
+                    which must end exactly at a frame boundary.
 
-        Returns
-        -------
-        FrameIndex
+                Returns
+                -------
+                FrameIndex
 
-        Raises
-        ------
-        binrec.Error
-            A length smaller than the prefix bytes it counts, above
-            ``max_length``, or past the end of the buffer, or a partial
-            frame at the end; the message names the frame and byte offset.
+                Raises
+                ------
+                binrec.Error
+                    A length smaller than the prefix bytes it counts, above
+                    ``max_length``, or past the end of the buffer, or a partial
+                    frame at the end; the message names the frame and byte offset.
 
-        Examples
-        --------
-        >>> import struct
-        >>> import binrec
-        >>> raw = b"".join(struct.pack("<I", len(p)) + p for p in (b"ab", b"", b"xyz"))
-        >>> index = binrec.Framing("<I", names="n", length="n").scan(raw)
-        >>> index.prefix["n"].tolist(), index.offsets.tolist()
-        ([2, 0, 3], [4, 10, 14])
-        >>> try:
-        ...     binrec.Framing("<I", length=0).scan(raw[:-1])
-        ... except binrec.Error as exc:
-        ...     print(exc)
-        frame 2 at byte offset 10: length 3 runs past the end of the buffer: the frame needs 7 bytes, 6 are left
+                Examples
+                --------
+                >>> import struct
+                >>> import binrec
+                >>> raw = b"".join(struct.pack("<I", len(p)) + p for p in (b"ab", b"", b"xyz"))
+                >>> index = binrec.Framing("<I", names="n", length="n").scan(raw)
+                >>> index.prefix["n"].tolist(), index.offsets.tolist()
+                ([2, 0, 3], [4, 10, 14])
+                >>> try:
+                ...     binrec.Framing("<I", length=0).scan(raw[:-1])
+                ... except binrec.Error as exc:
+                ...     print(exc)
+                frame 2 at byte offset 10: length 3 runs past the end of the buffer: the frame needs 7 bytes, 6 are left
         """
         buf = byte_view(buffer)
         start = resolve_offset(offset, len(buf))
@@ -641,55 +678,53 @@ class Framing:
         starts, lengths, end = self._frames(buf, start, count)
         return self._index(buf, starts, lengths, end)
 
-    def _index(self, buf: memoryview, starts: list[int], lengths: list[int], end: int) -> FrameIndex:
+    def _index(self, buf: memoryview, frame_starts: np.ndarray, body_lengths: np.ndarray, end: int) -> FrameIndex:
         psize = self._prefix.size
-        frame_starts = np.array(starts, dtype=np.int64)
-        body_lengths = np.array(lengths, dtype=np.int64)
         offsets = frame_starts + psize
-        prefix = self._prefix.unpack(_gather(buf, frame_starts, psize), count=len(starts))
+        prefix = self._prefix.unpack(_gather(buf, frame_starts, psize), count=len(frame_starts))
         suffix = None
         if self._suffix is not None:
             tail = _gather(buf, offsets + body_lengths, self._suffix.size)
-            suffix = self._suffix.unpack(tail, count=len(starts))
+            suffix = self._suffix.unpack(tail, count=len(frame_starts))
         return FrameIndex(buf, prefix, offsets, body_lengths, suffix, end)
 
     # -- decoding ------------------------------------------------------------
     def unpack(self, buffer: Any, *, offset: int = 0, unknown: str = "error") -> dict[Any, np.ndarray] | np.ndarray:
         """Decode every frame's body, in bulk per type.
 
-        Parameters
-        ----------
-        buffer : bytes-like
-            The framed stream.
-        offset : int
-            Byte offset of the first frame (negative counts from the end).
-        unknown : {"error", "skip"}
-            A frame whose tag has no format: an error, or left out (it stays
-            reachable through :meth:`scan`).
+                Parameters
+                ----------
+                buffer : bytes-like
+                    The framed stream.
+                offset : int
+                    Byte offset of the first frame (negative counts from the end).
+                unknown : {"error", "skip"}
+                    A frame whose tag has no format: an error, or left out (it stays
+                    reachable through :meth:`scan`).
 
-        Returns
-        -------
-        dict or numpy.ndarray
-            With ``tag``: a dict from tag value to a structured array of that
-            type's bodies (only the types present).  Without: one structured
-            array.  Each array has the body's fields, then an int64
-            ``_frame`` field: the frame's position in the stream.
+                Returns
+                -------
+                dict or numpy.ndarray
+                    With ``tag``: a dict from tag value to a structured array of that
+                    type's bodies (only the types present).  Without: one structured
+                    array.  Each array has the body's fields, then an int64
+                    ``_frame`` field: the frame's position in the stream.
 
-        Raises
-        ------
-        binrec.Error
-            Anything :meth:`scan` refuses; an unknown tag (``unknown="error"``);
-            a body shorter than its format, or longer with
-            ``extra="error"``.  Messages name the frame and byte offset.
+                Raises
+                ------
+                binrec.Error
+                    Anything :meth:`scan` refuses; an unknown tag (``unknown="error"``);
+                    a body shorter than its format, or longer with
+                    ``extra="error"``.  Messages name the frame and byte offset.
 
-        Examples
-        --------
-        >>> import struct
-        >>> import binrec
-        >>> f = binrec.Framing("<B", names="n", length="n", formats="<hh")
-        >>> raw = struct.pack("<Bhh", 4, 1, 2) + struct.pack("<Bhh", 4, -3, 4)
-        >>> f.unpack(raw).tolist()
-        [(1, 2, 0), (-3, 4, 1)]
+                Examples
+                --------
+                >>> import struct
+                >>> import binrec
+                >>> f = binrec.Framing("<B", names="n", length="n", formats="<hh")
+                >>> raw = struct.pack("<Bhh", 4, 1, 2) + struct.pack("<Bhh", 4, -3, 4)
+                >>> f.unpack(raw).tolist()
+                [(1, 2, 0), (-3, 4, 1)]
         """
         if unknown not in _UNKNOWN:
             raise ValueError(f"unknown must be 'error' or 'skip', not {unknown!r}")
