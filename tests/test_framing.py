@@ -241,26 +241,39 @@ def test_itch_sizes_match_the_specification():
         assert 1 + struct.calcsize(fmt) == size, tag
 
 
-def test_itch_mixed_file_matches_a_struct_loop(tmp_path):
-    rng = random.Random(5)
+def itch_stream(n: int, seed: int) -> tuple[bytes, dict[bytes, list]]:
+    """``n`` ITCH messages in a realistic mix, and what a plain struct loop
+    (the oracle) decodes from them: tag -> [(fields..., frame number)]."""
+    rng = random.Random(seed)
     kinds, weights = list(ITCH_MIX), list(ITCH_MIX.values())
     raw = bytearray()
-    for _ in range(3000):
+    for _ in range(n):
         tag = rng.choices(kinds, weights)[0]
         size, fmt = ITCH[tag]
         raw += struct.pack(">Hc", size, tag) + struct.pack(fmt, *random_values(fmt, rng))
+    expected: dict[bytes, list] = {}
+    pos, frame = 0, 0
+    while pos < len(raw):
+        length, tag = struct.unpack_from(">Hc", raw, pos)
+        expected.setdefault(tag, []).append(struct.unpack_from(ITCH[tag][1], raw, pos + 3) + (frame,))
+        pos += 2 + length
+        frame += 1
+    return bytes(raw), expected
+
+
+def merged(runs) -> dict[bytes, list]:
+    out: dict[bytes, list] = {}
+    for run in runs:
+        for tag, rows in run.items():
+            out.setdefault(tag, []).extend(rows.tolist())
+    return out
+
+
+def test_itch_mixed_file_matches_a_struct_loop(tmp_path):
+    raw, expected = itch_stream(3000, 5)
     path = tmp_path / "itch.bin"
     path.write_bytes(raw)
-    data = path.read_bytes()
-    # the oracle: a plain struct loop over the file
-    expected: dict[bytes, list] = {}
-    pos, n = 0, 0
-    while pos < len(data):
-        length, tag = struct.unpack_from(">Hc", data, pos)
-        expected.setdefault(tag, []).append(struct.unpack_from(ITCH[tag][1], data, pos + 3) + (n,))
-        pos += 2 + length
-        n += 1
-    tables = ITCH_FRAMING.unpack(data)
+    tables = ITCH_FRAMING.unpack(path.read_bytes())
     assert set(tables) == set(expected)
     for tag, rows in tables.items():
         assert rows.tolist() == expected[tag], tag
@@ -494,3 +507,84 @@ def test_both_scan_kernels_agree(
         )
         answers.append((n, pos, int(status), starts.tolist(), lengths.tolist()))
     assert answers[0] == answers[1]
+
+
+# -- iter_unpack: paths, file objects, pipes, buffers ---------------------------
+
+
+@pytest.fixture
+def small_reads(monkeypatch):
+    """Reads of 7 bytes, so that nearly every frame crosses a read boundary."""
+    from binrec import framing
+
+    monkeypatch.setattr(framing, "_READ_BYTES", 7)
+
+
+def test_iter_unpack_path_matches_a_struct_loop(tmp_path, small_reads):
+    raw, expected = itch_stream(500, 6)
+    path = tmp_path / "itch.bin"
+    path.write_bytes(b"HDR" + raw)
+    runs = list(ITCH_FRAMING.iter_unpack(path, chunk_size=50, offset=3))
+    assert merged(runs) == expected
+    assert all(sum(len(rows) for rows in run.values()) <= 50 for run in runs)
+
+
+def test_iter_unpack_file_object_and_buffer_match_a_struct_loop(small_reads):
+    raw, expected = itch_stream(300, 7)
+    assert merged(ITCH_FRAMING.iter_unpack(io.BytesIO(raw), chunk_size=64)) == expected
+    assert merged(ITCH_FRAMING.iter_unpack(raw, chunk_size=64)) == expected
+
+
+def test_iter_unpack_reads_a_pipe():
+    # a real pipe from a child process writing the stream in odd-sized pieces
+    import subprocess
+    import sys
+
+    raw, expected = itch_stream(2000, 8)
+    writer = (
+        "import sys\nraw = sys.stdin.buffer.read()\n"
+        "for i in range(0, len(raw), 4093):\n    sys.stdout.buffer.write(raw[i:i+4093]); sys.stdout.buffer.flush()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", writer], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc.stdin.write(raw)
+    proc.stdin.close()
+    try:
+        assert merged(ITCH_FRAMING.iter_unpack(proc.stdout, chunk_size=700)) == expected
+    finally:
+        proc.stdout.close()
+        proc.wait()
+
+
+@pytest.mark.parametrize("trailing", ["error", "ignore", "return"])
+def test_iter_unpack_partial_frame_at_the_end(trailing, small_reads):
+    whole = struct.pack("<Bh", 2, 1) + struct.pack("<Bh", 2, 2)
+    partial = struct.pack("<B", 2) + b"\x05"
+    framing = Framing("<B", length=0, formats="<h")
+    stream = io.BytesIO(whole + partial)
+    if trailing == "error":
+        with pytest.raises(Error, match=r"frame 2 at byte offset 6: length 2 runs past the end"):
+            list(framing.iter_unpack(stream, trailing=trailing))
+        return
+    runs = list(framing.iter_unpack(stream, trailing=trailing))
+    arrays = [r for r in runs if not isinstance(r, bytes)]
+    assert [row for a in arrays for row in a.tolist()] == [(1, 0), (2, 1)]
+    assert [r for r in runs if isinstance(r, bytes)] == ([partial] if trailing == "return" else [])
+
+
+def test_iter_unpack_errors_name_the_streams_frame_and_offset(small_reads):
+    raw, _ = itch_stream(40, 9)
+    bad = raw + struct.pack(">Hc", 0, b"A")
+    with pytest.raises(Error, match=rf"frame 40 at byte offset {len(raw)}: length 0 is smaller"):
+        list(ITCH_FRAMING.iter_unpack(io.BytesIO(bad), chunk_size=8))
+
+
+def test_iter_unpack_unknown_tag_names_the_streams_frame(small_reads):
+    raw, _ = itch_stream(30, 10)
+    bad = raw + struct.pack(">Hc", 2, b"Z") + b"?"
+    with pytest.raises(Error, match=rf"frame 30 at byte offset {len(raw)}: unknown tag b'Z'"):
+        list(ITCH_FRAMING.iter_unpack(io.BytesIO(bad), chunk_size=8))
+
+
+def test_iter_unpack_offset_past_the_end_of_a_stream():
+    with pytest.raises(Error, match=r"offset 10 is past the end of the stream"):
+        list(Framing("<B", length=0, formats="B").iter_unpack(io.BytesIO(b"abc"), offset=10))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +33,7 @@ from ._coerce import byte_view
 from ._errors import Error
 from ._kernels import FrameScan
 from ._layout import Field
+from .files import file_offset, is_path, is_stream, source_name
 from .records import Struct, resolve_offset
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,6 +44,9 @@ __all__ = ["Framing", "FrameIndex"]
 _INT_CODES = "bBhHiIlLqQnN"
 _BYTE_ORDERS = "@=<>!"
 _EXTRA = ("error", "ignore")
+_TRAILING = ("error", "ignore", "return")
+#: bytes read from a stream at a time (at least one chunk's worth of frames is never needed)
+_READ_BYTES = 1 << 20
 _UNKNOWN = ("error", "skip")
 #: frames the first scan chunk has room for; each next chunk doubles, up to _MAX_CHUNK
 _FIRST_CHUNK = 1 << 12
@@ -126,35 +130,35 @@ def _gather(buf: memoryview, starts: np.ndarray, size: int) -> bytes:
 class FrameIndex:
     """Where each frame of a stream lies: the result of :meth:`Framing.scan`.
 
-        Parameters
-        ----------
-        buffer : memoryview
-            The scanned bytes (kept, so :meth:`body` can return views of them).
-        prefix : numpy.ndarray
-            Structured array of the prefix fields, one row per frame.
-        offsets : numpy.ndarray
-            int64 byte offset of each body in ``buffer``.
-        lengths : numpy.ndarray
-            int64 length of each body in bytes.
-        suffix : numpy.ndarray or None
-            Structured array of the suffix fields, where the framing has one.
-        end : int
-            Byte offset just past the last frame.
+    Parameters
+    ----------
+    buffer : memoryview
+        The scanned bytes (kept, so :meth:`body` can return views of them).
+    prefix : numpy.ndarray
+        Structured array of the prefix fields, one row per frame.
+    offsets : numpy.ndarray
+        int64 byte offset of each body in ``buffer``.
+    lengths : numpy.ndarray
+        int64 length of each body in bytes.
+    suffix : numpy.ndarray or None
+        Structured array of the suffix fields, where the framing has one.
+    end : int
+        Byte offset just past the last frame.
 
-        Attributes
-        ----------
-        prefix, offsets, lengths, suffix, end
+    Attributes
+    ----------
+    prefix, offsets, lengths, suffix, end
 
-        Examples
-        --------
-        >>> import struct
-        >>> import binrec
-        >>> raw = struct.pack("<H", 2) + b"hi" + struct.pack("<H", 3) + b"abc"
-        >>> index = binrec.Framing("<H", length=0).scan(raw)
-        >>> len(index), index.offsets.tolist(), index.lengths.tolist()
-        (2, [2, 6], [2, 3])
-        >>> bytes(index.body(1))
-        b'abc'
+    Examples
+    --------
+    >>> import struct
+    >>> import binrec
+    >>> raw = struct.pack("<H", 2) + b"hi" + struct.pack("<H", 3) + b"abc"
+    >>> index = binrec.Framing("<H", length=0).scan(raw)
+    >>> len(index), index.offsets.tolist(), index.lengths.tolist()
+    (2, [2, 6], [2, 3])
+    >>> bytes(index.body(1))
+    b'abc'
     """
 
     __slots__ = ("_buffer", "prefix", "offsets", "lengths", "suffix", "end")
@@ -247,67 +251,81 @@ def _gather_varlen(buf: memoryview, offsets: np.ndarray, lengths: np.ndarray, to
     return raw[starts + np.arange(total, dtype=np.int64)].tobytes()
 
 
+class _Runs:
+    """Where a streaming decode stands: the next frame's position in the
+    current buffer, the buffer's byte offset in the stream, the stream's
+    frame number of the next frame, and why the last scan stopped."""
+
+    __slots__ = ("pos", "base", "first", "stop")
+
+    def __init__(self, pos: int, base: int = 0) -> None:
+        self.pos = pos
+        self.base = base
+        self.first = 0
+        self.stop = FrameScan.DONE
+
+
 class Framing:
     """A framed record stream: a fixed prefix holding each frame's length
-        (and optionally a type tag), a body, and an optional fixed suffix.
+    (and optionally a type tag), a body, and an optional fixed suffix.
 
-        "Frame" means a protocol frame (a pcap packet, an ITCH message, a
-        TFRecord record), not a DataFrame.
+    "Frame" means a protocol frame (a pcap packet, an ITCH message, a
+    TFRecord record), not a DataFrame.
 
-        Parameters
-        ----------
-        prefix : str or bytes or Struct
-            Struct format of the fixed prefix of every frame (``"<IIII"`` for
-            pcap packet headers, ``">Hc"`` for ITCH).
-        names : str or sequence of str, optional
-            Names of the prefix fields, as for :class:`~binrec.Struct`.
-        length : str or int
-            The prefix field (name or index) holding the length; an integer field.
-        counts_from : int, optional
-            Byte position within the frame where the counted length starts; the
-            counted region always ends at the end of the body (a suffix is never
-            counted).  ``None`` (default): the length counts only the body.
-            ``0``: it counts the whole frame, prefix included.  ITCH: ``2``.
-        adjust : int
-            Added to the length field before it is used.
-        tag : str or int, optional
-            Prefix field (name or index) whose value selects the body's layout:
-            an integer field (tag values are ints) or a ``c`` field (tag values
-            are one-byte ``bytes``).
-        formats : str or Struct or mapping, optional
-            With ``tag``: a mapping from tag value to the body's format (or
-            Struct).  Without: one format for every body.  Needed by
-            :meth:`unpack`, not by :meth:`scan`.
-        suffix : str or bytes or Struct, optional
-            Struct format of a fixed suffix after each body (TFRecord's CRC).
-        max_length : int, optional
-            Largest body length in bytes a valid frame may have.
-        extra : {"error", "ignore"}
-            A body longer than its format: an error, or decode its leading part.
-            A body shorter than its format is always an error.
+    Parameters
+    ----------
+    prefix : str or bytes or Struct
+        Struct format of the fixed prefix of every frame (``"<IIII"`` for
+        pcap packet headers, ``">Hc"`` for ITCH).
+    names : str or sequence of str, optional
+        Names of the prefix fields, as for :class:`~binrec.Struct`.
+    length : str or int
+        The prefix field (name or index) holding the length; an integer field.
+    counts_from : int, optional
+        Byte position within the frame where the counted length starts; the
+        counted region always ends at the end of the body (a suffix is never
+        counted).  ``None`` (default): the length counts only the body.
+        ``0``: it counts the whole frame, prefix included.  ITCH: ``2``.
+    adjust : int
+        Added to the length field before it is used.
+    tag : str or int, optional
+        Prefix field (name or index) whose value selects the body's layout:
+        an integer field (tag values are ints) or a ``c`` field (tag values
+        are one-byte ``bytes``).
+    formats : str or Struct or mapping, optional
+        With ``tag``: a mapping from tag value to the body's format (or
+        Struct).  Without: one format for every body.  Needed by
+        :meth:`unpack`, not by :meth:`scan`.
+    suffix : str or bytes or Struct, optional
+        Struct format of a fixed suffix after each body (TFRecord's CRC).
+    max_length : int, optional
+        Largest body length in bytes a valid frame may have.
+    extra : {"error", "ignore"}
+        A body longer than its format: an error, or decode its leading part.
+        A body shorter than its format is always an error.
 
-        Raises
-        ------
-        binrec.Error
-            A field that is not in the prefix, a length field that is not an
-            integer, a tag field that is neither an integer nor ``c``,
-            ``counts_from`` outside the prefix, or a format that can never fit
-            under ``max_length``.
+    Raises
+    ------
+    binrec.Error
+        A field that is not in the prefix, a length field that is not an
+        integer, a tag field that is neither an integer nor ``c``,
+        ``counts_from`` outside the prefix, or a format that can never fit
+        under ``max_length``.
 
-        Examples
-        --------
-        Two ITCH-like messages: a 2-byte big-endian length counting everything
-        after itself, a type byte, then a body whose layout the type selects.
+    Examples
+    --------
+    Two ITCH-like messages: a 2-byte big-endian length counting everything
+    after itself, a type byte, then a body whose layout the type selects.
 
-        >>> import struct
-        >>> import binrec
-        >>> itch = binrec.Framing(">Hc", names="length type", length="length", counts_from=2,
-        ...                       tag="type", formats={b"D": ">HH6sQ", b"X": ">HH6sQI"})
-        >>> raw = (struct.pack(">Hc", 19, b"D") + struct.pack(">HH6sQ", 1, 2, b"\\0" * 6, 77)
-        ...        + struct.pack(">Hc", 23, b"X") + struct.pack(">HH6sQI", 1, 3, b"\\0" * 6, 78, 100))
-        >>> tables = itch.unpack(raw)
-        >>> tables[b"D"]["f3"].tolist(), tables[b"X"][["f3", "f4", "_frame"]].tolist()
-        ([77], [(78, 100, 1)])
+    >>> import struct
+    >>> import binrec
+    >>> itch = binrec.Framing(">Hc", names="length type", length="length", counts_from=2,
+    ...                       tag="type", formats={b"D": ">HH6sQ", b"X": ">HH6sQI"})
+    >>> raw = (struct.pack(">Hc", 19, b"D") + struct.pack(">HH6sQ", 1, 2, b"\\0" * 6, 77)
+    ...        + struct.pack(">Hc", 23, b"X") + struct.pack(">HH6sQI", 1, 3, b"\\0" * 6, 78, 100))
+    >>> tables = itch.unpack(raw)
+    >>> tables[b"D"]["f3"].tolist(), tables[b"X"][["f3", "f4", "_frame"]].tolist()
+    ([77], [(78, 100, 1)])
     """
 
     __slots__ = (
@@ -565,9 +583,10 @@ class Framing:
         )
 
     # -- the scan ------------------------------------------------------------
-    def _frames(self, buf: memoryview, start: int, count: int | None) -> tuple[np.ndarray, np.ndarray, int]:
-        """(frame starts, body lengths, end): the one pass over prefixes,
-        run by the chosen kernels in chunks of growing size.
+    def _walk(self, buf: memoryview, start: int, count: int) -> tuple[np.ndarray, np.ndarray, int, FrameScan]:
+        """(frame starts, body lengths, end, status): the one pass over
+        prefixes, run by the chosen kernels in chunks of growing size;
+        ``count`` -1 means to the end of ``buf``.
 
         The kernels check every length before they record the frame, so
         nothing is sized by a length not first found to fit in the buffer;
@@ -576,9 +595,9 @@ class Framing:
         kernels = _backend.kernels
         psize = self._prefix.size
         ssize = 0 if self._suffix is None else self._suffix.size
-        remaining = -1 if count is None else count
+        remaining = count
         room = _FIRST_CHUNK
-        pos, found = start, 0
+        pos = start
         starts: list[np.ndarray] = []
         lengths: list[np.ndarray] = []
         while True:
@@ -587,27 +606,35 @@ class Framing:
                 cap = min(cap, remaining)
             chunk_starts = np.empty(cap, dtype=np.int64)
             chunk_lengths = np.empty(cap, dtype=np.int64)
-            n, pos, status = kernels.scan_frames(
+            n, pos, code = kernels.scan_frames(
                 buf, pos, remaining, psize, ssize, self._length.offset, self._length.size,
                 self._length_signed, self._length_big, self._counted_prefix, self._adjust,
                 -1 if self._max_length is None else self._max_length, chunk_starts, chunk_lengths,
             )  # fmt: skip
             starts.append(chunk_starts[:n])
             lengths.append(chunk_lengths[:n])
-            found += n
-            if status == FrameScan.DONE:
-                break
+            status = FrameScan(code)
             if status != FrameScan.FULL:
-                raise self._scan_error(buf, FrameScan(status), found, pos)
+                return np.concatenate(starts), np.concatenate(lengths), pos, status
             if remaining >= 0:
                 remaining -= n
             room = min(room * 2, _MAX_CHUNK)
-        return np.concatenate(starts), np.concatenate(lengths), pos
 
-    def _scan_error(self, buf: memoryview, status: FrameScan, frame: int, pos: int) -> Error:
+    def _frames(self, buf: memoryview, start: int, count: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+        """(frame starts, body lengths, end), or the error for the frame
+        the scan stopped at."""
+        starts, lengths, end, status = self._walk(buf, start, -1 if count is None else count)
+        if status != FrameScan.DONE:
+            raise self._scan_error(buf, status, len(starts), end)
+        return starts, lengths, end
+
+    def _scan_error(
+        self, buf: memoryview, status: FrameScan, frame: int, pos: int, first: int = 0, base: int = 0
+    ) -> Error:
         """The error for the frame at ``pos`` that the scan stopped at: the
-        one wording, whichever backend scanned."""
-        where = f"frame {frame} at byte offset {pos}"
+        one wording, whichever backend scanned.  ``first`` and ``base`` are
+        the stream's frame number and byte offset of ``buf[0]``'s frame."""
+        where = f"frame {first + frame} at byte offset {base + pos}"
         psize = self._prefix.size
         if status == FrameScan.PARTIAL:
             short = pos + psize - len(buf)
@@ -631,40 +658,40 @@ class Framing:
     def scan(self, buffer: Any, *, offset: int = 0, count: int | None = None) -> FrameIndex:
         """Walk the prefixes once: where each frame's body lies.
 
-                Parameters
-                ----------
-                buffer : bytes-like
-                    The framed stream (bytes, bytearray, memoryview, mmap, ndarray).
-                offset : int
-                    Byte offset of the first frame (negative counts from the end).
-                count : int, optional
-                    Frames to scan.  Default: every frame to the end of the buffer,
-                    which must end exactly at a frame boundary.
+        Parameters
+        ----------
+        buffer : bytes-like
+            The framed stream (bytes, bytearray, memoryview, mmap, ndarray).
+        offset : int
+            Byte offset of the first frame (negative counts from the end).
+        count : int, optional
+            Frames to scan.  Default: every frame to the end of the buffer,
+            which must end exactly at a frame boundary.
 
-                Returns
-                -------
-                FrameIndex
+        Returns
+        -------
+        FrameIndex
 
-                Raises
-                ------
-                binrec.Error
-                    A length smaller than the prefix bytes it counts, above
-                    ``max_length``, or past the end of the buffer, or a partial
-                    frame at the end; the message names the frame and byte offset.
+        Raises
+        ------
+        binrec.Error
+            A length smaller than the prefix bytes it counts, above
+            ``max_length``, or past the end of the buffer, or a partial
+            frame at the end; the message names the frame and byte offset.
 
-                Examples
-                --------
-                >>> import struct
-                >>> import binrec
-                >>> raw = b"".join(struct.pack("<I", len(p)) + p for p in (b"ab", b"", b"xyz"))
-                >>> index = binrec.Framing("<I", names="n", length="n").scan(raw)
-                >>> index.prefix["n"].tolist(), index.offsets.tolist()
-                ([2, 0, 3], [4, 10, 14])
-                >>> try:
-                ...     binrec.Framing("<I", length=0).scan(raw[:-1])
-                ... except binrec.Error as exc:
-                ...     print(exc)
-                frame 2 at byte offset 10: length 3 runs past the end of the buffer: the frame needs 7 bytes, 6 are left
+        Examples
+        --------
+        >>> import struct
+        >>> import binrec
+        >>> raw = b"".join(struct.pack("<I", len(p)) + p for p in (b"ab", b"", b"xyz"))
+        >>> index = binrec.Framing("<I", names="n", length="n").scan(raw)
+        >>> index.prefix["n"].tolist(), index.offsets.tolist()
+        ([2, 0, 3], [4, 10, 14])
+        >>> try:
+        ...     binrec.Framing("<I", length=0).scan(raw[:-1])
+        ... except binrec.Error as exc:
+        ...     print(exc)
+        frame 2 at byte offset 10: length 3 runs past the end of the buffer: the frame needs 7 bytes, 6 are left
         """
         buf = byte_view(buffer)
         start = resolve_offset(offset, len(buf))
@@ -692,39 +719,39 @@ class Framing:
     def unpack(self, buffer: Any, *, offset: int = 0, unknown: str = "error") -> dict[Any, np.ndarray] | np.ndarray:
         """Decode every frame's body, in bulk per type.
 
-                Parameters
-                ----------
-                buffer : bytes-like
-                    The framed stream.
-                offset : int
-                    Byte offset of the first frame (negative counts from the end).
-                unknown : {"error", "skip"}
-                    A frame whose tag has no format: an error, or left out (it stays
-                    reachable through :meth:`scan`).
+        Parameters
+        ----------
+        buffer : bytes-like
+            The framed stream.
+        offset : int
+            Byte offset of the first frame (negative counts from the end).
+        unknown : {"error", "skip"}
+            A frame whose tag has no format: an error, or left out (it stays
+            reachable through :meth:`scan`).
 
-                Returns
-                -------
-                dict or numpy.ndarray
-                    With ``tag``: a dict from tag value to a structured array of that
-                    type's bodies (only the types present).  Without: one structured
-                    array.  Each array has the body's fields, then an int64
-                    ``_frame`` field: the frame's position in the stream.
+        Returns
+        -------
+        dict or numpy.ndarray
+            With ``tag``: a dict from tag value to a structured array of that
+            type's bodies (only the types present).  Without: one structured
+            array.  Each array has the body's fields, then an int64
+            ``_frame`` field: the frame's position in the stream.
 
-                Raises
-                ------
-                binrec.Error
-                    Anything :meth:`scan` refuses; an unknown tag (``unknown="error"``);
-                    a body shorter than its format, or longer with
-                    ``extra="error"``.  Messages name the frame and byte offset.
+        Raises
+        ------
+        binrec.Error
+            Anything :meth:`scan` refuses; an unknown tag (``unknown="error"``);
+            a body shorter than its format, or longer with
+            ``extra="error"``.  Messages name the frame and byte offset.
 
-                Examples
-                --------
-                >>> import struct
-                >>> import binrec
-                >>> f = binrec.Framing("<B", names="n", length="n", formats="<hh")
-                >>> raw = struct.pack("<Bhh", 4, 1, 2) + struct.pack("<Bhh", 4, -3, 4)
-                >>> f.unpack(raw).tolist()
-                [(1, 2, 0), (-3, 4, 1)]
+        Examples
+        --------
+        >>> import struct
+        >>> import binrec
+        >>> f = binrec.Framing("<B", names="n", length="n", formats="<hh")
+        >>> raw = struct.pack("<Bhh", 4, 1, 2) + struct.pack("<Bhh", 4, -3, 4)
+        >>> f.unpack(raw).tolist()
+        [(1, 2, 0), (-3, 4, 1)]
         """
         if unknown not in _UNKNOWN:
             raise ValueError(f"unknown must be 'error' or 'skip', not {unknown!r}")
@@ -733,11 +760,16 @@ class Framing:
         index = self.scan(buffer, offset=offset)
         return self._decode(index, unknown)
 
-    def _decode(self, index: FrameIndex, unknown: str) -> dict[Any, np.ndarray] | np.ndarray:
+    def _decode(
+        self, index: FrameIndex, unknown: str, first: int = 0, base: int = 0
+    ) -> dict[Any, np.ndarray] | np.ndarray:
+        """Each type's bodies; ``first`` and ``base`` are the stream's frame
+        number and byte offset of the buffer's start (for ``_frame`` and
+        messages)."""
         buf = index._buffer
         frames = np.arange(len(index), dtype=np.int64)
         if isinstance(self._formats, Struct):
-            return self._decode_type(buf, index, frames, self._formats, None)
+            return self._decode_type(buf, index, frames, self._formats, None, first, base)
         assert self._formats is not None and self._tag is not None
         tags = index.prefix[self._tag.name]
         out: dict[Any, np.ndarray] = {}
@@ -752,15 +784,146 @@ class Framing:
                 continue
             known[i] = True
             chosen = frames[inverse == i]
-            out[key] = self._decode_type(buf, index, chosen, body, key)
+            out[key] = self._decode_type(buf, index, chosen, body, key, first, base)
         if unknown == "error" and not known.all():
-            first = int(np.flatnonzero(~known[inverse])[0])
-            key = self._key_of(tags[first])
+            bad = int(np.flatnonzero(~known[inverse])[0])
+            key = self._key_of(tags[bad])
             raise Error(
-                f"frame {first} at byte offset {int(index.offsets[first]) - self._prefix.size}: "
+                f"frame {first + bad} at byte offset {base + int(index.offsets[bad]) - self._prefix.size}: "
                 f"unknown tag {key!r} (field {self._tag.name!r}): no format for it (unknown='skip' drops such frames)"
             )
         return dict(sorted(out.items(), key=lambda kv: int(kv[1][FRAME_FIELD][0])))
+
+    # -- streaming -----------------------------------------------------------
+    def iter_unpack(
+        self,
+        source: Any,
+        *,
+        chunk_size: int = 65536,
+        offset: int = 0,
+        trailing: str = "error",
+        unknown: str = "error",
+    ) -> Iterator[dict[Any, np.ndarray] | np.ndarray | bytes]:
+        """Decode a framed stream run by run, as :meth:`unpack` does.
+
+        Parameters
+        ----------
+        source : path, binary file object or bytes-like
+            A path, a file object opened for binary reading (a regular file,
+            a pipe, a socket file, a decompressing wrapper), or a buffer.
+        chunk_size : int
+            Most frames per yielded run.  Frames that cross read boundaries
+            are joined; a run can hold fewer frames (at a read boundary).
+        offset : int
+            Bytes before the first frame (a file header: pcap's 24 bytes).
+            Never negative for a file; a buffer's counts from its end.
+        trailing : {"error", "ignore", "return"}
+            A partial frame at the end of the stream: an error, dropped, or
+            yielded last as ``bytes``.
+        unknown : {"error", "skip"}
+            As for :meth:`unpack`.
+
+        Yields
+        ------
+        dict or numpy.ndarray or bytes
+            What :meth:`unpack` returns, for each run; ``_frame`` counts
+            from the first frame of the stream.  With
+            ``trailing="return"``, the partial frame's bytes last.
+
+        Raises
+        ------
+        binrec.Error
+            As :meth:`unpack`, with the stream's frame number and byte
+            offset; a partial frame at the end (``trailing="error"``).
+
+        Examples
+        --------
+        >>> import io
+        >>> import struct
+        >>> import binrec
+        >>> f = binrec.Framing("<B", length=0, formats="<h")
+        >>> stream = io.BytesIO(b"".join(struct.pack("<Bh", 2, i) for i in range(5)))
+        >>> [run.tolist() for run in f.iter_unpack(stream, chunk_size=2)]
+        [[(0, 0), (1, 1)], [(2, 2), (3, 3)], [(4, 4)]]
+        """
+        if trailing not in _TRAILING:
+            raise ValueError(f"trailing must be one of {_TRAILING}, got {trailing!r}")
+        if unknown not in _UNKNOWN:
+            raise ValueError(f"unknown must be 'error' or 'skip', not {unknown!r}")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
+            raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        if self._formats is None:
+            raise Error("this framing has no formats: pass formats= to decode bodies (scan() needs none)")
+        if is_path(source):
+            where = source_name(source)
+            start = file_offset(offset, where)
+            with open(source, "rb") as fh:
+                yield from self._iter_stream(fh, start, chunk_size, trailing, unknown, where)
+        elif is_stream(source):
+            where = source_name(source)
+            yield from self._iter_stream(source, file_offset(offset, where), chunk_size, trailing, unknown, where)
+        else:
+            buf = byte_view(source)
+            start = resolve_offset(offset, len(buf))
+            if start > len(buf):
+                raise Error(f"offset {start} is past the end of the buffer ({len(buf)} bytes)")
+            state = _Runs(start)
+            yield from self._runs(buf, state, chunk_size, unknown, eof=True)
+            yield from self._trailing(buf, state, trailing)
+
+    def _iter_stream(
+        self, fh: Any, offset: int, chunk_size: int, trailing: str, unknown: str, where: str
+    ) -> Iterator[dict[Any, np.ndarray] | np.ndarray | bytes]:
+        skipped = 0
+        while skipped < offset:  # a header to skip: read it, pipes cannot seek
+            got = len(fh.read(min(offset - skipped, _READ_BYTES)))
+            if got == 0:
+                raise Error(f"{where}: offset {offset} is past the end of the stream ({skipped} bytes)")
+            skipped += got
+        pending = b""
+        state = _Runs(0, base=offset)
+        eof = False
+        while not eof:
+            data = fh.read(_READ_BYTES)
+            eof = not data
+            pending += data
+            buf = memoryview(pending)
+            yield from self._runs(buf, state, chunk_size, unknown, eof=eof)
+            if eof:
+                yield from self._trailing(buf, state, trailing)
+                return
+            # keep the unfinished frame; the stream offset moves past the rest
+            state.base += state.pos
+            pending = bytes(buf[state.pos :])
+            state.pos = 0
+            del buf
+
+    def _runs(
+        self, buf: memoryview, state: _Runs, chunk_size: int, unknown: str, *, eof: bool
+    ) -> Iterator[dict[Any, np.ndarray] | np.ndarray]:
+        """Decode the whole frames of ``buf`` from ``state.pos`` in runs of at
+        most ``chunk_size``; stop at an unfinished frame (``state.stop``)."""
+        while True:
+            starts, lengths, end, status = self._walk(buf, state.pos, chunk_size)
+            if len(starts):
+                index = self._index(buf, starts, lengths, end)
+                yield self._decode(index, unknown, state.first, state.base)
+                state.first += len(starts)
+            state.pos = end
+            if status in (FrameScan.PARTIAL, FrameScan.PAST_END):
+                state.stop = status
+                return
+            if status != FrameScan.DONE:
+                raise self._scan_error(buf, status, 0, end, state.first, state.base)
+
+    def _trailing(self, buf: memoryview, state: _Runs, trailing: str) -> Iterator[bytes]:
+        """The bytes after the last whole frame, once the stream has ended."""
+        if state.pos >= len(buf):
+            return
+        if trailing == "error":
+            raise self._scan_error(buf, state.stop, 0, state.pos, state.first, state.base)
+        if trailing == "return":
+            yield bytes(buf[state.pos :])
 
     @staticmethod
     def _key_of(value: Any) -> Any:
@@ -771,7 +934,7 @@ class Framing:
         return int(value)
 
     def _decode_type(
-        self, buf: memoryview, index: FrameIndex, chosen: np.ndarray, body: Struct, key: Any
+        self, buf: memoryview, index: FrameIndex, chosen: np.ndarray, body: Struct, key: Any, first: int, base: int
     ) -> np.ndarray:
         lengths = index.lengths[chosen]
         short = lengths < body.size
@@ -786,8 +949,8 @@ class Framing:
             side = "shorter" if short[i] else "longer"
             hint = "" if short[i] else " (extra='ignore' decodes its leading part)"
             raise Error(
-                f"frame {frame} at byte offset {int(index.offsets[frame]) - self._prefix.size}: body of {int(lengths[i])} "
+                f"frame {first + frame} at byte offset {base + int(index.offsets[frame]) - self._prefix.size}: body of {int(lengths[i])} "
                 f"bytes is {side} than its {what}'s format {body.format!r} ({body.size} bytes){hint}"
             )
         rows = body.unpack(_gather(buf, index.offsets[chosen], body.size), count=len(chosen))
-        return _with_frame(rows, chosen)
+        return _with_frame(rows, chosen + first)
