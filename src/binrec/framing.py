@@ -118,13 +118,17 @@ def _with_frame(arr: np.ndarray, frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def _gather(buf: memoryview, starts: np.ndarray, size: int) -> bytes:
-    """The ``size`` bytes at each of ``starts``, concatenated (one copy)."""
+def _gather(buf: memoryview, starts: np.ndarray, size: int) -> np.ndarray:
+    """The ``size`` bytes at each of ``starts``, as one C-contiguous
+    ``(len(starts), size)`` uint8 array: one copy of exactly those bytes
+    (a sliding-window view of the buffer, indexed by row; no per-byte index
+    array)."""
     if len(starts) == 0 or size == 0:
-        return b""
+        return np.zeros(0, dtype=np.uint8)  # a (0, size) view cannot be cast to bytes
     raw = np.frombuffer(buf, dtype=np.uint8)
-    rows = raw[starts[:, None] + np.arange(size, dtype=np.int64)]
-    return rows.tobytes()
+    # every starts[i] + size <= len(raw): the scan checked each frame's span
+    windows = np.lib.stride_tricks.sliding_window_view(raw, size)
+    return np.ascontiguousarray(windows[starts])
 
 
 class FrameIndex:
