@@ -467,3 +467,27 @@ def test_every_byte_value_reads_back(kind, arrow):
         got = [tuple(json.loads(line).values()) for line in out.split("\n")[:-1]]
     expected = [tuple(v.rstrip(b"\x00").decode("latin-1") for v in row) for row in struct.iter_unpack("<c3s", raw)]
     assert got == expected
+
+
+@pytest.mark.parametrize("out_name", ["out.csv", "out.jsonl"])
+def test_cli_text_output_does_not_import_pandas(tmp_path, out_name):
+    """pyarrow's pa.array and pa.scalar import pandas when it is installed
+    (a few hundred ms of every decode): the CSV/JSONL writer builds its
+    Arrow arrays from buffers instead.  Oracle: sys.modules of a fresh
+    interpreter after a real decode (every kind of cell: bool, int, float,
+    complex, quoted and escaped text, an empty lone column is not here)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("pyarrow")
+    pytest.importorskip("pandas")
+    src = tmp_path / "in.bin"
+    src.write_bytes(records(SENSOR, SENSOR_ROWS))
+    code = (
+        "import sys; from binrec.cli import main; "
+        f"main(['decode', {SENSOR!r}, {str(src)!r}, '--names', {SENSOR_NAMES!r}, '--text', 'name', "
+        f"'--encoding', 'utf-8', '-q', '-o', {str(tmp_path / out_name)!r}]); "
+        "print('pyarrow' in sys.modules, 'pandas' in sys.modules)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.split() == ["True", "False"]

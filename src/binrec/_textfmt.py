@@ -216,6 +216,40 @@ def _np_join(pieces: list[Any]) -> bytes:
 # -- one column's cells: Arrow -------------------------------------------------------
 
 
+def _arrow_array(col: np.ndarray) -> pa.Array:
+    """A 1-D numpy bool or number array as an Arrow array over the same
+    bytes (bools packed to bits).  ``pa.array`` would do, but it imports
+    pandas (when installed) to ask whether the array is a pandas object:
+    a few hundred ms of every ``binrec decode`` to CSV or JSONL."""
+    import pyarrow as pa
+
+    col = np.ascontiguousarray(col)
+    if col.dtype.kind == "b":
+        bits = np.packbits(col, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(col), [None, pa.py_buffer(bits)])
+    col = col.astype(col.dtype.newbyteorder("="), copy=False)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(col.dtype), len(col), [None, pa.py_buffer(col)])
+
+
+def _arrow_text(values: Sequence[str], large: bool = False) -> pa.Array:
+    """Python strings as an Arrow (large_)string array, built from its
+    buffers (``pa.array`` of a list imports pandas: see :func:`_arrow_array`)."""
+    import pyarrow as pa
+
+    encoded = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64 if large else np.int32)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    kind = pa.large_string() if large else pa.string()
+    return pa.Array.from_buffers(kind, len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
+@functools.lru_cache(maxsize=64)
+def _arrow_scalar(value: str) -> pa.Scalar:
+    """A string scalar for Arrow compute (a Python str there goes through
+    ``pa.scalar``, which imports pandas)."""
+    return _arrow_text([value])[0]
+
+
 def _arrow_floats(col: np.ndarray, csv: bool) -> pa.Array:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -223,16 +257,18 @@ def _arrow_floats(col: np.ndarray, csv: bool) -> pa.Array:
     col = np.ascontiguousarray(col)
     bounds = _ARROW_FLOAT_RANGE.get(col.dtype.itemsize)
     if bounds is None:  # float16: numpy prints it
-        return pa.array(_float_texts(col, csv), type=pa.string())
+        return _arrow_text(_float_texts(col, csv).tolist())
     size = np.abs(col)
     easy = ((size >= bounds[0]) & (size < bounds[1])) | (col == 0)
-    texts = pc.cast(pa.array(col), pa.string())
+    texts = pc.cast(_arrow_array(col), pa.string())
     whole = easy & (col == np.floor(col))
     if whole.any():
-        texts = pc.if_else(pa.array(whole), pc.binary_join_element_wise(texts, ".0", ""), texts)
+        dot0 = pc.binary_join_element_wise(texts, _arrow_scalar(".0"), _arrow_scalar(""))
+        texts = pc.if_else(_arrow_array(whole), dot0, texts)
     if not easy.all():
         hard = ~easy
-        texts = pc.replace_with_mask(texts, pa.array(hard), pa.array(_float_texts(col[hard], csv), type=pa.string()))
+        hard_texts = _arrow_text(_float_texts(col[hard], csv).tolist())
+        texts = pc.replace_with_mask(texts, _arrow_array(hard), hard_texts)
     return texts
 
 
@@ -245,16 +281,21 @@ def _arrow_cells(
 
     kind = col.dtype.kind
     if kind == "b":
-        return pc.if_else(pa.array(np.ascontiguousarray(col)), "True" if csv else "true", "False" if csv else "false")
+        return pc.if_else(
+            _arrow_array(col), _arrow_scalar("True" if csv else "true"), _arrow_scalar("False" if csv else "false")
+        )
     if kind in "iu":
-        return pc.cast(pa.array(np.ascontiguousarray(col)), pa.string())
+        return pc.cast(_arrow_array(col), pa.string())
     if kind == "f":
         return _arrow_floats(col, csv)
     if kind == "c":
         if csv:
-            return pa.array([str(complex(v)) for v in col.tolist()], type=pa.string())
+            return _arrow_text([str(complex(v)) for v in col.tolist()])
         return pc.binary_join_element_wise(
-            "[", _arrow_floats(col.real, csv), ", ", _arrow_floats(col.imag, csv), "]", ""
+            *[_arrow_scalar(v) if isinstance(v, str) else v for v in ("[", _arrow_floats(col.real, csv), ", ")],
+            _arrow_floats(col.imag, csv),
+            _arrow_scalar("]"),
+            _arrow_scalar(""),
         )
     values = (
         arrow_strings(f, col, encoding, DEFAULT_STRIP, first_row=first_row)
@@ -266,17 +307,21 @@ def _arrow_cells(
     if csv:
         special = pc.match_substring_regex(values, _CSV_SPECIAL.pattern)
         if pc.any(special).as_py():
-            quoted = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
+            quote = _arrow_scalar('"')
+            quoted = pc.binary_join_element_wise(
+                quote, pc.replace_substring(values, '"', '""'), quote, _arrow_scalar("")
+            )
             values = pc.if_else(special, quoted, values)
         if lone:
-            values = pc.if_else(pc.equal(pc.binary_length(values), 0), '""', values)
+            empty = pc.binary_length(values).to_numpy(zero_copy_only=False) == 0
+            values = pc.if_else(_arrow_array(empty), _arrow_scalar('""'), values)
         return values
     special = pc.match_substring_regex(values, _JSON_SPECIAL.pattern)
-    plain = pc.binary_join_element_wise('"', values, '"', "")
+    plain = pc.binary_join_element_wise(_arrow_scalar('"'), values, _arrow_scalar('"'), _arrow_scalar(""))
     if pc.any(special).as_py():
-        rows = np.nonzero(special.to_numpy(zero_copy_only=False))[0]
-        escaped = [_json_string(v) for v in values.take(pa.array(rows)).to_pylist()]
-        plain = pc.replace_with_mask(plain, special, pa.array(escaped, type=plain.type))
+        # (a bool array's to_numpy imports pandas)
+        escaped = [_json_string(v) for v in values.take(pc.indices_nonzero(special)).to_pylist()]
+        plain = pc.replace_with_mask(plain, special, _arrow_text(escaped, large=plain.type == pa.large_string()))
     return plain
 
 
@@ -288,7 +333,9 @@ def _arrow_join(pieces: list[Any]) -> memoryview:
 
     if any(isinstance(p, pa.Array) and p.type == pa.large_string() for p in pieces):
         pieces = [p.cast(pa.large_string()) if isinstance(p, pa.Array) else p for p in pieces]
-    joined = pc.binary_join_element_wise(*pieces, "")
+    joined = pc.binary_join_element_wise(
+        *[_arrow_scalar(p) if isinstance(p, str) else p for p in pieces], _arrow_scalar("")
+    )
     wide = joined.type == pa.large_string()
     offsets = np.frombuffer(joined.buffers()[1], dtype=np.int64 if wide else np.int32)
     start, end = int(offsets[joined.offset]), int(offsets[joined.offset + len(joined)])
