@@ -112,8 +112,10 @@ def _with_frame(arr: np.ndarray, frames: np.ndarray) -> np.ndarray:
         }
     )
     out = np.empty(len(arr), dtype=out_dt)
-    for n in names:
-        out[n] = arr[n]
+    if len(arr):
+        # the body's bytes keep their offsets: copy them as one byte block per row
+        rows = np.ascontiguousarray(arr).view(np.uint8).reshape(len(arr), dt.itemsize)
+        out.view(np.uint8).reshape(len(arr), out_dt.itemsize)[:, : dt.itemsize] = rows
     out[FRAME_FIELD] = frames
     return out
 
@@ -779,19 +781,21 @@ class Framing:
         out: dict[Any, np.ndarray] = {}
         if len(tags) == 0:
             return out
-        values, inverse = np.unique(tags, return_inverse=True)
-        known = np.zeros(len(values), dtype=bool)
-        for i, value in enumerate(values.tolist()):
-            key = self._key_of(value)
+        if tags.dtype.kind == "S":  # a 'c' tag: compare bytes as uint8 (b"\0" reads as b"" from S1)
+            tags = tags.view(np.uint8)
+        values = np.unique(tags)
+        known = np.zeros(len(tags), dtype=bool)
+        for value in values.tolist():
+            key = bytes([value]) if self._tag.code == "c" else int(value)
             body = self._formats.get(key)
             if body is None:
                 continue
-            known[i] = True
-            chosen = frames[inverse == i]
+            chosen = np.flatnonzero(tags == value)
+            known[chosen] = True
             out[key] = self._decode_type(buf, index, chosen, body, key, first, base)
         if unknown == "error" and not known.all():
-            bad = int(np.flatnonzero(~known[inverse])[0])
-            key = self._key_of(tags[bad])
+            bad = int(np.flatnonzero(~known)[0])
+            key = bytes([int(tags[bad])]) if self._tag.code == "c" else int(tags[bad])
             raise Error(
                 f"frame {first + bad} at byte offset {base + int(index.offsets[bad]) - self._prefix.size}: "
                 f"unknown tag {key!r} (field {self._tag.name!r}): no format for it (unknown='skip' drops such frames)"
@@ -928,14 +932,6 @@ class Framing:
             raise self._scan_error(buf, state.stop, 0, state.pos, state.first, state.base)
         if trailing == "return":
             yield bytes(buf[state.pos :])
-
-    @staticmethod
-    def _key_of(value: Any) -> Any:
-        """The Python tag value of a decoded prefix value (numpy's ``S1``
-        reads the byte 0 as ``b''``)."""
-        if isinstance(value, bytes):
-            return bytes(value) or b"\x00"
-        return int(value)
 
     def _decode_type(
         self, buf: memoryview, index: FrameIndex, chosen: np.ndarray, body: Struct, key: Any, first: int, base: int
