@@ -526,3 +526,18 @@ def test_encode_csv_with_pyarrow_writes_what_the_python_reader_writes(
     assert results[0] == results[1]
     if arrow is not None:
         assert (used[0] is not None) == arrow
+
+
+def test_encode_csv_with_a_lone_cr_inside_a_line_is_a_one_line_error(tmp_path):
+    # Python's csv module refuses a CR inside an unquoted field; binrec must say
+    # so as one line naming file and line (exit 1, no output), not a traceback.
+    src = tmp_path / "cr.csv"
+    src.write_bytes(b"f0,f1\n1,2\n3,4\r5\n")
+    out = tmp_path / "cr.bin"
+    res = binrec_m("encode", "<ii", str(src), "-o", str(out))
+    err = res.stderr.decode()
+    assert res.returncode == 1, err
+    assert "Traceback" not in err
+    assert err.strip().count("\n") == 0, err
+    assert f"{src}: line 3:" in err
+    assert not out.exists()

@@ -703,8 +703,20 @@ def _csv_rows(
 
     # one string per line of the file, so reader.line_num is the file's line
     reader = csv.reader(content for _, content in lines)
+
+    def rows() -> Iterator[list[str]]:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # e.g. a lone CR inside an unquoted line
+                raise Error(f"{name}: line {reader.line_num}: malformed CSV: {exc}") from None
+            yield row
+
+    records = rows()
     header: list[str] | None = None
-    for row in reader:
+    for row in records:
         if row:  # blank lines before the header are skipped too
             header = [h.strip() for h in row]  # "id, name, temp" names the columns id, name and temp
             break
@@ -714,7 +726,7 @@ def _csv_rows(
     order = [header.index(k) for k in keys]
     fields = state.s.layout.fields
     text = [f.name in state.text for f in fields]
-    for row in reader:
+    for row in records:
         line = reader.line_num  # the record's last line when a quoted value spans lines
         if not row:
             continue  # a blank line, as JSONL skips them
