@@ -588,3 +588,25 @@ def test_iter_unpack_unknown_tag_names_the_streams_frame(small_reads):
 def test_iter_unpack_offset_past_the_end_of_a_stream():
     with pytest.raises(Error, match=r"offset 10 is past the end of the stream"):
         list(Framing("<B", length=0, formats="B").iter_unpack(io.BytesIO(b"abc"), offset=10))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.binary(min_size=1, max_size=64), size=st.integers(1, 8), picks=st.lists(st.integers(-3, 70), max_size=12)
+)
+def test_both_gather_kernels_agree(data, size, picks):
+    # the oracle: slicing the bytes row by row; a row outside the buffer is refused by both
+    from binrec import _backend, _kernels_py
+
+    if _backend.compiled_kernels is None:
+        pytest.skip("compiled backend binrec._kernels_c not built")
+    starts = np.array(picks, dtype=np.int64)
+    inside = all(0 <= s <= len(data) - size for s in picks)
+    for kernels in (_kernels_py, _backend.compiled_kernels):
+        out = np.zeros((len(starts), size), dtype=np.uint8)
+        if inside:
+            kernels.gather_rows(memoryview(data), starts, size, out)
+            assert [bytes(row) for row in out] == [data[s : s + size] for s in picks]
+        else:
+            with pytest.raises(ValueError, match="outside the buffer"):
+                kernels.gather_rows(memoryview(data), starts, size, out)

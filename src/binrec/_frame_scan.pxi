@@ -113,3 +113,33 @@ def scan_frames(buf, Py_ssize_t start, Py_ssize_t count, Py_ssize_t psize, Py_ss
         status = _scan_frames(p, total, &pos, &n, count, room, psize, ssize, length_at, length_width,
                               length_signed, length_big, counted_prefix, adjust, max_length, ps, pl)
     return n, pos, status
+
+
+cdef int _gather_rows(const unsigned char *buf, Py_ssize_t total, const int64_t *starts, Py_ssize_t n,
+                      Py_ssize_t size, unsigned char *out) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int64_t s
+    for i in range(n):
+        s = starts[i]
+        if s < 0 or s > total - size:
+            return -1
+        memcpy(out + i * size, buf + s, size)
+    return 0
+
+
+def gather_rows(buf, starts, Py_ssize_t size, out):
+    cdef const unsigned char[::1] data = buf
+    cdef const int64_t[::1] at = starts
+    cdef unsigned char[:, ::1] dst = out
+    cdef Py_ssize_t n = at.shape[0]
+    cdef Py_ssize_t total = data.shape[0]
+    cdef int bad
+    if dst.shape[0] != n or dst.shape[1] != size or size <= 0:
+        raise ValueError("out must be a (len(starts), size) uint8 array and size positive")
+    if n == 0:
+        return out
+    with nogil:
+        bad = _gather_rows(&data[0], total, &at[0], n, size, &dst[0, 0])
+    if bad:
+        raise ValueError("a row runs outside the buffer")
+    return out

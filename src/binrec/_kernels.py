@@ -173,6 +173,13 @@ class Kernels(Protocol):
         written and the position is its start."""
         ...
 
+    def gather_rows(self, buf: Any, starts: np.ndarray, size: int, out: np.ndarray) -> np.ndarray:
+        """Copy the ``size`` bytes at each int64 offset of ``starts`` in
+        ``buf`` (a 1-D uint8 buffer) into row ``i`` of ``out`` (a C-contiguous
+        ``(len(starts), size)`` uint8 array, ``size`` > 0); answers ``out``.
+        A row outside ``buf`` is refused with ValueError."""
+        ...
+
     def scan_pickle(
         self, data: Any, start: int = 0, more: Callable[[], bytes] | None = None, *, collect: bool = False
     ) -> Scan:

@@ -25,6 +25,7 @@ __all__ = [
     "pack_columns",
     "scan_pickle",
     "scan_frames",
+    "gather_rows",
     "decode_text",
     "text_to_utf8",
     "NAME",
@@ -86,6 +87,21 @@ def scan_frames(
         pos += psize + body + ssize
         n += 1
     return n, pos, FrameScan.DONE
+
+
+def gather_rows(buf: Any, starts: np.ndarray, size: int, out: np.ndarray) -> np.ndarray:
+    """The row gather (:meth:`binrec._kernels.Kernels.gather_rows`): a
+    sliding-window view of ``buf`` indexed by row."""
+    if out.shape != (len(starts), size) or size <= 0:
+        raise ValueError("out must be a (len(starts), size) uint8 array and size positive")
+    if len(starts) == 0:
+        return out
+    raw = np.frombuffer(buf, dtype=np.uint8)
+    if int(starts.min()) < 0 or int(starts.max()) > len(raw) - size:
+        raise ValueError("a row runs outside the buffer")
+    # index the window view by row (np.take would copy the whole view first)
+    out[...] = np.lib.stride_tricks.sliding_window_view(raw, size)[starts]
+    return out
 
 
 def _record_size(layout: Layout) -> int:

@@ -122,15 +122,13 @@ def _with_frame(arr: np.ndarray, frames: np.ndarray) -> np.ndarray:
 
 def _gather(buf: memoryview, starts: np.ndarray, size: int) -> np.ndarray:
     """The ``size`` bytes at each of ``starts``, as one C-contiguous
-    ``(len(starts), size)`` uint8 array: one copy of exactly those bytes
-    (a sliding-window view of the buffer, indexed by row; no per-byte index
-    array)."""
+    ``(len(starts), size)`` uint8 array (one copy of exactly those bytes).
+    Every ``starts[i] + size`` is inside ``buf``: the scan checked each
+    frame's span (the kernels check again)."""
     if len(starts) == 0 or size == 0:
         return np.zeros(0, dtype=np.uint8)  # a (0, size) view cannot be cast to bytes
-    raw = np.frombuffer(buf, dtype=np.uint8)
-    # every starts[i] + size <= len(raw): the scan checked each frame's span
-    windows = np.lib.stride_tricks.sliding_window_view(raw, size)
-    return np.ascontiguousarray(windows[starts])
+    out = np.empty((len(starts), size), dtype=np.uint8)
+    return _backend.kernels.gather_rows(buf, np.ascontiguousarray(starts, dtype=np.int64), size, out)
 
 
 class FrameIndex:
