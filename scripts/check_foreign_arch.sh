@@ -165,7 +165,7 @@ exec "$WORK/bin/python" "$WORK/bin/console/binrec" "\$@"
 EOF
 chmod +x "$WORK/bin/python" "$WORK/bin/binrec"
 export PYTHONPATH="$PKG:$SITE:$HERE"
-export BINREC_REQUIRE_EXTENSION=1 PYTHONDONTWRITEBYTECODE=1
+export BINREC_REQUIRE_EXTENSION=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 export HYPOTHESIS_STORAGE_DIRECTORY="$WORK/hypothesis"
 
 # -- 5. run ---------------------------------------------------------------------------------
