@@ -399,6 +399,8 @@ def _readme_record_file_calls() -> list[str]:
     # the headered example lives in the files page of the docs since the
     # README was cut down (issue 12)
     page = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "files.md")
+    if not os.path.exists(page):
+        pytest.skip("docs/files.md is not beside tests/ (a copy of the tests outside the checkout)")
     with open(page, encoding="utf-8") as fh:
         text = fh.read()
     section = text.split("```python", 1)[1].split("```", 1)[0]
