@@ -64,7 +64,7 @@ class OptionalBuildExt(build_ext):
 
 
 def optimisation_args():
-    """``-O3``, unless ``CFLAGS`` already chooses an optimisation level.
+    """``-O3`` and aligned loops, unless ``CFLAGS`` already chooses an optimisation level.
 
     extra_compile_args come last on the compiler's command line, after
     ``CFLAGS``, so an unconditional ``-O3`` would override the ``-O1`` of a
@@ -73,7 +73,11 @@ def optimisation_args():
         return []
     if any(flag.startswith("-O") for flag in os.environ.get("CFLAGS", "").split()):
         return []
-    return ["-O3"]
+    # Hot loops start on a 32-byte boundary.  Without it, where a loop falls
+    # depends on everything else in the module: adding unrelated code once
+    # moved the byte-swap loop of ">I10sf" and made it 1.5x slower on an AMD
+    # EPYC (issue 12).  Compilers that do not know the flag ignore it.
+    return ["-O3", "-falign-loops=32"]
 
 
 def extensions():

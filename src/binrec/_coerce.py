@@ -402,16 +402,12 @@ def plain_array(arr: np.ndarray) -> np.ndarray:
     return arr if type(arr) is np.ndarray else np.asarray(arr)
 
 
-def _default_names(layout: Layout) -> bool:
-    return layout.names == tuple(f"f{i}" for i in range(len(layout.names)))
-
-
 def _by_position(layout: Layout, names: Sequence[Any]) -> bool:
     """Columns named otherwise than the format's default names (``f0, f1,
     ...``) match them by position when their count does, as numpy assigns
     one structured array to another."""
     # columns that are the default names in another order still match by name
-    return len(names) == len(layout.names) and _default_names(layout) and set(names) != set(layout.names)
+    return len(names) == len(layout.names) and layout.default_names and set(names) != set(layout.names)
 
 
 def _loaded(module: str) -> Any:
@@ -425,6 +421,8 @@ def user_values(layout: Layout, values: Any) -> Any:
     DataFrame (columns by name) or an Arrow Table/RecordBatch becomes a dict
     of name -> column; a structured array or frame whose field count and
     order match a format with default names is matched by position."""
+    if type(values) is np.ndarray and values.dtype == layout.dtype:
+        return values  # the common case, and the cheapest to recognise
     pd = _loaded("pandas")
     if pd is not None and isinstance(values, pd.DataFrame):
         cols = list(values.columns)

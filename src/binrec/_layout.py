@@ -25,6 +25,7 @@ import struct
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -159,9 +160,15 @@ class Layout:
     dtype: np.dtype  # native structured dtype, offsets as struct's
     wire_dtype: np.dtype  # structured dtype of the bytes on the wire
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
+
+    @cached_property
+    def default_names(self) -> bool:
+        """Whether the fields carry the names ``f0, f1, ...`` a format gets
+        when none are given (columns then match them by position)."""
+        return self.names == tuple(f"f{i}" for i in range(len(self.fields)))
 
     def field(self, name: str) -> Field:
         for f in self.fields:
