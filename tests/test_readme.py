@@ -133,6 +133,7 @@ def test_recorded_figures_reach_the_readme():
     render = render_module()
     data = render.load()
     before = render.render_readme_block(data)
-    row = next(r for r in data["codec"]["rows"] if r["impl"] == "binrec compiled" and r["op"] == "unpack")
+    rows = [r for r in data["codec"]["rows"] if r["impl"] == "binrec compiled" and r["op"] == "unpack"]
+    row = max(rows, key=lambda r: r["n"])  # the README shows the largest run
     row["MBps"] += 1000
     assert render.render_readme_block(data) != before
