@@ -123,17 +123,12 @@ def spark_schema(
 ) -> str:
     """The Spark schema of a record format, as a DDL string.
 
-    ==============================  =================================
-    format codes                    Spark type
-    ==============================  =================================
-    ``b h i l q n``                 TINYINT SMALLINT INT BIGINT (by size)
-    ``B H I L Q N P``               widened: SMALLINT INT BIGINT, and
-                                    DECIMAL(20,0) for 8-byte ones
-    ``e f``, ``d``                  FLOAT, DOUBLE
-    ``?``                           BOOLEAN
-    ``c s p``                       BINARY, or STRING for ``text`` fields
-    ``F D`` (complex)               refused (Spark has no complex type)
-    ==============================  =================================
+    - ``b h i q`` (and ``l n`` by size): TINYINT, SMALLINT, INT, BIGINT
+    - ``B H I`` (and ``L`` by size): widened to SMALLINT, INT, BIGINT (Spark
+      has no unsigned types); ``Q N P``: DECIMAL(20,0)
+    - ``e f``: FLOAT; ``d``: DOUBLE; ``?``: BOOLEAN
+    - ``c s p``: BINARY, or STRING for ``text`` fields
+    - ``F D`` (complex): refused, Spark has no complex type
 
     Parameters
     ----------
