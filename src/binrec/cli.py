@@ -13,6 +13,7 @@ import contextlib
 import io
 import os
 import re
+import signal
 import struct
 import sys
 import time
@@ -212,6 +213,10 @@ def _output_file(path: str) -> Iterator[BinaryIO]:
     try:
         with atomic_writer(path) as fh:
             yield fh
+            if _signalled:
+                # a signal arrived but its exception never reached us (a
+                # library swallowed it): give up rather than commit
+                raise KeyboardInterrupt if _signalled == _SIGINT else _Terminated
     except OSError as exc:
         if exc.filename == path or TEMP_PREFIX in os.path.basename(str(exc.filename or "")):
             raise Error(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -435,7 +440,7 @@ def _check_file_span(s: Struct, size: int, args: argparse.Namespace, where: str)
     whole, partial = divmod(size - args.offset, s.size)
     if args.count is not None and args.count > whole:
         raise Error(
-            f"{where}: --count {args.count} but the file holds only {whole} whole records after offset {args.offset}"
+            f"{where}: --count {args.count} but the file holds only {_plural(whole, 'whole record')} after offset {args.offset}"
         )
     limit = args.count if args.count is not None else args.head
     if partial and args.trailing == "error" and (limit is None or limit > whole):
@@ -536,7 +541,7 @@ def _decode_into(
                 break  # the records after the limit are not reached: a partial one among them is no error
         if args.count is not None and done < args.count:
             raise Error(
-                f"{where}: --count {args.count} but the input holds only {done} whole records after offset {args.offset}"
+                f"{where}: --count {args.count} but the input holds only {_plural(done, 'whole record')} after offset {args.offset}"
             )
     except BaseException:
         writer.abort()
@@ -641,6 +646,18 @@ def _batched(numbered_rows: Iterator[tuple[int, tuple[Any, ...]]]) -> Iterator[t
         yield lines, rows
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class _EncodeInput:
     """What encode learns while reading its input: the Struct (named from
     the CSV header or the first JSONL object when --names is absent) and the
@@ -674,6 +691,12 @@ class _EncodeInput:
         columns are matched by name, in any order.  Returns the input's key
         for each field, in field order."""
         s = self.s
+        if what == "column" and keys and all(_is_number(k) for k in keys):
+            raise Error(
+                f"{where}: the first line {','.join(keys)} looks like a record, not a header: binrec encode "
+                f"reads a CSV's first line as the column names, so add a header line (e.g. "
+                f"{','.join(s.names)})"
+            )
         if not self.names_given:
             if len(keys) != len(s.names):
                 raise Error(
@@ -1070,7 +1093,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     if not args.quiet:
         where = "<stdout>" if to_stdout else args.output
         extra = f" after a {len(header)}-byte header" if header else ""
-        print(f"binrec: wrote {total} records ({total * s.size} bytes){extra} to {where}", file=sys.stderr)
+        print(f"binrec: wrote {_plural(total, 'record')} ({total * s.size} bytes){extra} to {where}", file=sys.stderr)
     return 0
 
 
@@ -1247,25 +1270,44 @@ class _Terminated(BaseException):
     temporary files are removed on the way out."""
 
 
+#: set by the SIGINT and SIGTERM handlers: an output file is never
+#: committed once one arrived, even where a library swallowed the exception
+#: it raised (pyarrow's lazy pandas import can)
+_signalled = 0  # the signal's number
+_SIGINT = int(signal.SIGINT)
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    global _signalled
+    _signalled = signum
     raise _Terminated
 
 
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    global _signalled
+    _signalled = signum
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    import signal
     import threading
 
-    previous = None
-    if hasattr(signal, "SIGTERM") and os.name == "posix" and threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    global _signalled
+    _signalled = 0
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _on_sigint)
+        if hasattr(signal, "SIGTERM") and os.name == "posix":
+            previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _main(argv)
     except _Terminated:
         print("binrec: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _main(argv: Sequence[str] | None) -> int:
