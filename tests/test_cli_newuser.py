@@ -10,9 +10,7 @@ import sys
 
 
 def binrec(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "binrec", *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "binrec", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def test_a_csv_without_header_is_refused_not_short_by_one_record(tmp_path):
