@@ -12,7 +12,8 @@ The same two switches mean the same at build time (here) and at import time
 
 ``BINREC_PUREPYTHON`` wins when both are set.  Deprecated spellings, still
 accepted for the 0.2 series: ``BINREC_NO_EXTENSIONS`` (= ``BINREC_PUREPYTHON``)
-and ``BINREC_REQUIRE_EXTENSIONS`` (= ``BINREC_REQUIRE_EXTENSION``).
+and ``BINREC_REQUIRE_EXTENSIONS`` or ``BINREC_REQUIRE_COMPILED`` (=
+``BINREC_REQUIRE_EXTENSION``), as at import (``binrec._backend``).
 
 ``cythonize()`` returns new Extension objects and drops ``optional=True``;
 we never rely on that flag and instead catch failures in ``build_ext``.
@@ -26,7 +27,7 @@ from setuptools.command.build_ext import build_ext
 
 # the first name is the current one; the others are deprecated spellings
 PURE_NAMES = ("BINREC_PUREPYTHON", "BINREC_NO_EXTENSIONS")
-REQUIRE_NAMES = ("BINREC_REQUIRE_EXTENSION", "BINREC_REQUIRE_EXTENSIONS", "CIBUILDWHEEL")
+REQUIRE_NAMES = ("BINREC_REQUIRE_EXTENSION", "BINREC_REQUIRE_EXTENSIONS", "BINREC_REQUIRE_COMPILED", "CIBUILDWHEEL")
 
 
 def switch(environ, names):

@@ -71,30 +71,40 @@ def test_use_refuses_an_unknown_backend_name():
 # blocks the extension the way a pure install lacks it: the import system
 # raises ImportError for a None entry in sys.modules
 _BLOCKED = "import sys; sys.modules['binrec._kernels_c'] = None; "
-_SWITCHES = ("BINREC_PUREPYTHON", "BINREC_REQUIRE_EXTENSION", "BINREC_REQUIRE_COMPILED", "BINREC_NO_EXTENSIONS")
+_SWITCHES = (
+    "BINREC_PUREPYTHON",
+    "BINREC_REQUIRE_EXTENSION",
+    "BINREC_REQUIRE_COMPILED",
+    "BINREC_NO_EXTENSIONS",
+    "BINREC_REQUIRE_EXTENSIONS",
+)
 
 
 def _run_clean(code: str, **env: str) -> subprocess.CompletedProcess:
     """_run with none of the switches inherited from the test's environment."""
-    full_env = {k: v for k, v in os.environ.items() if k not in _SWITCHES and k != "BINREC_REQUIRE_EXTENSIONS"}
+    full_env = {k: v for k, v in os.environ.items() if k not in _SWITCHES}
     full_env.update(env)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=120)
 
 
-def test_purepython_backend_without_any_switch_inherited():
-    # oracle: the backend name the child prints, and no warning (asked for)
-    res = _run_clean("import binrec; print(binrec.backend)", BINREC_PUREPYTHON="1")
+@pytest.mark.parametrize("name", ["BINREC_PUREPYTHON", "BINREC_NO_EXTENSIONS"])
+def test_purepython_backend_without_any_switch_inherited(name):
+    # oracle: the backend name the child prints, and no warning (asked for);
+    # the 0.1 spelling works at import as it does at build time
+    res = _run_clean("import binrec; print(binrec.backend)", **{name: "1"})
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "python"
     assert "Warning" not in res.stderr
 
 
-@pytest.mark.parametrize("name", ["BINREC_REQUIRE_EXTENSION", "BINREC_REQUIRE_COMPILED"])
+@pytest.mark.parametrize("name", ["BINREC_REQUIRE_EXTENSION", "BINREC_REQUIRE_EXTENSIONS", "BINREC_REQUIRE_COMPILED"])
 def test_require_extension_raises_importerror_naming_the_variable(name):
     res = _run_clean(_BLOCKED + "import binrec", **{name: "1"})
     assert res.returncode != 0
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError: binrec: ") and f"{name}=1" in last and "binrec._kernels_c" in last, res.stderr
+    # a pure install's `from . import _kernels_c` speaks of a circular import: the message says what happened
+    assert "it is not installed" in last and "circular" not in last, last
 
 
 def test_without_require_a_missing_extension_falls_back_with_a_warning():
@@ -147,6 +157,7 @@ _needs_setup_py = pytest.mark.skipif(not os.path.exists(SETUP_PY), reason="setup
         ({"BINREC_PUREPYTHON": "0", "BINREC_NO_EXTENSIONS": ""}, None, None),
         ({"BINREC_REQUIRE_EXTENSION": "1"}, None, "BINREC_REQUIRE_EXTENSION"),
         ({"BINREC_REQUIRE_EXTENSIONS": "1"}, None, "BINREC_REQUIRE_EXTENSIONS"),  # deprecated spelling
+        ({"BINREC_REQUIRE_COMPILED": "1"}, None, "BINREC_REQUIRE_COMPILED"),  # deprecated spelling
         ({"CIBUILDWHEEL": "1"}, None, "CIBUILDWHEEL"),
         ({"BINREC_REQUIRE_EXTENSION": " 0 "}, None, None),
     ],
@@ -155,6 +166,14 @@ def test_setup_py_reads_the_build_switches(environ, pure, require):
     setup = _setup_module()
     assert setup.switch(environ, setup.PURE_NAMES) == pure
     assert setup.switch(environ, setup.REQUIRE_NAMES) == require
+
+
+@_needs_setup_py
+def test_the_switches_have_the_same_names_at_build_and_at_import():
+    setup = _setup_module()
+    assert set(setup.PURE_NAMES) == set(_backend.PURE_NAMES)
+    assert set(setup.REQUIRE_NAMES) - {"CIBUILDWHEEL"} == set(_backend.REQUIRE_NAMES)
+    assert setup.PURE_NAMES[0] == _backend.PURE_NAMES[0] and setup.REQUIRE_NAMES[0] == _backend.REQUIRE_NAMES[0]
 
 
 @_needs_setup_py

@@ -8,9 +8,11 @@ here as at build time (``setup.py``):
   installed, stays reachable through :func:`use` for differential tests);
 * ``BINREC_REQUIRE_EXTENSION=1`` makes a missing extension an ImportError.
 
-``BINREC_PUREPYTHON`` wins when both are set.  ``BINREC_REQUIRE_COMPILED`` is
-the deprecated spelling of ``BINREC_REQUIRE_EXTENSION`` (accepted for the 0.2
-series, without a warning: a warning at import would break ``-W error``).
+``BINREC_PUREPYTHON`` wins when both are set.  The 0.1 spellings
+``BINREC_NO_EXTENSIONS`` (= ``BINREC_PUREPYTHON``) and
+``BINREC_REQUIRE_EXTENSIONS`` / ``BINREC_REQUIRE_COMPILED``
+(= ``BINREC_REQUIRE_EXTENSION``) are accepted for the 0.2 series, here and
+in setup.py, without a warning: a warning at import would break ``-W error``.
 
 A build that silently fell back to Python is the trap msgpack-python users
 fell into, so a missing extension warns once (unless Python was asked for)
@@ -46,9 +48,10 @@ __all__ = [
     "switch",
 ]
 
-# the first name is the current one, the second its deprecated spelling
-PURE_NAMES = ("BINREC_PUREPYTHON",)
-REQUIRE_NAMES = ("BINREC_REQUIRE_EXTENSION", "BINREC_REQUIRE_COMPILED")
+# the first name is the current one, the others its deprecated spellings
+# (the same lists as setup.py's: a switch means the same at build and import)
+PURE_NAMES = ("BINREC_PUREPYTHON", "BINREC_NO_EXTENSIONS")
+REQUIRE_NAMES = ("BINREC_REQUIRE_EXTENSION", "BINREC_REQUIRE_EXTENSIONS", "BINREC_REQUIRE_COMPILED")
 
 
 def switch(names: tuple[str, ...]) -> str | None:
@@ -76,10 +79,18 @@ _forced_python = switch(PURE_NAMES) is not None
 _required_by = switch(REQUIRE_NAMES)
 
 if compiled_kernels is None and _required_by is not None and not _forced_python:
+    import importlib.util
+
+    # `from . import _kernels_c` of a missing module reports a "partially
+    # initialized module ... circular import": say what really happened
+    _why = (
+        "it is not installed: this copy of binrec was built without it"
+        if importlib.util.find_spec("binrec._kernels_c") is None
+        else f"it could not be imported: {_import_error}"
+    )
     raise ImportError(
-        f"binrec: {_required_by}=1 requires the compiled extension binrec._kernels_c, "
-        f"which could not be imported ({_import_error}); rebuild binrec with a C compiler "
-        "and Cython, or unset the variable to run on the pure-Python backend"
+        f"binrec: {_required_by}=1 requires the compiled extension binrec._kernels_c, but {_why}; "
+        "reinstall binrec with a C compiler and Cython, or unset the variable to run on the pure-Python backend"
     ) from _import_error
 
 if compiled_kernels is not None and not _forced_python:
