@@ -36,3 +36,31 @@ def test_one_record_is_singular(tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stderr == "binrec: wrote 1 record (4 bytes) to out.bin\n"
     assert (tmp_path / "out.bin").read_bytes() == struct.pack(">i", 7)
+
+
+def test_a_string_longer_than_its_field_is_refused_not_truncated(tmp_path):
+    # struct.pack(">I10s", 1, b"northnorthnorth") truncates; text from a file is never cut short
+    (tmp_path / "long.csv").write_text("id,name\n1,north\n2,northnorthnorth\n")
+    res = binrec("encode", ">I10s", "long.csv", "-o", "out.bin", cwd=tmp_path)
+    assert res.returncode == 1
+    assert res.stderr == (
+        "binrec: error: long.csv: line 3: field 'name' (format '10s'): "
+        "15 bytes do not fit the field's 10 (encode never truncates a value)\n"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["long.csv"]
+
+
+def test_a_string_longer_than_its_field_is_refused_in_jsonl_too(tmp_path):
+    (tmp_path / "long.jsonl").write_text('{"id": 1, "name": "northnorthnorth"}\n')
+    res = binrec("encode", ">I10s", "long.jsonl", "-o", "out.bin", cwd=tmp_path)
+    assert res.returncode == 1
+    assert "line 1: field 'name' (format '10s'): 15 bytes do not fit the field's 10" in res.stderr
+    assert sorted(os.listdir(tmp_path)) == ["long.jsonl"]
+
+
+def test_a_string_that_fits_exactly_is_kept_whole(tmp_path):
+    (tmp_path / "fit.csv").write_text("id,name\n1,northnorth\n2,é\n")
+    res = binrec("encode", ">I10s", "fit.csv", "-o", "out.bin", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    expected = struct.pack(">I10s", 1, b"northnorth") + struct.pack(">I10s", 2, "é".encode("latin-1"))
+    assert (tmp_path / "out.bin").read_bytes() == expected

@@ -604,9 +604,21 @@ def _parse_cell(
     if text:
         return value  # a --text field: Struct.pack encodes it with --encoding and checks it fits
     try:
-        return value.encode("latin-1")
+        return _fitting(f, value.encode("latin-1"), line, name)
     except UnicodeEncodeError as exc:
         raise _cell_error(f, name, line, str(exc)) from None
+
+
+def _fitting(f: Field, value: bytes, line: int, name: str) -> bytes:
+    """``value``, or an error if it is longer than its s or p field holds:
+    struct truncates such bytes, but text read from a file is the user's
+    data and encode never cuts it short."""
+    room = f.count if f.code == "s" else f.count - 1 if f.code == "p" else len(value)
+    if len(value) > room:
+        raise _cell_error(
+            f, name, line, f"{len(value)} bytes do not fit the field's {room} (encode never truncates a value)"
+        )
+    return value
 
 
 def _json_cell(f: Field, value: Any, line: int, name: str, text: bool = False) -> Any:
@@ -626,7 +638,7 @@ def _json_cell(f: Field, value: Any, line: int, name: str, text: bool = False) -
             raise _cell_error(f, name, line, "a complex number is a [real, imag] pair of numbers")
     if isinstance(value, str) and f.kind in ("char", "bytes", "pascal") and not text:
         try:
-            return value.encode("latin-1")
+            return _fitting(f, value.encode("latin-1"), line, name)
         except UnicodeEncodeError as exc:
             raise _cell_error(f, name, line, str(exc)) from None
     return value
@@ -935,6 +947,8 @@ def _arrow_csv_column(f: Field, col: Any, text: bool, encoding: str) -> np.ndarr
         raise _NotFast from None
     if f.code == "c" and len(strings) and not (np.strings.str_len(strings) == 1).all():
         raise _NotFast
+    if f.code != "c" and len(encoded) and int(np.strings.str_len(encoded).max()) > f.count:
+        raise _NotFast  # the Python path's error for a value too long
     return encoded
 
 
