@@ -64,3 +64,24 @@ def test_a_string_that_fits_exactly_is_kept_whole(tmp_path):
     assert res.returncode == 0, res.stderr
     expected = struct.pack(">I10s", 1, b"northnorth") + struct.pack(">I10s", 2, "é".encode("latin-1"))
     assert (tmp_path / "out.bin").read_bytes() == expected
+
+
+def test_a_file_that_is_not_npy_gets_no_advice_to_unpickle(tmp_path):
+    (tmp_path / "bad.npy").write_bytes(b"garbage")
+    res = binrec("encode", ">i", "bad.npy", "-o", "out.bin", cwd=tmp_path)
+    assert res.returncode == 1
+    assert (
+        res.stderr
+        == "binrec: error: bad.npy: not a .npy file (it does not start with numpy's magic bytes \\x93NUMPY)\n"
+    )
+    assert "allow_pickle" not in res.stderr
+
+
+def test_an_npy_of_python_objects_is_refused_without_unpickling(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "obj.npy", np.array([1, "a", None], dtype=object), allow_pickle=True)
+    res = binrec("encode", ">i", "obj.npy", "-o", "out.bin", cwd=tmp_path)
+    assert res.returncode == 1
+    assert res.stderr == "binrec: error: obj.npy: the .npy file holds Python objects, which binrec never unpickles\n"
+    assert sorted(os.listdir(tmp_path)) == ["obj.npy"]

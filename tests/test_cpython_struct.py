@@ -43,9 +43,9 @@ NOT_APPLICABLE = {
     "StructTest.test_boundary_error_message": "exact C wording: binrec's method is unpack(count=), not unpack_from",
     "StructTest.test_boundary_error_message_with_large_offset": "exact C wording of unpack_from's message",
     "StructTest.test_repr": "would test the adapter's repr; binrec.Struct's repr also shows the field names",
-    "StructTest.test_new_features": "0s/0p formats are 0-byte records, refused on purpose (README: absurd formats)",
-    "UnpackIteratorTest.test_construct": "the 0-byte format '>' is refused on purpose (README: absurd formats)",
-    "StructTest.test_p_code@3.13": "its new 0p row is a 0-byte record, refused on purpose (README: absurd formats)",
+    "StructTest.test_new_features": "0s/0p formats are 0-byte records, refused on purpose (docs/records.md: Absurd formats fail)",
+    "UnpackIteratorTest.test_construct": "the 0-byte format '>' is refused on purpose (docs/records.md: Absurd formats fail)",
+    "StructTest.test_p_code@3.13": "its new 0p row is a 0-byte record, refused on purpose (docs/records.md: Absurd formats fail)",
     "StructTest.test_issue45034_signed@3.11": "3.11's C wording ('short format'); binrec words it as 3.12+ (README)",
     "StructTest.test_issue45034_unsigned@3.11": "3.11's C wording ('ushort format'); binrec words it as 3.12+ (README)",
 }

@@ -44,7 +44,7 @@ __all__ = [
     "__version__",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 # Tracebacks, reprs and pickles name a class by its __module__: give the
 # public path (binrec.Error), not the private module that defines it

@@ -987,13 +987,21 @@ def _input_kind(path: str, forced: str | None) -> str:
 
 def _load_npy(src: BinaryIO, name: str) -> np.ndarray:
     arr: np.ndarray  # what np.load returns for an .npy file (typed Any: it also reads .npz)
+    mapped = src is not sys.stdin.buffer and remaining_bytes(src) is not None
+    data = b"" if mapped else src.read()
+    magic = os.pread(src.fileno(), 6, 0) if mapped else data[:6]
+    if magic != b"\x93NUMPY":
+        # np.load would guess a pickle and suggest allow_pickle=: binrec never unpickles
+        raise Error(f"{name}: not a .npy file (it does not start with numpy's magic bytes \\x93NUMPY)")
     try:
-        if src is not sys.stdin.buffer and remaining_bytes(src) is not None:
+        if mapped:
             arr = np.load(src.name, mmap_mode="r", allow_pickle=False)  # a regular file: mapped, not read
             return arr
-        arr = np.load(io.BytesIO(src.read()), allow_pickle=False)  # a pipe
+        arr = np.load(io.BytesIO(data), allow_pickle=False)  # a pipe
         return arr
     except (ValueError, EOFError) as exc:
+        if "allow_pickle" in str(exc) or "Python objects" in str(exc):
+            raise Error(f"{name}: the .npy file holds Python objects, which binrec never unpickles") from None
         raise Error(f"{name}: cannot read as .npy: {exc}") from None
 
 
