@@ -85,3 +85,10 @@ def test_an_npy_of_python_objects_is_refused_without_unpickling(tmp_path):
     assert res.returncode == 1
     assert res.stderr == "binrec: error: obj.npy: the .npy file holds Python objects, which binrec never unpickles\n"
     assert sorted(os.listdir(tmp_path)) == ["obj.npy"]
+
+
+def test_info_usage_error_prints_no_table_first(tmp_path):
+    res = binrec("info", ">I10sf", "--offset", "4", cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stdout == ""
+    assert res.stderr.endswith("binrec: error: --offset applies to a FILE: binrec info FORMAT FILE --offset N\n")

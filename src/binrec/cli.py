@@ -101,6 +101,8 @@ def _median_seconds(work: Callable[[], object], repeat: int) -> float:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    if args.file is None and args.offset:  # before any output: a usage error prints nothing else
+        raise _Usage("--offset applies to a FILE: binrec info FORMAT FILE --offset N")
     s = _struct(args)
     order = {"<": "little-endian", ">": "big-endian"}[s.layout.byteorder]
     mode = "native sizes and alignment" if s.layout.native_mode else "standard sizes, no alignment"
@@ -113,8 +115,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"{f.name:<16} {code:<6} {f.offset:>6} {f.size:>5}  {f.native.str}")
     if args.file is not None:
         _file_info(s, args.file, args.offset)
-    elif args.offset:
-        raise _Usage("--offset applies to a FILE: binrec info FORMAT FILE --offset N")
     return 0
 
 
