@@ -4,8 +4,8 @@ Oracles: a plain :mod:`struct` loop over the same bytes (random framings,
 ITCH 5.0), dpkt's pcap reader (files written by dpkt's pcap writer), and
 TensorFlow's published TFRecord framing implemented here with struct +
 google-crc32c.  Every test runs once per backend (the ``backend`` fixture):
-the scan is Python on both today, the per-type body decode goes through
-the chosen kernels.
+the tally, scan and decode walks are the chosen kernels' (compiled, or
+the Python loops that are their specification).
 """
 
 from __future__ import annotations
@@ -610,3 +610,157 @@ def test_both_gather_kernels_agree(data, size, picks):
         else:
             with pytest.raises(ValueError, match="outside the buffer"):
                 kernels.gather_rows(memoryview(data), starts, size, out)
+
+
+# -- the tally and decode walks: both kernels agree ------------------------------
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.binary(max_size=160),
+    count=st.integers(-1, 12),
+    tag_width=st.sampled_from([0, 1, 2]),
+    tag_signed=st.booleans(),
+    keys=st.lists(st.integers(-3, 260), max_size=5, unique=True),
+    sizes=st.lists(st.integers(0, 6), min_size=5, max_size=5),
+    exact=st.booleans(),
+    skip_unknown=st.booleans(),
+    max_length=st.sampled_from([-1, 4, 2**61]),
+)
+def test_both_tally_kernels_agree(data, count, tag_width, tag_signed, keys, sizes, exact, skip_unknown, max_length):
+    # the oracle: the Python kernel (a loop over prefixes, exact integers)
+    from binrec import _backend, _kernels_py
+    from binrec._kernels import FrameSpec
+
+    if _backend.compiled_kernels is None:
+        pytest.skip("compiled backend binrec._kernels_c not built")
+    spec = FrameSpec(3, 1, 0, 1, False, False, 0, 0, max_length, 1, tag_width, tag_signed, True)
+    keys = np.array(sorted(keys) if tag_width else [], dtype=np.int64)
+    body_sizes = np.array(sizes[: len(keys)] if tag_width else sizes[:1], dtype=np.int64)
+    answers = []
+    for kernels in (_kernels_py, _backend.compiled_kernels):
+        counts = np.zeros(len(body_sizes), dtype=np.int64)
+        n, pos, status = kernels.tally_frames(
+            memoryview(data), 0, count, spec, keys, body_sizes, exact, skip_unknown, counts
+        )
+        answers.append((n, pos, int(status), counts.tolist()))
+    assert answers[0] == answers[1]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    frames=st.lists(st.tuples(st.sampled_from([1, 2, 7, 300]), st.binary(min_size=6, max_size=9)), max_size=20),
+    extra=st.booleans(),
+)
+def test_both_unpack_frame_kernels_decode_as_struct(frames, extra):
+    # the oracle: struct.unpack_from on each body; both kernels write the same bytes
+    from binrec import _backend, _kernels_py
+
+    if _backend.compiled_kernels is None:
+        pytest.skip("compiled backend binrec._kernels_c not built")
+    formats = {1: ">hI", 2: "<?xI", 300: ">3sH"}
+    raw = b"".join(struct.pack(">HH", len(body), tag) + body for tag, body in frames)
+    framing = Framing(">HH", length=0, tag=1, formats=formats, extra="ignore" if extra else "error")
+    counts, n, end, status = framing._tally(memoryview(raw), 0, -1, by_type=True, unknown="skip")
+    if status != 0:
+        return  # a body shorter (or longer) than its format: the tally stops; tested elsewhere
+    types = framing._types
+    outs = []
+    for kernels in (_kernels_py, _backend.compiled_kernels):
+        got = [np.empty(int(c), dtype=dt) for c, dt in zip(counts.tolist(), types.dtypes)]
+        kernels.unpack_frames(
+            memoryview(raw), 0, n, 5, framing._spec, types.keys, [s.layout for s in types.structs], got
+        )
+        outs.append([o.tobytes() for o in got])
+        rows = {tag: o.tolist() for tag, o in zip(types.tags, got)}
+        pos, expected = 0, {tag: [] for tag in formats}
+        for i, (tag, body) in enumerate(frames):
+            if tag in formats:
+                expected[tag].append((*struct.unpack_from(formats[tag], body), 5 + i))
+            pos += 4 + len(body)
+        for tag in formats:  # numpy's S drops trailing NULs when read back
+            assert rows[tag] == [
+                tuple(v.rstrip(b"\0") if isinstance(v, bytes) else v for v in e) for e in expected[tag]
+            ]
+    assert outs[0] == outs[1]
+
+
+def test_unpack_frame_kernels_refuse_outputs_of_the_wrong_size(backend):
+    # the tally sizes the outputs; a mismatch is refused, never written past
+    from binrec import _backend
+
+    framing = Framing(">H", length=0, formats=">H")
+    raw = struct.pack(">HH", 2, 7) * 3
+    types = framing._types
+    short = [np.empty(2, dtype=types.dtypes[0])]
+    with pytest.raises(ValueError, match="tally"):
+        _backend.kernels.unpack_frames(
+            memoryview(raw), 0, 3, 0, framing._spec, types.keys, [types.structs[0].layout], short
+        )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(min_size=0, max_size=40), picks=st.lists(st.integers(-3, 45), max_size=10), pad=st.integers(0, 3))
+def test_both_decode_at_kernels_decode_as_struct(data, picks, pad):
+    # the oracle: struct.unpack_from at each position; a record outside the buffer is refused by both
+    from binrec import _backend, _kernels_py
+
+    if _backend.compiled_kernels is None:
+        pytest.skip("compiled backend binrec._kernels_c not built")
+    body = binrec.Struct(">hI?")
+    starts = np.array(picks, dtype=np.int64)
+    out_dt = np.dtype({"names": ["f0", "f1", "f2"], "formats": ["<i2", "<u4", "?"], "offsets": [0, 2, 6],
+                       "itemsize": body.size + pad})  # fmt: skip
+    inside = all(0 <= s <= len(data) - body.size for s in picks)
+    for kernels in (_kernels_py, _backend.compiled_kernels):
+        out = np.zeros(len(starts), dtype=out_dt)
+        if inside:
+            kernels.decode_at(body.layout, memoryview(data), starts, None, 0, out)
+            expected = [struct.unpack_from(">hI?", data, s) for s in picks]
+            assert out.tolist() == expected
+        else:
+            with pytest.raises(ValueError, match="outside the buffer"):
+                kernels.decode_at(body.layout, memoryview(data), starts, None, 0, out)
+
+
+# -- memory: each result is allocated once, at its final size --------------------
+
+MEMORY_MIX = {b"A": ">HH6sQcI8sI", b"D": ">HH6sQ", b"E": ">HH6sQIQ", b"X": ">HH6sQI", b"U": ">HH6sQQII"}
+
+
+def _itch_like(frames: int) -> bytes:
+    rng = random.Random(3)
+    tags = rng.choices(list(MEMORY_MIX), k=frames)
+    return b"".join(
+        struct.pack(">Hc", 1 + struct.calcsize(MEMORY_MIX[t]), t) + bytes(struct.calcsize(MEMORY_MIX[t])) for t in tags
+    )
+
+
+def _peak(fn):
+    tracemalloc.start()
+    try:
+        result = fn()
+        return tracemalloc.get_traced_memory()[1], result
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture
+def compiled_only(backend):
+    if backend != "compiled":
+        pytest.skip("the memory bound is the compiled backend's (the Python one makes temporaries)")
+
+
+def test_unpack_peak_memory_is_the_output_tables(compiled_only):
+    # the oracle: tracemalloc's peak against the nbytes of what unpack returns
+    raw = _itch_like(100_000)
+    framing = Framing(">Hc", length=0, counts_from=2, tag=1, formats=MEMORY_MIX)
+    peak, tables = _peak(lambda: framing.unpack(raw))
+    assert peak <= 1.1 * sum(t.nbytes for t in tables.values())
+
+
+def test_scan_peak_memory_is_the_index(compiled_only):
+    # the oracle: tracemalloc's peak against the nbytes of the index arrays
+    raw = _itch_like(100_000)
+    peak, index = _peak(lambda: Framing(">Hc", length=0, counts_from=2).scan(raw))
+    assert peak <= 1.1 * (index.prefix.nbytes + index.offsets.nbytes + index.lengths.nbytes)

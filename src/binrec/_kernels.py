@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._layout import Field, Layout
     from ._pickle_scan import Scan
 
-__all__ = ["FrameScan", "Kernels", "PackKind", "PackSpec", "TextCodec"]
+__all__ = ["FrameScan", "FrameSpec", "Kernels", "PackKind", "PackSpec", "TextCodec"]
 
 
 class PackKind(enum.IntEnum):
@@ -62,6 +62,31 @@ class FrameScan(enum.IntEnum):
     TOO_SMALL = 3  # the length is smaller than the prefix bytes it counts
     TOO_LONG = 4  # the body is longer than max_length
     PAST_END = 5  # the frame (body and suffix) runs past the end of the buffer
+    UNKNOWN_TAG = 6  # (tally) the frame's tag has no format, and unknown tags are errors
+    BODY_SHORT = 7  # (tally) the body is shorter than its type's format
+    BODY_LONG = 8  # (tally) the body is longer than its type's format, and that is an error
+
+
+class FrameSpec(NamedTuple):
+    """How to walk and sort frames, for :meth:`Kernels.tally_frames` and
+    :meth:`Kernels.unpack_frames` (``Framing`` builds one per framing).
+    The body of a frame is ``length + adjust - counted_prefix`` bytes
+    after its ``psize``-byte prefix; ``ssize`` suffix bytes follow.
+    ``tag_width`` 0: no tag (every frame is of the one type)."""
+
+    psize: int
+    ssize: int
+    length_at: int
+    length_width: int
+    length_signed: bool
+    length_big: bool
+    counted_prefix: int
+    adjust: int
+    max_length: int  # < 0: no limit
+    tag_at: int
+    tag_width: int
+    tag_signed: bool
+    tag_big: bool
 
 
 #: One field's column for :meth:`Kernels.pack_columns`: ``(kind, array, lo,
@@ -178,6 +203,58 @@ class Kernels(Protocol):
         ``buf`` (a 1-D uint8 buffer) into row ``i`` of ``out`` (a C-contiguous
         ``(len(starts), size)`` uint8 array, ``size`` > 0); answers ``out``.
         A row outside ``buf`` is refused with ValueError."""
+        ...
+
+    def tally_frames(
+        self,
+        buf: Any,
+        start: int,
+        count: int,
+        spec: FrameSpec,
+        keys: np.ndarray,
+        sizes: np.ndarray,
+        exact: bool,
+        skip_unknown: bool,
+        counts: np.ndarray,
+    ) -> tuple[int, int, int]:
+        """Walk the frames of ``buf`` from ``start`` as :meth:`scan_frames`
+        does (``count`` -1: to the end), writing nothing but adding one to
+        ``counts[slot]`` per frame: the slot is the index of the frame's tag
+        value in ``keys`` (sorted distinct int64; an unsigned 8-byte tag
+        as its two's complement), or 0 without a tag.  A frame whose body
+        is shorter than ``sizes[slot]`` (or longer, with ``exact``), or
+        whose tag is not a key (unless ``skip_unknown``: it is walked past,
+        not counted), stops the walk there.  Answers ``(frames walked,
+        position after them, FrameScan)``."""
+        ...
+
+    def unpack_frames(
+        self,
+        buf: Any,
+        start: int,
+        count: int,
+        first: int,
+        spec: FrameSpec,
+        keys: np.ndarray,
+        layouts: Sequence[Layout],
+        outs: Sequence[np.ndarray],
+    ) -> Sequence[np.ndarray]:
+        """Walk ``count`` frames from ``start`` (a walk :meth:`tally_frames`
+        answered DONE for, or stopped after) and decode each frame's body
+        with its slot's layout into the next row of that slot's output, a
+        1-D array whose rows are the layout's bytes then an int64 frame
+        number (``first`` + the frame's position in the walk).  Each output
+        must have exactly as many rows as the tally counted: ValueError
+        otherwise.  Frames whose tag is not a key are passed over."""
+        ...
+
+    def decode_at(
+        self, layout: Layout, buf: Any, starts: np.ndarray, adds: np.ndarray | None, delta: int, out: np.ndarray
+    ) -> np.ndarray:
+        """Decode one ``layout`` record at byte ``starts[i] + adds[i] +
+        delta`` (``adds`` None: 0) of ``buf`` into row ``i`` of the 1-D
+        ``out`` (rows of at least ``layout.size`` bytes; bytes past it are
+        left alone).  A record outside ``buf`` is refused with ValueError."""
         ...
 
     def scan_pickle(

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import PackSpec
+from ._kernels import FrameSpec, PackSpec
 from ._layout import Field, Layout
 from ._pickle_scan import Scan
 
@@ -65,6 +65,30 @@ def scan_frames(
     lengths: np.ndarray,
 ) -> tuple[int, int, int]: ...
 def gather_rows(buf: Any, starts: np.ndarray, size: int, out: np.ndarray) -> np.ndarray: ...
+def tally_frames(
+    buf: Any,
+    start: int,
+    count: int,
+    spec: FrameSpec,
+    keys: np.ndarray,
+    sizes: np.ndarray,
+    exact: bool,
+    skip_unknown: bool,
+    counts: np.ndarray,
+) -> tuple[int, int, int]: ...
+def unpack_frames(
+    buf: Any,
+    start: int,
+    count: int,
+    first: int,
+    spec: FrameSpec,
+    keys: np.ndarray,
+    layouts: Sequence[Layout],
+    outs: Sequence[np.ndarray],
+) -> Sequence[np.ndarray]: ...
+def decode_at(
+    layout: Layout, buf: Any, starts: np.ndarray, adds: np.ndarray | None, delta: int, out: np.ndarray
+) -> np.ndarray: ...
 def scan_pickle(
     data: Any, start: int = 0, more: Callable[[], bytes] | None = None, *, collect: bool = False
 ) -> Scan: ...

@@ -7,14 +7,14 @@ The interface is :class:`binrec._kernels.Kernels` (the compiled
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 
 from . import _pickle_scan
 from ._errors import OverlapError
-from ._kernels import FrameScan, PackSpec
+from ._kernels import FrameScan, FrameSpec, PackSpec
 from ._layout import Field, Layout
 
 __all__ = [
@@ -26,6 +26,9 @@ __all__ = [
     "scan_pickle",
     "scan_frames",
     "gather_rows",
+    "tally_frames",
+    "unpack_frames",
+    "decode_at",
     "decode_text",
     "text_to_utf8",
     "NAME",
@@ -101,6 +104,162 @@ def gather_rows(buf: Any, starts: np.ndarray, size: int, out: np.ndarray) -> np.
         raise ValueError("a row runs outside the buffer")
     # index the window view by row (np.take would copy the whole view first)
     out[...] = np.lib.stride_tricks.sliding_window_view(raw, size)[starts]
+    return out
+
+
+def _tag_slot(view: memoryview, pos: int, spec: FrameSpec, slots: dict[int, int]) -> int:
+    """The frame's slot: the index of its tag value among the keys, or -1."""
+    if spec.tag_width == 0:
+        return 0
+    at = pos + spec.tag_at
+    value = int.from_bytes(view[at : at + spec.tag_width], "big" if spec.tag_big else "little", signed=spec.tag_signed)
+    if value >= 1 << 63:  # an unsigned 8-byte tag: its two's complement, as the keys hold it
+        value -= 1 << 64
+    return slots.get(value, -1)
+
+
+def _walk_frames(buf: Any, start: int, count: int, spec: FrameSpec) -> Iterator[tuple[FrameScan, int, int, int]]:
+    """(status, position, body length, frame) of each frame from ``start``,
+    as :func:`scan_frames` checks them: one frame at a time, so that a walk
+    can stop wherever its caller says."""
+    view = memoryview(buf)
+    total = len(view)
+    order: Literal["big", "little"] = "big" if spec.length_big else "little"
+    pos, n = start, 0
+    while count < 0 or n < count:
+        if count < 0 and pos >= total:
+            break
+        if pos + spec.psize > total:
+            yield FrameScan.PARTIAL, pos, 0, n
+            return
+        at = pos + spec.length_at
+        raw = int.from_bytes(view[at : at + spec.length_width], order, signed=spec.length_signed)
+        body = raw + spec.adjust - spec.counted_prefix
+        if body < 0:
+            yield FrameScan.TOO_SMALL, pos, 0, n
+            return
+        if 0 <= spec.max_length < body:
+            yield FrameScan.TOO_LONG, pos, 0, n
+            return
+        if body > total - pos - spec.psize - spec.ssize:
+            yield FrameScan.PAST_END, pos, 0, n
+            return
+        yield FrameScan.DONE, pos, body, n
+        pos += spec.psize + body + spec.ssize
+        n += 1
+    yield FrameScan.DONE, pos, -1, n  # the end of the walk
+
+
+def _slot_map(keys: np.ndarray) -> dict[int, int]:
+    values = keys.tolist()
+    if any(a >= b for a, b in zip(values, values[1:])):
+        raise ValueError("keys must be sorted and distinct")
+    return {v: i for i, v in enumerate(values)}
+
+
+def tally_frames(
+    buf: Any,
+    start: int,
+    count: int,
+    spec: FrameSpec,
+    keys: np.ndarray,
+    sizes: np.ndarray,
+    exact: bool,
+    skip_unknown: bool,
+    counts: np.ndarray,
+) -> tuple[int, int, int]:
+    """The frame tally (:meth:`binrec._kernels.Kernels.tally_frames`): a
+    Python loop over the prefixes."""
+    view = memoryview(buf)
+    slots = _slot_map(keys)
+    if len(sizes) != (len(slots) if spec.tag_width else 1) or len(counts) != len(sizes):
+        raise ValueError("sizes and counts need one entry per key (one without a tag)")
+    tally = [0] * len(sizes)
+    size_of = sizes.tolist()
+    status, pos, n = FrameScan.DONE, start, 0
+    for status, pos, body, n in _walk_frames(view, start, count, spec):  # noqa: B007 (n: the frames walked)
+        if status != FrameScan.DONE or body < 0:
+            break
+        slot = _tag_slot(view, pos, spec, slots)
+        if slot < 0:
+            if not skip_unknown:
+                status = FrameScan.UNKNOWN_TAG
+                break
+        elif body < size_of[slot]:
+            status = FrameScan.BODY_SHORT
+            break
+        elif exact and body > size_of[slot]:
+            status = FrameScan.BODY_LONG
+            break
+        else:
+            tally[slot] += 1
+    counts += np.array(tally, dtype=np.int64)
+    return n, pos, int(status)
+
+
+def unpack_frames(
+    buf: Any,
+    start: int,
+    count: int,
+    first: int,
+    spec: FrameSpec,
+    keys: np.ndarray,
+    layouts: Sequence[Layout],
+    outs: Sequence[np.ndarray],
+) -> Sequence[np.ndarray]:
+    """The frame decode (:meth:`binrec._kernels.Kernels.unpack_frames`): a
+    Python loop sorts the frames by slot, then each slot's bodies are
+    decoded as records by :func:`decode_at`."""
+    view = memoryview(buf)
+    slots = _slot_map(keys)
+    nslots = len(slots) if spec.tag_width else 1
+    if len(layouts) != nslots or len(outs) != nslots:
+        raise ValueError("layouts and outs need one entry per key (one without a tag)")
+    if count < 0 or not 0 <= start <= len(view):
+        raise ValueError("start must lie inside the buffer and count not be negative")
+    starts: list[list[int]] = [[] for _ in range(nslots)]
+    frames: list[list[int]] = [[] for _ in range(nslots)]
+    for status, pos, body, n in _walk_frames(view, start, count, spec):
+        if body < 0:
+            break
+        if status != FrameScan.DONE:
+            raise ValueError("the frames do not match the tally the outputs were sized by")
+        slot = _tag_slot(view, pos, spec, slots)
+        if slot >= 0:
+            if body < layouts[slot].size:
+                raise ValueError("the frames do not match the tally the outputs were sized by")
+            starts[slot].append(pos + spec.psize)
+            frames[slot].append(first + n)
+    for layout, out, at, numbers in zip(layouts, outs, starts, frames):
+        if out.ndim != 1 or out.dtype.itemsize != layout.size + 8 or len(out) != len(at):
+            raise ValueError("the frames do not match the tally the outputs were sized by")
+        if not at:
+            continue
+        if layout.size:
+            decode_at(layout, view, np.array(at, dtype=np.int64), None, 0, out)
+        rows = out.view(np.uint8).reshape(len(out), layout.size + 8)
+        rows[:, layout.size :] = np.array(numbers, dtype=np.int64).view(np.uint8).reshape(len(out), 8)
+    return outs
+
+
+def decode_at(
+    layout: Layout, buf: Any, starts: np.ndarray, adds: np.ndarray | None, delta: int, out: np.ndarray
+) -> np.ndarray:
+    """The record gather (:meth:`binrec._kernels.Kernels.decode_at`): the
+    records' bytes gathered by :func:`gather_rows`, then decoded by
+    :func:`unpack_rows` and copied into the leading bytes of ``out``'s rows."""
+    size = layout.size
+    n = len(starts)
+    if out.ndim != 1 or len(out) != n or out.dtype.itemsize < size or size <= 0:
+        raise ValueError("out must be 1-D, one row per start, rows of at least the layout's size")
+    if adds is not None and len(adds) != n:
+        raise ValueError("adds must have one entry per start")
+    if n == 0:
+        return out
+    at = starts + delta if adds is None else starts + adds + delta
+    raw = gather_rows(buf, at, size, np.empty((n, size), dtype=np.uint8))
+    rows = unpack_rows(layout, raw, 0, n, np.empty(n, dtype=layout.dtype))
+    out.view(np.uint8).reshape(n, out.dtype.itemsize)[:, :size] = rows.view(np.uint8).reshape(n, size)
     return out
 
 

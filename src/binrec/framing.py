@@ -31,7 +31,7 @@ import numpy as np
 from . import _backend
 from ._coerce import byte_view
 from ._errors import Error
-from ._kernels import FrameScan
+from ._kernels import FrameScan, FrameSpec
 from ._layout import Field
 from .files import file_offset, is_path, is_stream, source_name
 from .records import Struct, resolve_offset
@@ -61,6 +61,11 @@ _JSON_KEYS = frozenset(
 )
 #: name of the stream-position field appended to every decoded body
 FRAME_FIELD = "_frame"
+#: a tally's keys and sizes when every frame counts as one type
+_NO_KEYS = np.zeros(0, dtype=np.int64)
+_ONE_ZERO = np.zeros(1, dtype=np.int64)
+_NO_KEYS.flags.writeable = False
+_ONE_ZERO.flags.writeable = False
 
 
 def _as_struct(spec: Any, what: str) -> Struct:
@@ -96,39 +101,6 @@ def _reader(prefix: Struct, f: Field) -> struct.Struct:
 
 def _key_to_json(value: Any) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
-
-
-def _with_frame(arr: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """``arr``'s fields, then an int64 ``_frame`` field after them."""
-    dt = arr.dtype
-    assert dt.fields is not None
-    names = list(dt.names or ())
-    out_dt = np.dtype(
-        {
-            "names": [*names, FRAME_FIELD],
-            "formats": [dt.fields[n][0] for n in names] + [np.int64],
-            "offsets": [dt.fields[n][1] for n in names] + [dt.itemsize],
-            "itemsize": dt.itemsize + 8,
-        }
-    )
-    out = np.empty(len(arr), dtype=out_dt)
-    if len(arr):
-        # the body's bytes keep their offsets: copy them as one byte block per row
-        rows = np.ascontiguousarray(arr).view(np.uint8).reshape(len(arr), dt.itemsize)
-        out.view(np.uint8).reshape(len(arr), out_dt.itemsize)[:, : dt.itemsize] = rows
-    out[FRAME_FIELD] = frames
-    return out
-
-
-def _gather(buf: memoryview, starts: np.ndarray, size: int) -> np.ndarray:
-    """The ``size`` bytes at each of ``starts``, as one C-contiguous
-    ``(len(starts), size)`` uint8 array (one copy of exactly those bytes).
-    Every ``starts[i] + size`` is inside ``buf``: the scan checked each
-    frame's span (the kernels check again)."""
-    if len(starts) == 0 or size == 0:
-        return np.zeros(0, dtype=np.uint8)  # a (0, size) view cannot be cast to bytes
-    out = np.empty((len(starts), size), dtype=np.uint8)
-    return _backend.kernels.gather_rows(buf, np.ascontiguousarray(starts, dtype=np.int64), size, out)
 
 
 class FrameIndex:
@@ -255,6 +227,48 @@ def _gather_varlen(buf: memoryview, offsets: np.ndarray, lengths: np.ndarray, to
     return raw[starts + np.arange(total, dtype=np.int64)].tobytes()
 
 
+def _frame_dtype(body: np.dtype) -> np.dtype:
+    """``body``'s fields, then an int64 ``_frame`` field after them."""
+    assert body.fields is not None
+    names = list(body.names or ())
+    return np.dtype(
+        {
+            "names": [*names, FRAME_FIELD],
+            "formats": [body.fields[n][0] for n in names] + [np.int64],
+            "offsets": [body.fields[n][1] for n in names] + [body.itemsize],
+            "itemsize": body.itemsize + 8,
+        }
+    )
+
+
+class _Types:
+    """The body types of a framing in the kernels' slot order: the tag
+    values as sorted int64 keys (an unsigned 8-byte tag as its two's
+    complement), each type's Struct, size and output dtype.  Without a tag:
+    one slot and no keys."""
+
+    __slots__ = ("tags", "keys", "structs", "sizes", "dtypes")
+
+    def __init__(self, formats: dict[Any, Struct] | Struct, tag: Field | None) -> None:
+        if isinstance(formats, Struct):
+            pairs: list[tuple[int, Any, Struct]] = [(0, None, formats)]
+            keys: list[int] = []
+        else:
+            assert tag is not None
+            pairs = sorted((self._key(tag, value), value, body) for value, body in formats.items())
+            keys = [k for k, _, _ in pairs]
+        self.tags = [value for _, value, _ in pairs]
+        self.structs = [body for _, _, body in pairs]
+        self.keys = np.array(keys, dtype=np.int64)
+        self.sizes = np.array([body.size for body in self.structs], dtype=np.int64)
+        self.dtypes = [_frame_dtype(body.dtype) for body in self.structs]
+
+    @staticmethod
+    def _key(tag: Field, value: Any) -> int:
+        key = value[0] if isinstance(value, bytes) else int(value)
+        return key - (1 << 64) if key >= 1 << 63 else key
+
+
 class _Runs:
     """Where a streaming decode stands: the next frame's position in the
     current buffer, the buffer's byte offset in the stream, the stream's
@@ -347,6 +361,8 @@ class Framing:
         "_suffix",
         "_max_length",
         "_extra",
+        "_spec",
+        "_types",
     )
 
     def __init__(
@@ -405,6 +421,29 @@ class Framing:
                 )
             self._tag_reader = _reader(self._prefix, self._tag)
         self._formats = self._check_formats(formats)
+        self._spec = self._frame_spec()
+        self._types = None if self._formats is None else _Types(self._formats, self._tag)
+
+    def _frame_spec(self) -> FrameSpec:
+        """What the kernels need to walk these frames (and sort them by tag)."""
+        tag = self._tag
+        order = self._prefix.format[:1]
+        big = order in ">!" or (order != "<" and sys.byteorder == "big")
+        return FrameSpec(
+            psize=self._prefix.size,
+            ssize=0 if self._suffix is None else self._suffix.size,
+            length_at=self._length.offset,
+            length_width=self._length.size,
+            length_signed=self._length_signed,
+            length_big=self._length_big,
+            counted_prefix=self._counted_prefix,
+            adjust=self._adjust,
+            max_length=-1 if self._max_length is None else self._max_length,
+            tag_at=0 if tag is None else tag.offset,
+            tag_width=0 if tag is None else tag.size,
+            tag_signed=tag is not None and tag.code in _INT_CODES and tag.code.islower(),
+            tag_big=big,
+        )
 
     def _check_formats(self, formats: Any) -> dict[Any, Struct] | Struct | None:
         if formats is None:
@@ -587,49 +626,48 @@ class Framing:
         )
 
     # -- the scan ------------------------------------------------------------
-    def _walk(self, buf: memoryview, start: int, count: int) -> tuple[np.ndarray, np.ndarray, int, FrameScan]:
-        """(frame starts, body lengths, end, status): the one pass over
-        prefixes, run by the chosen kernels in chunks of growing size;
-        ``count`` -1 means to the end of ``buf``.
-
-        The kernels check every length before they record the frame, so
-        nothing is sized by a length not first found to fit in the buffer;
-        the output grows only with frames actually found.
-        """
-        kernels = _backend.kernels
-        psize = self._prefix.size
-        ssize = 0 if self._suffix is None else self._suffix.size
-        remaining = count
-        room = _FIRST_CHUNK
-        pos = start
-        starts: list[np.ndarray] = []
-        lengths: list[np.ndarray] = []
-        while True:
-            cap = min(room, (len(buf) - pos) // (psize + ssize) + 1)
-            if remaining >= 0:
-                cap = min(cap, remaining)
-            chunk_starts = np.empty(cap, dtype=np.int64)
-            chunk_lengths = np.empty(cap, dtype=np.int64)
-            n, pos, code = kernels.scan_frames(
-                buf, pos, remaining, psize, ssize, self._length.offset, self._length.size,
-                self._length_signed, self._length_big, self._counted_prefix, self._adjust,
-                -1 if self._max_length is None else self._max_length, chunk_starts, chunk_lengths,
-            )  # fmt: skip
-            starts.append(chunk_starts[:n])
-            lengths.append(chunk_lengths[:n])
-            status = FrameScan(code)
-            if status != FrameScan.FULL:
-                return np.concatenate(starts), np.concatenate(lengths), pos, status
-            if remaining >= 0:
-                remaining -= n
-            room = min(room * 2, _MAX_CHUNK)
+    def _tally(
+        self, buf: memoryview, start: int, count: int, *, by_type: bool, unknown: str = "error"
+    ) -> tuple[np.ndarray, int, int, FrameScan]:
+        """(frames per type, frames walked, end, status): one pass over the
+        prefixes that writes nothing, so that what the frames fill can be
+        allocated once, at its final size.  ``by_type``: count per body type
+        (checking each body's length and tag); else count every frame as one.
+        ``count`` -1 means to the end of ``buf``.  The kernels check every
+        length before they count its frame."""
+        if by_type:
+            assert self._types is not None
+            spec, keys, sizes = self._spec, self._types.keys, self._types.sizes
+            if self._tag is None:
+                spec = spec._replace(tag_width=0)
+        else:
+            spec, keys, sizes = self._spec._replace(tag_width=0), _NO_KEYS, _ONE_ZERO
+        counts = np.zeros(len(sizes), dtype=np.int64)
+        exact = by_type and self._extra == "error"
+        n, end, code = _backend.kernels.tally_frames(
+            buf, start, count, spec, keys, sizes, exact, unknown == "skip", counts
+        )
+        return counts, n, end, FrameScan(code)
 
     def _frames(self, buf: memoryview, start: int, count: int | None) -> tuple[np.ndarray, np.ndarray, int]:
         """(frame starts, body lengths, end), or the error for the frame
-        the scan stopped at."""
-        starts, lengths, end, status = self._walk(buf, start, -1 if count is None else count)
+        the scan stopped at; each array allocated once, at its size."""
+        _, n, end, status = self._tally(buf, start, -1 if count is None else count, by_type=False)
         if status != FrameScan.DONE:
-            raise self._scan_error(buf, status, len(starts), end)
+            raise self._scan_error(buf, status, n, end)
+        return self._walk(buf, start, n)
+
+    def _walk(self, buf: memoryview, start: int, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(frame starts, body lengths, end) of the ``n`` frames from
+        ``start``, which a tally has already walked."""
+        starts = np.empty(n, dtype=np.int64)
+        lengths = np.empty(n, dtype=np.int64)
+        got, end, code = _backend.kernels.scan_frames(
+            buf, start, n, self._spec.psize, self._spec.ssize, self._length.offset, self._length.size,
+            self._length_signed, self._length_big, self._counted_prefix, self._adjust,
+            self._spec.max_length, starts, lengths,
+        )  # fmt: skip
+        assert got == n and code == FrameScan.DONE, "the scan disagrees with its tally"
         return starts, lengths, end
 
     def _scan_error(
@@ -653,10 +691,35 @@ class Framing:
             )
         if status == FrameScan.TOO_LONG:
             return Error(f"{where}: body length {body} is above max_length {self._max_length}")
+        if status == FrameScan.UNKNOWN_TAG:
+            assert self._tag is not None and self._tag_reader is not None
+            key = self._tag_reader.unpack_from(buf, pos + self._tag.offset)[0]
+            return Error(
+                f"{where}: unknown tag {key!r} (field {self._tag.name!r}): no format for it "
+                "(unknown='skip' drops such frames)"
+            )
+        if status in (FrameScan.BODY_SHORT, FrameScan.BODY_LONG):
+            return self._body_error(buf, status, where, pos, body)
         ssize = 0 if self._suffix is None else self._suffix.size
         return Error(
             f"{where}: length {counted} runs past the end of the buffer: "
             f"the frame needs {psize + body + ssize} bytes, {len(buf) - pos} are left"
+        )
+
+    def _body_error(self, buf: memoryview, status: FrameScan, where: str, pos: int, body: int) -> Error:
+        """A body shorter than its type's format (or longer, ``extra='error'``)."""
+        assert self._formats is not None
+        if isinstance(self._formats, Struct):
+            fmt, what = self._formats, "type"
+        else:
+            assert self._tag is not None and self._tag_reader is not None
+            key = self._tag_reader.unpack_from(buf, pos + self._tag.offset)[0]
+            fmt, what = self._formats[key], f"tag {key!r}"
+        short = status == FrameScan.BODY_SHORT
+        side = "shorter" if short else "longer"
+        hint = "" if short else " (extra='ignore' decodes its leading part)"
+        return Error(
+            f"{where}: body of {body} bytes is {side} than its {what}'s format {fmt.format!r} ({fmt.size} bytes){hint}"
         )
 
     def scan(self, buffer: Any, *, offset: int = 0, count: int | None = None) -> FrameIndex:
@@ -710,14 +773,19 @@ class Framing:
         return self._index(buf, starts, lengths, end)
 
     def _index(self, buf: memoryview, frame_starts: np.ndarray, body_lengths: np.ndarray, end: int) -> FrameIndex:
-        psize = self._prefix.size
-        offsets = frame_starts + psize
-        prefix = self._prefix.unpack(_gather(buf, frame_starts, psize), count=len(frame_starts))
+        """The index, each array decoded straight into its final place:
+        ``frame_starts`` becomes the body offsets (in place)."""
+        kernels = _backend.kernels
+        n = len(frame_starts)
+        prefix = np.empty(n, dtype=self._prefix.dtype)
+        kernels.decode_at(self._prefix.layout, buf, frame_starts, None, 0, prefix)
+        frame_starts += self._prefix.size
         suffix = None
         if self._suffix is not None:
-            tail = _gather(buf, offsets + body_lengths, self._suffix.size)
-            suffix = self._suffix.unpack(tail, count=len(frame_starts))
-        return FrameIndex(buf, prefix, offsets, body_lengths, suffix, end)
+            suffix = np.empty(n, dtype=self._suffix.dtype)
+            if self._suffix.size:
+                kernels.decode_at(self._suffix.layout, buf, frame_starts, body_lengths, 0, suffix)
+        return FrameIndex(buf, prefix, frame_starts, body_lengths, suffix, end)
 
     # -- decoding ------------------------------------------------------------
     def unpack(self, buffer: Any, *, offset: int = 0, unknown: str = "error") -> dict[Any, np.ndarray] | np.ndarray:
@@ -761,44 +829,31 @@ class Framing:
             raise ValueError(f"unknown must be 'error' or 'skip', not {unknown!r}")
         if self._formats is None:
             raise Error("this framing has no formats: pass formats= to decode bodies (scan() needs none)")
-        index = self.scan(buffer, offset=offset)
-        return self._decode(index, unknown)
+        buf = byte_view(buffer)
+        start = resolve_offset(offset, len(buf))
+        if start > len(buf):
+            raise Error(f"offset {start} is past the end of the buffer ({len(buf)} bytes)")
+        counts, n, end, status = self._tally(buf, start, -1, by_type=True, unknown=unknown)
+        if status != FrameScan.DONE:
+            raise self._scan_error(buf, status, n, end)
+        return self._decode(buf, start, n, counts)
 
     def _decode(
-        self, index: FrameIndex, unknown: str, first: int = 0, base: int = 0
+        self, buf: memoryview, start: int, n: int, counts: np.ndarray, first: int = 0
     ) -> dict[Any, np.ndarray] | np.ndarray:
-        """Each type's bodies; ``first`` and ``base`` are the stream's frame
-        number and byte offset of the buffer's start (for ``_frame`` and
-        messages)."""
-        buf = index._buffer
-        frames = np.arange(len(index), dtype=np.int64)
-        if isinstance(self._formats, Struct):
-            return self._decode_type(buf, index, frames, self._formats, None, first, base)
-        assert self._formats is not None and self._tag is not None
-        tags = index.prefix[self._tag.name]
-        out: dict[Any, np.ndarray] = {}
-        if len(tags) == 0:
-            return out
-        if tags.dtype.kind == "S":  # a 'c' tag: compare bytes as uint8 (b"\0" reads as b"" from S1)
-            tags = tags.view(np.uint8)
-        values = np.unique(tags)
-        known = np.zeros(len(tags), dtype=bool)
-        for value in values.tolist():
-            key = bytes([value]) if self._tag.code == "c" else int(value)
-            body = self._formats.get(key)
-            if body is None:
-                continue
-            chosen = np.flatnonzero(tags == value)
-            known[chosen] = True
-            out[key] = self._decode_type(buf, index, chosen, body, key, first, base)
-        if unknown == "error" and not known.all():
-            bad = int(np.flatnonzero(~known)[0])
-            key = bytes([int(tags[bad])]) if self._tag.code == "c" else int(tags[bad])
-            raise Error(
-                f"frame {first + bad} at byte offset {base + int(index.offsets[bad]) - self._prefix.size}: "
-                f"unknown tag {key!r} (field {self._tag.name!r}): no format for it (unknown='skip' drops such frames)"
-            )
-        return dict(sorted(out.items(), key=lambda kv: int(kv[1][FRAME_FIELD][0])))
+        """Decode the ``n`` frames from ``start`` that a tally counted
+        (``counts`` per type): each body straight into its type's output row.
+        ``first`` is the stream's frame number of the first (for ``_frame``)."""
+        types = self._types
+        assert types is not None
+        outs = [np.empty(int(c), dtype=dt) for c, dt in zip(counts.tolist(), types.dtypes)]
+        spec = self._spec if self._tag is not None else self._spec._replace(tag_width=0)
+        layouts = [body.layout for body in types.structs]
+        _backend.kernels.unpack_frames(buf, start, n, first, spec, types.keys, layouts, outs)
+        if self._tag is None:
+            return outs[0]
+        present = [(int(out[FRAME_FIELD][0]), tag, out) for tag, out in zip(types.tags, outs) if len(out)]
+        return {tag: out for _, tag, out in sorted(present, key=lambda t: t[0])}
 
     # -- streaming -----------------------------------------------------------
     def iter_unpack(
@@ -910,17 +965,16 @@ class Framing:
         """Decode the whole frames of ``buf`` from ``state.pos`` in runs of at
         most ``chunk_size``; stop at an unfinished frame (``state.stop``)."""
         while True:
-            starts, lengths, end, status = self._walk(buf, state.pos, chunk_size)
-            if len(starts):
-                index = self._index(buf, starts, lengths, end)
-                yield self._decode(index, unknown, state.first, state.base)
-                state.first += len(starts)
+            counts, n, end, status = self._tally(buf, state.pos, chunk_size, by_type=True, unknown=unknown)
+            if status not in (FrameScan.DONE, FrameScan.PARTIAL, FrameScan.PAST_END):
+                raise self._scan_error(buf, status, n, end, state.first, state.base)
+            if n:
+                yield self._decode(buf, state.pos, n, counts, state.first)
+                state.first += n
             state.pos = end
-            if status in (FrameScan.PARTIAL, FrameScan.PAST_END):
+            if status != FrameScan.DONE:
                 state.stop = status
                 return
-            if status != FrameScan.DONE:
-                raise self._scan_error(buf, status, 0, end, state.first, state.base)
 
     def _trailing(self, buf: memoryview, state: _Runs, trailing: str) -> Iterator[bytes]:
         """The bytes after the last whole frame, once the stream has ended."""
@@ -930,25 +984,3 @@ class Framing:
             raise self._scan_error(buf, state.stop, 0, state.pos, state.first, state.base)
         if trailing == "return":
             yield bytes(buf[state.pos :])
-
-    def _decode_type(
-        self, buf: memoryview, index: FrameIndex, chosen: np.ndarray, body: Struct, key: Any, first: int, base: int
-    ) -> np.ndarray:
-        lengths = index.lengths[chosen]
-        short = lengths < body.size
-        if self._extra == "error":
-            bad = short | (lengths > body.size)
-        else:
-            bad = short
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            frame = int(chosen[i])
-            what = "type" if key is None else f"tag {key!r}"
-            side = "shorter" if short[i] else "longer"
-            hint = "" if short[i] else " (extra='ignore' decodes its leading part)"
-            raise Error(
-                f"frame {first + frame} at byte offset {base + int(index.offsets[frame]) - self._prefix.size}: body of {int(lengths[i])} "
-                f"bytes is {side} than its {what}'s format {body.format!r} ({body.size} bytes){hint}"
-            )
-        rows = body.unpack(_gather(buf, index.offsets[chosen], body.size), count=len(chosen))
-        return _with_frame(rows, chosen + first)
