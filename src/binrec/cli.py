@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tqdm import tqdm
 
     from ._layout import Field
+    from .framing import Framing
 
 SENSOR_FORMAT = ">I10sf"
 SENSOR_NAMES = ("id", "name", "temp")
@@ -1119,6 +1120,111 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- frames ---------------------------------------------------------------------
+
+_FRAMES_EXIT_STATUS = """exit status:
+  0  success
+  1  data error: an input that cannot be opened or read, a bad frame (a
+     length past the end or above max_length, an unknown tag, a body that
+     does not fit its format, a partial frame at the end), an output that
+     cannot be written
+  2  usage error: bad arguments (a SPEC that cannot be read or is not a
+     framing with formats, --to parquet without pyarrow)
+  130 interrupted (Ctrl-C); 143 terminated (SIGTERM)
+Errors are one line on stderr; the outputs are then not written at all."""
+
+_FRAMES_EXT = {"parquet": ".parquet", "npy": ".npy", "csv": ".csv", "jsonl": ".jsonl"}
+
+
+def _load_framing(path: str) -> Framing:
+    """The framing of a SPEC file (``Framing.to_json``'s document): any
+    problem with it is a usage error, as a bad format is for decode."""
+    from .framing import Framing
+
+    try:
+        with open(path, "rb") as fh:
+            document = fh.read()
+    except OSError as exc:
+        raise _Usage(f"cannot read the framing spec {path}: {exc.strerror or exc}") from None
+    try:
+        framing = Framing.from_json(document)
+    except (Error, TypeError, ValueError, KeyError) as exc:
+        raise _Usage(f"{path}: not a framing spec: {exc}") from None
+    if framing.formats is None:
+        raise _Usage(f"{path}: the framing has no formats: nothing to decode bodies with")
+    return framing
+
+
+def _frames_file_stem(tag: Any) -> str:
+    """The output name of one type: ``frames`` without a tag, the value of
+    an integer tag, the hex code of a ``c`` tag then its letter or digit
+    (``41_A``, ``68_h``: names that differ in case only would collide on
+    case-insensitive file systems)."""
+    if tag is None:
+        return "frames"
+    if isinstance(tag, bytes):
+        char = tag.decode("latin-1")
+        return f"{tag[0]:02x}_{char}" if char.isascii() and char.isalnum() else f"{tag[0]:02x}"
+    return str(tag)
+
+
+def _cmd_frames(args: argparse.Namespace) -> int:
+    framing = _load_framing(args.spec)
+    kind = args.to
+    if kind is None:
+        kind = "parquet" if have_arrow() else "csv"
+    if kind == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise _Usage("parquet output needs pyarrow: pip install 'binrec[arrow]' (or --to csv)") from None
+    formats = framing.formats
+    assert formats is not None  # _load_framing refuses a framing without
+    bodies = formats if isinstance(formats, dict) else {None: formats}
+    structs = {tag: Struct(body.format + "q", [*body.names, "_frame"]) for tag, body in bodies.items()}
+    if kind == "parquet":
+        for s in structs.values():
+            for f in s.layout.fields:
+                if f.kind == "complex":
+                    raise Error(f"field {f.name!r}: Arrow has no complex type")
+    src, where, _ = _open_input(args.input)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as exc:
+        raise Error(f"cannot create {args.output}: {exc.strerror or exc}") from None
+    try:
+        with contextlib.ExitStack() as outputs:
+            writers: dict[Any, _Writer] = {}
+            try:
+                runs = framing.iter_unpack(
+                    src, chunk_size=_CHUNK, offset=args.offset, trailing=args.trailing, unknown=args.unknown
+                )
+                for run in runs:
+                    assert not isinstance(run, bytes)  # only trailing="return" yields bytes
+                    tables = run if isinstance(run, dict) else {None: run}
+                    for tag, rows in tables.items():
+                        writer = writers.get(tag)
+                        if writer is None:
+                            path = os.path.join(args.output, _frames_file_stem(tag) + _FRAMES_EXT[kind])
+                            fh = outputs.enter_context(_output_file(path))
+                            writer = writers[tag] = _WRITERS[kind](fh, structs[tag], [])
+                        s = structs[tag]
+                        try:
+                            writer.write(rows if rows.dtype == s.dtype else rows.astype(s.dtype))
+                        except Error as exc:
+                            raise Error(f"{where}: {exc}") from None
+            except BaseException:
+                for writer in writers.values():
+                    writer.abort()
+                raise
+            for writer in writers.values():
+                writer.close()
+    finally:
+        if src is not sys.stdin.buffer:
+            src.close()
+    return 0
+
+
 def _positive(value: str) -> int:
     n = int(value)
     if n < 1:
@@ -1233,6 +1339,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dec.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     dec.set_defaults(func=_cmd_decode, usage_parser=dec)  # usage errors print this parser's usage
+    fr = sub.add_parser(
+        "frames",
+        help="decode a framed stream (pcap, ITCH, TFRecord...) into one output file per frame type",
+        epilog=_FRAMES_EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fr.add_argument("spec", help="the framing: a JSON file as binrec.Framing.to_json writes")
+    fr.add_argument("input", help="framed file, or - for standard input")
+    fr.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the outputs (made if missing)")
+    fr.add_argument(
+        "--to",
+        choices=tuple(_FRAMES_EXT),
+        default=None,
+        help="output format (default parquet, or csv without pyarrow); files are named by tag: 41_A.parquet...",
+    )
+    fr.add_argument("--offset", type=int, default=0, help="header bytes before the first frame (pcap: 24)")
+    fr.add_argument(
+        "--unknown",
+        choices=("error", "skip"),
+        default="error",
+        help="a frame whose tag has no format: an error (default) or dropped",
+    )
+    fr.add_argument(
+        "--trailing",
+        choices=("error", "ignore"),
+        default="error",
+        help="a partial frame at the end: an error (default) or dropped",
+    )
+    fr.set_defaults(func=_cmd_frames, usage_parser=fr)  # usage errors print this parser's usage
     enc = sub.add_parser(
         "encode",
         help="encode a .csv, .jsonl, .npy or .parquet file into records, with struct's range checks",

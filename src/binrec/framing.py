@@ -495,6 +495,20 @@ class Framing:
         """
         return self._prefix
 
+    @property
+    def formats(self) -> dict[Any, Struct] | Struct | None:
+        """The body layouts: a dict from tag value to :class:`~binrec.Struct`
+        (with ``tag``), one Struct (without), or None (no formats given).
+
+        Examples
+        --------
+        >>> import binrec
+        >>> f = binrec.Framing(">Hc", length=0, counts_from=2, tag=1, formats={b"D": ">HH6sQ"})
+        >>> {tag: body.format for tag, body in f.formats.items()}
+        {b'D': '>HH6sQ'}
+        """
+        return dict(self._formats) if isinstance(self._formats, dict) else self._formats
+
     def __repr__(self) -> str:
         return f"Framing.from_json({self.to_json()!r})"
 
