@@ -176,6 +176,40 @@ def test_to_arrow_has_prefix_columns_and_bodies():
     assert table.to_pydict() == {"n": [2, 0, 3], "body": bodies}
 
 
+def test_to_arrow_past_the_binary_limit_is_large_binary(monkeypatch):
+    # Arrow's binary has 32-bit offsets: past 2 GiB of bodies the column is
+    # large_binary.  Without allocating 2 GiB: the limit (framing._LARGE_BINARY)
+    # is lowered to 6 bytes, and the 7 bytes of bodies cross it.
+    pa = pytest.importorskip("pyarrow")
+    from binrec import framing
+
+    monkeypatch.setattr(framing, "_LARGE_BINARY", 6)
+    bodies = [b"ab", b"", b"xyz", b"q!"]  # the oracle: the bodies themselves
+    raw = b"".join(struct.pack(">H", len(b)) + b for b in bodies)
+    table = Framing(">H", names="n", length="n").scan(raw).to_arrow()
+    assert table.schema.field("body").type == pa.large_binary()
+    assert table.to_pydict() == {"n": [2, 0, 3, 2], "body": bodies}
+    monkeypatch.setattr(framing, "_LARGE_BINARY", 8)
+    assert Framing(">H", length=0).scan(raw).to_arrow().schema.field("body").type == pa.binary()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bodies=st.lists(st.binary(max_size=12), max_size=20), group=st.integers(1, 16))
+def test_to_arrow_bodies_gathered_in_groups(bodies, group):
+    # the oracle: the bodies themselves, whatever the group size of the gather
+    pytest.importorskip("pyarrow")
+    from binrec import framing
+
+    raw = b"".join(struct.pack(">H", len(b)) + b for b in bodies)
+    saved = framing._VARLEN_GROUP
+    framing._VARLEN_GROUP = group
+    try:
+        table = Framing(">H", length=0).scan(raw).to_arrow()
+    finally:
+        framing._VARLEN_GROUP = saved
+    assert table.column("body").to_pylist() == bodies
+
+
 def test_json_round_trip_keeps_every_setting():
     f = Framing(">Hc", names="n t", length="n", counts_from=2, adjust=1, tag="t",
                 formats={b"A": binrec.Struct(">HI", "a b"), b"B": ">q"}, suffix="<I", max_length=99, extra="ignore")  # fmt: skip
@@ -279,6 +313,20 @@ def test_itch_mixed_file_matches_a_struct_loop(tmp_path):
         assert rows.tolist() == expected[tag], tag
 
 
+def test_itch_matches_an_independent_construct_parser():
+    # the oracle: construct's GreedyRange(Prefixed(Int16ub, Switch(type))),
+    # written from the ITCH 5.0 specification's tables (tests/itch_construct.py)
+    pytest.importorskip("construct")
+    import itch_construct
+
+    raw, _ = itch_stream(1500, 17)
+    expected = itch_construct.parse(raw)
+    tables = ITCH_FRAMING.unpack(raw)
+    got = sorted((row[-1], tag, tuple(row[:-1])) for tag, rows in tables.items() for row in rows.tolist())
+    assert [frame for frame, _, _ in got] == list(range(len(expected)))
+    assert [(tag, values) for _, tag, values in got] == expected
+
+
 def test_pcap_written_by_dpkt_matches_dpkt_reader(tmp_path):
     dpkt = pytest.importorskip("dpkt")
     rng = random.Random(3)
@@ -298,6 +346,77 @@ def test_pcap_written_by_dpkt_matches_dpkt_reader(tmp_path):
         assert bytes(index.body(i)) == payload
         assert index.prefix["ts_sec"][i] + index.prefix["ts_usec"][i] / 1e6 == pytest.approx(ts, abs=1e-6)
         assert index.prefix["orig_len"][i] == len(payload)
+
+
+def _capture_loopback(path, port: int, payloads: list[bytes]) -> None:
+    """Real traffic on 127.0.0.1 captured by tcpdump into ``path``: each
+    payload sent as a UDP datagram, then echoed over a TCP connection."""
+    import socket
+    import subprocess
+    import time
+
+    tcpdump = subprocess.Popen(
+        ["tcpdump", "-i", "lo", "-n", "-U", "-s", "0", "-w", str(path), f"port {port} or port {port + 1}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        ready = tcpdump.stderr.readline()  # "listening on lo, ..." once the capture runs
+        assert b"listening on" in ready, ready
+        udp_in = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp_in.bind(("127.0.0.1", port))
+        listener = socket.create_server(("127.0.0.1", port + 1))
+        with udp_in, listener, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp_out:
+            for payload in payloads:
+                udp_out.sendto(payload, ("127.0.0.1", port))
+                assert udp_in.recv(65536) == payload
+            with socket.create_connection(("127.0.0.1", port + 1)) as client:
+                server, _ = listener.accept()
+                with server:
+                    client.sendall(b"ping " * 100)
+                    server.sendall(server.recv(65536))
+                    client.recv(65536)
+        marker = payloads[-1]
+        deadline = time.monotonic() + 30
+        while marker not in path.read_bytes():  # -U: each packet is written as it arrives
+            assert time.monotonic() < deadline, "tcpdump did not write the last datagram"
+            time.sleep(0.05)
+    finally:
+        tcpdump.terminate()
+        tcpdump.wait(timeout=30)
+        tcpdump.stderr.close()
+
+
+def test_tcpdump_capture_of_loopback_traffic_matches_dpkt_reader(tmp_path):
+    # the oracle: dpkt's pcap reader on the file tcpdump wrote while this test
+    # exchanged real UDP datagrams and a TCP connection over 127.0.0.1
+    import os
+    import shutil
+
+    dpkt = pytest.importorskip("dpkt")
+    if shutil.which("tcpdump") is None:
+        pytest.skip("tcpdump is not installed (Debian package tcpdump)")
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("capturing on the loopback interface needs root")
+    rng = random.Random(5)
+    payloads = [bytes(rng.randrange(256) for _ in range(n)) for n in (1, 18, 200, 1400, 9000, 60000)]
+    path = tmp_path / "loopback.pcap"
+    _capture_loopback(path, 40000 + os.getpid() % 20000, payloads)
+    data = path.read_bytes()
+    order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"  # the writer's byte order
+    divisor = 1e9 if data[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e6
+    pcap = Framing(order + "IIII", names="ts_sec ts_frac incl_len orig_len", length="incl_len", max_length=1 << 18)
+    index = pcap.scan(data, offset=24)
+    with path.open("rb") as fh:
+        packets = list(dpkt.pcap.Reader(fh))
+    assert len(index) == len(packets) >= len(payloads) + 3  # the datagrams, a TCP handshake and more
+    for i, (ts, payload) in enumerate(packets):
+        assert bytes(index.body(i)) == payload
+        assert index.prefix["incl_len"][i] == len(payload)
+        assert int(index.prefix["ts_sec"][i]) + int(index.prefix["ts_frac"][i]) / divisor == ts
+    bodies = [bytes(index.body(i)) for i in range(len(index))]
+    for sent in payloads:  # every datagram is there, whole
+        assert any(body.endswith(sent) for body in bodies)
 
 
 def _masked_crc(data: bytes) -> int:

@@ -59,6 +59,11 @@ _MAX_LENGTH = 1 << 61
 _JSON_KEYS = frozenset(
     ("prefix", "names", "length", "counts_from", "adjust", "tag", "formats", "suffix", "max_length", "extra")
 )
+#: bodies at or past this many bytes make to_arrow's body column large_binary
+#: (Arrow's binary type has 32-bit offsets)
+_LARGE_BINARY = 2**31
+#: bytes of bodies to_arrow gathers at a time (its byte index is 8x this)
+_VARLEN_GROUP = 1 << 20
 #: name of the stream-position field appended to every decoded body
 FRAME_FIELD = "_frame"
 #: a tally's keys and sizes when every frame counts as one type
@@ -204,7 +209,7 @@ class FrameIndex:
 
         lengths = self.lengths
         total = int(lengths.sum()) if len(lengths) else 0
-        large = total >= 2**31
+        large = total >= _LARGE_BINARY
         bounds = np.zeros(len(lengths) + 1, dtype=np.int64 if large else np.int32)
         np.cumsum(lengths, out=bounds[1:])
         data = _gather_varlen(self._buffer, self.offsets, lengths, total)
@@ -218,13 +223,26 @@ class FrameIndex:
         return pa.Table.from_arrays(columns, names=[*names, "body"])
 
 
-def _gather_varlen(buf: memoryview, offsets: np.ndarray, lengths: np.ndarray, total: int) -> bytes:
-    """The bodies, concatenated in frame order."""
+def _gather_varlen(buf: memoryview, offsets: np.ndarray, lengths: np.ndarray, total: int) -> np.ndarray:
+    """The bodies, concatenated in frame order (uint8).  Frames are copied
+    in groups of about ``_VARLEN_GROUP`` bytes, so the byte index a group
+    needs stays small beside the output."""
+    out = np.empty(total, dtype=np.uint8)
     if total == 0:
-        return b""
+        return out
     raw = np.frombuffer(buf, dtype=np.uint8)
-    starts = np.repeat(offsets - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-    return raw[starts + np.arange(total, dtype=np.int64)].tobytes()
+    ends = np.cumsum(lengths)
+    first = 0
+    while first < len(lengths):
+        done = int(ends[first - 1]) if first else 0
+        last = max(int(np.searchsorted(ends, done + _VARLEN_GROUP, side="right")), first + 1)
+        sizes = lengths[first:last]
+        # each byte's source: its frame's body offset, plus its place in that body
+        base = np.repeat(offsets[first:last] - (ends[first:last] - sizes), sizes)
+        stop = int(ends[last - 1])
+        out[done:stop] = raw[base + np.arange(done, stop, dtype=np.int64)]
+        first = last
+    return out
 
 
 def _frame_dtype(body: np.dtype) -> np.dtype:
