@@ -108,6 +108,11 @@ def test_a_list_of_paths_reads_them_in_that_order(spark, files):
     assert rows(df) == oracle([paths[2], paths[0]], s)
 
 
+def test_a_file_url_reads_the_local_file(spark, files):
+    folder, paths, s = files
+    assert rows(read(spark, paths[2].as_uri(), blocksize="1KiB")) == oracle([paths[2]], s)
+
+
 def test_values_equal_struct_unpack(spark, tmp_path):
     # the oracle: struct on the same bytes (names without trailing NULs,
     # which numpy's S type, and so binrec, drops)

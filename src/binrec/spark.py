@@ -20,15 +20,14 @@ Spark session to register them with.
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import Error
+from ._fs import FileEntry, expand, iter_ranges
 from ._layout import Field
 from ._text import text_fields
 from .files import file_offset, file_span, unpack_table
@@ -54,7 +53,7 @@ except ImportError:  # pragma: no cover - exercised without pyspark
         value: Any
 
 
-__all__ = ["BinrecDataSource", "BinrecReader", "RecordRange", "register", "spark_schema"]
+__all__ = ["BinrecDataSource", "BinrecReader", "register", "spark_schema"]
 
 #: the name the source is registered under: spark.read.format("binrec")
 NAME = "binrec"
@@ -175,27 +174,12 @@ def _arrow_type(name: str) -> pa.DataType:
 
 
 @dataclass(frozen=True)
-class RecordRange:
-    """One Spark partition: ``count`` records of ``path`` starting at byte
-    ``offset`` (never a partial record, never two files).
+class _RecordRange:
+    """One Spark partition: ``count`` records of ``file`` starting at byte
+    ``offset`` (never a partial record, never two files).  Pickled to the
+    executors, the file's fsspec filesystem (and its storage options) with it."""
 
-    Attributes
-    ----------
-    path : str
-        The file.
-    offset : int
-        Byte offset of the first record.
-    count : int
-        Records in the range.
-
-    Examples
-    --------
-    >>> from binrec.spark import RecordRange
-    >>> RecordRange("a.bin", 16, 1000)
-    RecordRange(path='a.bin', offset=16, count=1000)
-    """
-
-    path: str
+    file: FileEntry
     offset: int
     count: int
 
@@ -250,37 +234,19 @@ def _storage_options(options: Mapping[str, str]) -> dict[str, Any]:
     return value
 
 
-def _files(paths: list[str]) -> list[tuple[str, int]]:
-    """(path, size) of each file, globs expanded in sorted order."""
-    if not paths:
-        raise Error("binrec data source: no path: pass one to .load(path)")
-    out: list[tuple[str, int]] = []
-    for item in paths:
-        if glob.has_magic(item):
-            matched = [m for m in sorted(glob.glob(item)) if not os.path.isdir(m)]
-            if not matched:
-                raise FileNotFoundError(f"no record files match {item!r}")
-        elif os.path.isdir(item):
-            raise IsADirectoryError(f"{item!r} is a directory, not a record file (pass a glob such as {item}/*.bin)")
-        elif not os.path.exists(item):
-            raise FileNotFoundError(f"no such record file: {item!r}")
-        else:
-            matched = [item]
-        out.extend((m, os.path.getsize(m)) for m in matched)
-    return out
-
-
-def _ranges(options: Mapping[str, str]) -> list[RecordRange]:
+def _ranges(options: Mapping[str, str]) -> list[_RecordRange]:
     """The partitions of one read: each file cut into record-aligned ranges
     of about ``blocksize`` bytes (an empty file gives none)."""
     opts = _Options(options)
     size = opts.struct.size
     per_part = max(1, opts.blocksize // size)
-    ranges: list[RecordRange] = []
-    for path, nbytes in _files(opts.paths):
-        n = file_span(opts.struct, nbytes, opts.offset, None, path)
+    if not opts.paths:
+        raise Error("binrec data source: no path: pass one to .load(path)")
+    ranges: list[_RecordRange] = []
+    for entry in expand(opts.paths, opts.storage_options or None):
+        n = file_span(opts.struct, entry.size, opts.offset, None, entry.url)
         for start in range(0, n, per_part):
-            ranges.append(RecordRange(path, opts.offset + start * size, min(per_part, n - start)))
+            ranges.append(_RecordRange(entry, opts.offset + start * size, min(per_part, n - start)))
     return ranges
 
 
@@ -322,7 +288,8 @@ class BinrecReader(DataSourceReader):  # type: ignore[misc]  # pyspark is read a
         Returns
         -------
         list of InputPartition
-            Each one's ``value`` a :class:`RecordRange`.
+            Each one's ``value`` a record range: file, byte offset of its
+            first record, record count.
 
         Raises
         ------
@@ -331,6 +298,10 @@ class BinrecReader(DataSourceReader):  # type: ignore[misc]  # pyspark is read a
             records (the message names the file).
         FileNotFoundError, IsADirectoryError
             A missing path, a glob that matches nothing, a directory.
+        OSError, ValueError
+            The filesystem of a URL refused (credentials, a missing
+            bucket: the message names the URL); ``storage_options`` with a
+            local path.
 
         Examples
         --------
@@ -360,8 +331,9 @@ class BinrecReader(DataSourceReader):  # type: ignore[misc]  # pyspark is read a
 
         Raises
         ------
-        binrec.Error
-            The file is shorter than planned (it shrank).
+        OSError
+            The file is shorter than planned (it shrank), or the filesystem
+            failed; the message names the file.
 
         Examples
         --------
@@ -378,22 +350,16 @@ class BinrecReader(DataSourceReader):  # type: ignore[misc]  # pyspark is read a
         """
         import pyarrow as pa
 
-        part: RecordRange | None = partition.value
+        part: _RecordRange | None = partition.value
         if part is None:  # no ranges (empty files): Spark reads one InputPartition(None)
             return
         schema = pa.schema([(name, _arrow_type(arrow)) for name, _, arrow in _Options(self.options).columns])
         size = self.struct.size
-        per_batch = max(1, BATCH_BYTES // size)
-        with open(part.path, "rb") as fh:
-            fh.seek(part.offset)
-            for start in range(0, part.count, per_batch):
-                n = min(per_batch, part.count - start)
-                raw = fh.read(n * size)
-                if len(raw) != n * size:
-                    at = part.offset + start * size
-                    raise Error(f"{part.path}: file shrank while reading records at byte offset {at}")
-                table = unpack_table(self.struct, raw, text=self.text or None, encoding=self.encoding)
-                yield from table.cast(schema).to_batches()
+        stop = part.offset + part.count * size
+        # pieces of whole records; on object storage a few ranged requests in flight
+        for raw in iter_ranges(part.file, part.offset, stop, piece=BATCH_BYTES, align=size):
+            table = unpack_table(self.struct, raw, text=self.text or None, encoding=self.encoding)
+            yield from table.cast(schema).to_batches()
 
 
 class BinrecDataSource(DataSource):  # type: ignore[misc]  # pyspark is read as Any (pyproject.toml)
