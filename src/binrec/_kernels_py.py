@@ -7,7 +7,7 @@ The interface is :class:`binrec._kernels.Kernels` (the compiled
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -107,54 +107,51 @@ def gather_rows(buf: Any, starts: np.ndarray, size: int, out: np.ndarray) -> np.
     return out
 
 
-def _tag_slot(view: memoryview, pos: int, spec: FrameSpec, slots: dict[int, int]) -> int:
-    """The frame's slot: the index of its tag value among the keys, or -1."""
+#: frames the Python tally scans at a time
+_TALLY_CHUNK = 1 << 16
+
+
+def _tag_values(raw: np.ndarray, starts: np.ndarray, spec: FrameSpec) -> np.ndarray:
+    """The tag of each frame starting at ``starts``, as int64 (an unsigned
+    8-byte tag as its two's complement, as the keys hold it)."""
+    width = spec.tag_width
+    cols = raw[starts[:, None] + spec.tag_at + np.arange(width)].astype(np.uint64)
+    if not spec.tag_big:
+        cols = cols[:, ::-1]
+    value = np.zeros(len(starts), dtype=np.uint64)
+    for k in range(width):
+        value = (value << np.uint64(8)) | cols[:, k]
+    if spec.tag_signed and width < 8:
+        top = np.uint64(1 << (8 * width - 1))
+        value = np.where(value & top, value | ~np.uint64((1 << (8 * width)) - 1), value)
+    return value.view(np.int64)
+
+
+def _frame_slots(raw: np.ndarray, starts: np.ndarray, spec: FrameSpec, keys: np.ndarray) -> np.ndarray:
+    """Each frame's slot: the index of its tag among the sorted ``keys``, or -1."""
     if spec.tag_width == 0:
-        return 0
-    at = pos + spec.tag_at
-    value = int.from_bytes(view[at : at + spec.tag_width], "big" if spec.tag_big else "little", signed=spec.tag_signed)
-    if value >= 1 << 63:  # an unsigned 8-byte tag: its two's complement, as the keys hold it
-        value -= 1 << 64
-    return slots.get(value, -1)
+        return np.zeros(len(starts), dtype=np.int64)
+    if len(keys) == 0 or len(starts) == 0:
+        return np.full(len(starts), -1, dtype=np.int64)
+    values = _tag_values(raw, starts, spec)
+    at = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+    return np.where(keys[at] == values, at, -1)
 
 
-def _walk_frames(buf: Any, start: int, count: int, spec: FrameSpec) -> Iterator[tuple[FrameScan, int, int, int]]:
-    """(status, position, body length, frame) of each frame from ``start``,
-    as :func:`scan_frames` checks them: one frame at a time, so that a walk
-    can stop wherever its caller says."""
-    view = memoryview(buf)
-    total = len(view)
-    order: Literal["big", "little"] = "big" if spec.length_big else "little"
-    pos, n = start, 0
-    while count < 0 or n < count:
-        if count < 0 and pos >= total:
-            break
-        if pos + spec.psize > total:
-            yield FrameScan.PARTIAL, pos, 0, n
-            return
-        at = pos + spec.length_at
-        raw = int.from_bytes(view[at : at + spec.length_width], order, signed=spec.length_signed)
-        body = raw + spec.adjust - spec.counted_prefix
-        if body < 0:
-            yield FrameScan.TOO_SMALL, pos, 0, n
-            return
-        if 0 <= spec.max_length < body:
-            yield FrameScan.TOO_LONG, pos, 0, n
-            return
-        if body > total - pos - spec.psize - spec.ssize:
-            yield FrameScan.PAST_END, pos, 0, n
-            return
-        yield FrameScan.DONE, pos, body, n
-        pos += spec.psize + body + spec.ssize
-        n += 1
-    yield FrameScan.DONE, pos, -1, n  # the end of the walk
-
-
-def _slot_map(keys: np.ndarray) -> dict[int, int]:
-    values = keys.tolist()
-    if any(a >= b for a, b in zip(values, values[1:])):
+def _check_keys(keys: np.ndarray) -> None:
+    if len(keys) > 1 and not bool(np.all(keys[1:] > keys[:-1])):
         raise ValueError("keys must be sorted and distinct")
-    return {v: i for i, v in enumerate(values)}
+
+
+def _scan(
+    view: memoryview, start: int, count: int, room: int, spec: FrameSpec
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    starts, lengths = np.empty(room, dtype=np.int64), np.empty(room, dtype=np.int64)
+    n, pos, status = scan_frames(
+        view, start, count, spec.psize, spec.ssize, spec.length_at, spec.length_width, spec.length_signed,
+        spec.length_big, spec.counted_prefix, spec.adjust, spec.max_length, starts, lengths,
+    )  # fmt: skip
+    return starts[:n], lengths[:n], pos, int(status)
 
 
 def tally_frames(
@@ -168,33 +165,43 @@ def tally_frames(
     skip_unknown: bool,
     counts: np.ndarray,
 ) -> tuple[int, int, int]:
-    """The frame tally (:meth:`binrec._kernels.Kernels.tally_frames`): a
-    Python loop over the prefixes."""
+    """The frame tally (:meth:`binrec._kernels.Kernels.tally_frames`): the
+    Python scan in chunks, each chunk's tags and lengths checked by numpy."""
     view = memoryview(buf)
-    slots = _slot_map(keys)
-    if len(sizes) != (len(slots) if spec.tag_width else 1) or len(counts) != len(sizes):
+    raw = np.frombuffer(view, dtype=np.uint8)
+    _check_keys(keys)
+    if len(sizes) != (len(keys) if spec.tag_width else 1) or len(counts) != len(sizes):
         raise ValueError("sizes and counts need one entry per key (one without a tag)")
-    tally = [0] * len(sizes)
-    size_of = sizes.tolist()
-    status, pos, n = FrameScan.DONE, start, 0
-    for status, pos, body, n in _walk_frames(view, start, count, spec):  # noqa: B007 (n: the frames walked)
-        if status != FrameScan.DONE or body < 0:
-            break
-        slot = _tag_slot(view, pos, spec, slots)
-        if slot < 0:
-            if not skip_unknown:
-                status = FrameScan.UNKNOWN_TAG
-                break
-        elif body < size_of[slot]:
-            status = FrameScan.BODY_SHORT
-            break
-        elif exact and body > size_of[slot]:
-            status = FrameScan.BODY_LONG
-            break
-        else:
-            tally[slot] += 1
-    counts += np.array(tally, dtype=np.int64)
-    return n, pos, int(status)
+    if not 0 <= start <= len(view):
+        raise ValueError("start must lie inside the buffer")
+    pos, n = start, 0
+    while True:
+        left = -1 if count < 0 else count - n
+        room = _TALLY_CHUNK if left < 0 else min(left, _TALLY_CHUNK)
+        room = min(room, (len(view) - pos) // (spec.psize + spec.ssize) + 1)  # no more than could fit
+        starts, lengths, end, status = _scan(view, pos, left, room, spec)
+        slots = _frame_slots(raw, starts, spec, keys)
+        known = slots >= 0
+        need = sizes[np.where(known, slots, 0)] if len(sizes) else np.zeros(len(slots), dtype=np.int64)
+        bad = known & ((lengths < need) | ((lengths > need) if exact else False))
+        if not skip_unknown:
+            bad |= ~known
+        if bad.any():
+            k = int(np.argmax(bad))
+            counts += np.bincount(slots[:k][known[:k]], minlength=len(counts))
+            code = (
+                FrameScan.UNKNOWN_TAG
+                if not known[k]
+                else FrameScan.BODY_SHORT
+                if lengths[k] < need[k]
+                else FrameScan.BODY_LONG
+            )
+            return n + k, int(starts[k]), int(code)
+        counts += np.bincount(slots[known], minlength=len(counts))
+        n += len(starts)
+        pos = end
+        if status != FrameScan.FULL:
+            return n, pos, status
 
 
 def unpack_frames(
@@ -207,38 +214,34 @@ def unpack_frames(
     layouts: Sequence[Layout],
     outs: Sequence[np.ndarray],
 ) -> Sequence[np.ndarray]:
-    """The frame decode (:meth:`binrec._kernels.Kernels.unpack_frames`): a
-    Python loop sorts the frames by slot, then each slot's bodies are
-    decoded as records by :func:`decode_at`."""
+    """The frame decode (:meth:`binrec._kernels.Kernels.unpack_frames`): the
+    Python scan, then each slot's bodies decoded as records by
+    :func:`decode_at`."""
     view = memoryview(buf)
-    slots = _slot_map(keys)
-    nslots = len(slots) if spec.tag_width else 1
+    raw = np.frombuffer(view, dtype=np.uint8)
+    _check_keys(keys)
+    nslots = len(keys) if spec.tag_width else 1
     if len(layouts) != nslots or len(outs) != nslots:
         raise ValueError("layouts and outs need one entry per key (one without a tag)")
     if count < 0 or not 0 <= start <= len(view):
         raise ValueError("start must lie inside the buffer and count not be negative")
-    starts: list[list[int]] = [[] for _ in range(nslots)]
-    frames: list[list[int]] = [[] for _ in range(nslots)]
-    for status, pos, body, n in _walk_frames(view, start, count, spec):
-        if body < 0:
-            break
-        if status != FrameScan.DONE:
-            raise ValueError("the frames do not match the tally the outputs were sized by")
-        slot = _tag_slot(view, pos, spec, slots)
-        if slot >= 0:
-            if body < layouts[slot].size:
-                raise ValueError("the frames do not match the tally the outputs were sized by")
-            starts[slot].append(pos + spec.psize)
-            frames[slot].append(first + n)
-    for layout, out, at, numbers in zip(layouts, outs, starts, frames):
-        if out.ndim != 1 or out.dtype.itemsize != layout.size + 8 or len(out) != len(at):
-            raise ValueError("the frames do not match the tally the outputs were sized by")
-        if not at:
+    starts, lengths, _, status = _scan(view, start, count, count, spec)
+    mismatch = ValueError("the frames do not match the tally the outputs were sized by")
+    if len(starts) != count or status not in (FrameScan.DONE, FrameScan.FULL):
+        raise mismatch
+    slots = _frame_slots(raw, starts, spec, keys)
+    for slot, (layout, out) in enumerate(zip(layouts, outs)):
+        chosen = np.flatnonzero(slots == slot)
+        if out.ndim != 1 or out.dtype.itemsize != layout.size + 8 or len(out) != len(chosen):
+            raise mismatch
+        if np.any(lengths[chosen] < layout.size):
+            raise mismatch
+        if not len(chosen):
             continue
         if layout.size:
-            decode_at(layout, view, np.array(at, dtype=np.int64), None, 0, out)
+            decode_at(layout, view, starts[chosen], None, spec.psize, out)
         rows = out.view(np.uint8).reshape(len(out), layout.size + 8)
-        rows[:, layout.size :] = np.array(numbers, dtype=np.int64).view(np.uint8).reshape(len(out), 8)
+        rows[:, layout.size :] = (chosen + first).astype(np.int64).view(np.uint8).reshape(len(out), 8)
     return outs
 
 

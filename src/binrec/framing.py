@@ -48,9 +48,8 @@ _TRAILING = ("error", "ignore", "return")
 #: bytes read from a stream at a time (at least one chunk's worth of frames is never needed)
 _READ_BYTES = 1 << 20
 _UNKNOWN = ("error", "skip")
-#: frames the first scan chunk has room for; each next chunk doubles, up to _MAX_CHUNK
+#: frames the scan's arrays have room for at first (they grow by estimates)
 _FIRST_CHUNK = 1 << 12
-_MAX_CHUNK = 1 << 22
 #: largest |adjust|: the compiled scan adds it to a 64-bit length without overflow
 _MAX_ADJUST = 1 << 32
 #: largest max_length (no buffer comes near it; the compiled scan relies on it)
@@ -683,24 +682,44 @@ class Framing:
 
     def _frames(self, buf: memoryview, start: int, count: int | None) -> tuple[np.ndarray, np.ndarray, int]:
         """(frame starts, body lengths, end), or the error for the frame
-        the scan stopped at; each array allocated once, at its size."""
-        _, n, end, status = self._tally(buf, start, -1 if count is None else count, by_type=False)
-        if status != FrameScan.DONE:
-            raise self._scan_error(buf, status, n, end)
-        return self._walk(buf, start, n)
+        the scan stopped at.
 
-    def _walk(self, buf: memoryview, start: int, n: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """(frame starts, body lengths, end) of the ``n`` frames from
-        ``start``, which a tally has already walked."""
-        starts = np.empty(n, dtype=np.int64)
-        lengths = np.empty(n, dtype=np.int64)
-        got, end, code = _backend.kernels.scan_frames(
-            buf, start, n, self._spec.psize, self._spec.ssize, self._length.offset, self._length.size,
-            self._length_signed, self._length_big, self._counted_prefix, self._adjust,
-            self._spec.max_length, starts, lengths,
-        )  # fmt: skip
-        assert got == n and code == FrameScan.DONE, "the scan disagrees with its tally"
-        return starts, lengths, end
+        One walk over the prefixes.  The two arrays start with room for
+        ``_FIRST_CHUNK`` frames and grow in place (``ndarray.resize``:
+        realloc, no second copy) to what the frames seen so far say the rest
+        of the buffer holds, plus 3%; they are trimmed to the frames found
+        at the end.  Room never exceeds the frames the buffer could hold, so
+        a corrupt length cannot size anything.
+        """
+        kernels = _backend.kernels
+        spec = self._spec
+        limit = (len(buf) - start) // (spec.psize + spec.ssize) + 1  # + 1: room to reach the check that stops
+        if count is not None:
+            limit = min(limit, count)
+        room = min(limit, _FIRST_CHUNK)
+        starts = np.empty(room, dtype=np.int64)
+        lengths = np.empty(room, dtype=np.int64)
+        n, pos = 0, start
+        while True:
+            got, pos, code = kernels.scan_frames(
+                buf, pos, -1 if count is None else count - n, spec.psize, spec.ssize, spec.length_at,
+                spec.length_width, spec.length_signed, spec.length_big, spec.counted_prefix, spec.adjust,
+                spec.max_length, starts[n:], lengths[n:],
+            )  # fmt: skip
+            n += got
+            status = FrameScan(code)
+            if status != FrameScan.FULL:
+                break
+            per_frame = (pos - start) / n  # n > 0: a full scan had room
+            room = n + int((len(buf) - pos) / per_frame * 1.03) + 64
+            room = min(max(room, n + n // 16 + 1), limit)
+            starts.resize(room, refcheck=False)
+            lengths.resize(room, refcheck=False)
+        if status != FrameScan.DONE:
+            raise self._scan_error(buf, status, n, pos)
+        starts.resize(n, refcheck=False)
+        lengths.resize(n, refcheck=False)
+        return starts, lengths, pos
 
     def _scan_error(
         self, buf: memoryview, status: FrameScan, frame: int, pos: int, first: int = 0, base: int = 0
