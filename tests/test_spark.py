@@ -26,6 +26,7 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
 
 from pyspark.errors import PySparkException  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
+from s3_server import s3_bucket, s3_server  # noqa: E402, F401  (fixtures, found by name)
 
 import binrec.spark  # noqa: E402
 
@@ -111,6 +112,47 @@ def test_a_list_of_paths_reads_them_in_that_order(spark, files):
 def test_a_file_url_reads_the_local_file(spark, files):
     folder, paths, s = files
     assert rows(read(spark, paths[2].as_uri(), blocksize="1KiB")) == oracle([paths[2]], s)
+
+
+@pytest.fixture
+def bucket(request):
+    """(moto server, a fresh bucket): tests/s3_server.py's s3_bucket."""
+    return request.getfixturevalue("s3_bucket")
+
+
+def s3_read(spark, server, url, **options):
+    return read(spark, url, storage_options=json.dumps(server.storage_options), **options)
+
+
+def test_an_s3_glob_equals_read_file_of_the_local_files(spark, files, bucket):
+    # the moto server is its own process: the executors' Python workers reach it as the driver does
+    folder, paths, s = files
+    server, bucket = bucket
+    fs = server.filesystem()
+    for path in paths:
+        fs.pipe_file(f"{bucket}/logs/{path.name}", path.read_bytes())
+    df = s3_read(spark, server, f"s3://{bucket}/logs/part*.bin", blocksize="8KiB")
+    assert df.rdd.getNumPartitions() > 3
+    assert rows(df) == oracle(paths, s)
+
+
+def test_a_missing_s3_key_is_an_error_naming_the_url(spark, bucket):
+    server, bucket = bucket
+    url = f"s3://{bucket}/nothing.bin"
+    assert f"no such record file: {url!r}" in error_of(lambda: s3_read(spark, server, url).collect())
+
+
+def test_an_s3_object_that_is_not_whole_records_is_an_error_naming_the_url(spark, bucket):
+    server, bucket = bucket
+    server.filesystem().pipe_file(f"{bucket}/torn.bin", HEADER + Struct(FMT).pack([(1, b"a", 1.0)]) + b"\x01")
+    message = error_of(lambda: s3_read(spark, server, f"s3://{bucket}/torn.bin").collect())
+    assert f"s3://{bucket}/torn.bin" in message and "not a whole number of" in message
+
+
+def test_storage_options_with_a_local_path_are_refused(spark, files):
+    folder, paths, s = files
+    message = error_of(lambda: read(spark, str(paths[0]), storage_options='{"anon": true}').collect())
+    assert "storage_options are for fsspec URLs" in message
 
 
 def test_values_equal_struct_unpack(spark, tmp_path):
