@@ -65,11 +65,6 @@ _LARGE_BINARY = 2**31
 _VARLEN_GROUP = 1 << 20
 #: name of the stream-position field appended to every decoded body
 FRAME_FIELD = "_frame"
-#: a tally's keys and sizes when every frame counts as one type
-_NO_KEYS = np.zeros(0, dtype=np.int64)
-_ONE_ZERO = np.zeros(1, dtype=np.int64)
-_NO_KEYS.flags.writeable = False
-_ONE_ZERO.flags.writeable = False
 
 
 def _as_struct(spec: Any, what: str) -> Struct:
@@ -658,25 +653,18 @@ class Framing:
 
     # -- the scan ------------------------------------------------------------
     def _tally(
-        self, buf: memoryview, start: int, count: int, *, by_type: bool, unknown: str = "error"
+        self, buf: memoryview, start: int, count: int, unknown: str = "error"
     ) -> tuple[np.ndarray, int, int, FrameScan]:
-        """(frames per type, frames walked, end, status): one pass over the
-        prefixes that writes nothing, so that what the frames fill can be
-        allocated once, at its final size.  ``by_type``: count per body type
-        (checking each body's length and tag); else count every frame as one.
-        ``count`` -1 means to the end of ``buf``.  The kernels check every
-        length before they count its frame."""
-        if by_type:
-            assert self._types is not None
-            spec, keys, sizes = self._spec, self._types.keys, self._types.sizes
-            if self._tag is None:
-                spec = spec._replace(tag_width=0)
-        else:
-            spec, keys, sizes = self._spec._replace(tag_width=0), _NO_KEYS, _ONE_ZERO
-        counts = np.zeros(len(sizes), dtype=np.int64)
-        exact = by_type and self._extra == "error"
+        """(frames per body type, frames walked, end, status): one pass over
+        the prefixes that writes nothing but the counts, so that each type's
+        table can be allocated once, at its final size.  It checks each
+        frame's length, tag and body size; ``count`` -1 means to the end of
+        ``buf``.  The kernels check every length before they count its frame."""
+        types = self._types
+        assert types is not None
+        counts = np.zeros(len(types.sizes), dtype=np.int64)
         n, end, code = _backend.kernels.tally_frames(
-            buf, start, count, spec, keys, sizes, exact, unknown == "skip", counts
+            buf, start, count, self._spec, types.keys, types.sizes, self._extra == "error", unknown == "skip", counts
         )
         return counts, n, end, FrameScan(code)
 
@@ -884,7 +872,7 @@ class Framing:
         start = resolve_offset(offset, len(buf))
         if start > len(buf):
             raise Error(f"offset {start} is past the end of the buffer ({len(buf)} bytes)")
-        counts, n, end, status = self._tally(buf, start, -1, by_type=True, unknown=unknown)
+        counts, n, end, status = self._tally(buf, start, -1, unknown)
         if status != FrameScan.DONE:
             raise self._scan_error(buf, status, n, end)
         return self._decode(buf, start, n, counts)
@@ -898,9 +886,8 @@ class Framing:
         types = self._types
         assert types is not None
         outs = [np.empty(int(c), dtype=dt) for c, dt in zip(counts.tolist(), types.dtypes)]
-        spec = self._spec if self._tag is not None else self._spec._replace(tag_width=0)
         layouts = [body.layout for body in types.structs]
-        _backend.kernels.unpack_frames(buf, start, n, first, spec, types.keys, layouts, outs)
+        _backend.kernels.unpack_frames(buf, start, n, first, self._spec, types.keys, layouts, outs)
         if self._tag is None:
             return outs[0]
         present = [(int(out[FRAME_FIELD][0]), tag, out) for tag, out in zip(types.tags, outs) if len(out)]
@@ -1016,7 +1003,7 @@ class Framing:
         """Decode the whole frames of ``buf`` from ``state.pos`` in runs of at
         most ``chunk_size``; stop at an unfinished frame (``state.stop``)."""
         while True:
-            counts, n, end, status = self._tally(buf, state.pos, chunk_size, by_type=True, unknown=unknown)
+            counts, n, end, status = self._tally(buf, state.pos, chunk_size, unknown)
             if status not in (FrameScan.DONE, FrameScan.PARTIAL, FrameScan.PAST_END):
                 raise self._scan_error(buf, status, n, end, state.first, state.base)
             if n:
