@@ -3,15 +3,19 @@
 # foreign CPU with a cross compiler and run the test suite on it under
 # qemu-user emulation, with the compiled backend required.
 #
-#   usage: scripts/check_foreign_arch.sh ARCH [--golden] [PYTEST_ARGS...]
+#   usage: scripts/check_foreign_arch.sh ARCH [--head] [--golden] [PYTEST_ARGS...]
 #     ARCH      aarch64 (Debian 12 arm64: CPython 3.11, numpy 2 from PyPI's
 #               manylinux aarch64 wheel) or s390x (big-endian; Debian 13
 #               s390x: CPython 3.13 and Debian's python3-numpy 2.x, since
 #               PyPI has no numpy wheel for s390x)
+#     --head    build and test a clone of HEAD instead of the working tree
+#               (whose untracked and uncommitted files, other people's work
+#               in progress included, are otherwise part of the run)
 #     --golden  also write the cross-byte-order golden files of this
 #               architecture into tests/golden/foreign/ARCH/ (run under
 #               emulation, with this build)
-#     PYTEST_ARGS  instead of the whole suite ("tests"), e.g. one module
+#     PYTEST_ARGS  instead of the whole suite ("tests"): modules, node ids,
+#               -k EXPR, ... passed to pytest as they are
 #
 # Steps, each of which fails the script:
 #   1. a sysroot of the target's Python, headers and libc: Debian .debs
@@ -41,22 +45,27 @@
 # Cython>=3.1 and wheel ($PYTHON, default python3).
 set -uo pipefail
 
+# The whole script is one function, read by bash before any of it runs: a
+# run takes most of an hour, and bash reads a plain script as it goes, so an
+# edit of this file during a run used to break that run's last lines.
+main() {
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HERE="$ROOT/scripts/foreign"
 ARCH=${1:-}
 shift || true
-GOLDEN=0
-if [[ ${1:-} == --golden ]]; then
-  GOLDEN=1
+GOLDEN=0 WORKTREE=1
+while [[ ${1:-} == --golden || ${1:-} == --head ]]; do
+  if [[ $1 == --golden ]]; then GOLDEN=1; else WORKTREE=0; fi
   shift
-fi
+done
 TESTS=("${@:-tests}")
 PYTHON=${PYTHON:-python3}
 BASE=${BINREC_FOREIGN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/binrec-foreign}
 
 # the suite's optional extras: every one with a wheel for the target is
 # installed; the tests of the others skip themselves (importorskip)
-TEST_DEPS=("pytest>=7" "hypothesis>=6.80" "tqdm>=4.60" "pyyaml>=6")
+# (fsspec, dpkt and construct are pure Python: they install everywhere)
+TEST_DEPS=("pytest>=7" "hypothesis>=6.80" "tqdm>=4.60" "pyyaml>=6" "fsspec" "dpkt>=1.9" "construct>=2.10")
 case $ARCH in
   aarch64)
     SUITE=bookworm DEBARCH=arm64 PYVER=3.11 TRIPLET=aarch64-linux-gnu QEMU=qemu-aarch64
@@ -73,7 +82,7 @@ case $ARCH in
     DEBS=(python3.13 libpython3.13-dev python3-numpy libc6-dev libsqlite3-0 libstdc++6)
     ;;
   *)
-    echo "usage: $0 aarch64|s390x [--golden] [PYTEST_ARGS...]" >&2
+    echo "usage: $0 aarch64|s390x [--head] [--golden] [PYTEST_ARGS...]" >&2
     exit 2
     ;;
 esac
@@ -126,7 +135,7 @@ fi
 # shellcheck source=scripts/_scratch_tree.sh
 source "$ROOT/scripts/_scratch_tree.sh"
 rm -rf "$WORK/src" "$WORK/wheel" "$WORK/sysconfig"
-scratch_tree "$ROOT" "$WORK/src" 1 || die "copy of the working tree"
+scratch_tree "$ROOT" "$WORK/src" "$WORKTREE" || die "copy of the source tree"
 log "building from the $REV"
 # only the target's sysconfig module on the path: its EXT_SUFFIX, compiler
 # flags and include folder, read by the host's setuptools
@@ -143,7 +152,10 @@ WHEEL=$(ls "$WORK"/wheel/binrec-*.whl 2>/dev/null | head -1)
 EXT_SUFFIX=$("$PYTHON" -c "import sys, importlib; sys.path.insert(0, sys.argv[1]); print(importlib.import_module(sys.argv[2]).build_time_vars['EXT_SUFFIX'])" "$WORK/sysconfig" "$SYSCONFIG_NAME") \
   || die "no EXT_SUFFIX in $SYSCONFIG_NAME"
 [[ -n $EXT_SUFFIX ]] || die "empty EXT_SUFFIX in $SYSCONFIG_NAME"
-"$PYTHON" -m zipfile -l "$WHEEL" | grep -q "binrec/_kernels_c$EXT_SUFFIX" || die "the wheel has no binrec/_kernels_c$EXT_SUFFIX"
+# the listing is read whole (grep -q would close the pipe early and, under
+# pipefail, fail the check with zipfile's BrokenPipeError)
+listing=$("$PYTHON" -m zipfile -l "$WHEEL") || die "cannot list $WHEEL"
+grep -qF "binrec/_kernels_c$EXT_SUFFIX" <<<"$listing" || die "the wheel has no binrec/_kernels_c$EXT_SUFFIX"
 log "built $(basename "$WHEEL") with _kernels_c$EXT_SUFFIX"
 
 # -- 4. install: the wheel unpacked, wrappers for the emulated interpreter ------------------
@@ -169,10 +181,7 @@ export BINREC_REQUIRE_EXTENSION=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 export HYPOTHESIS_STORAGE_DIRECTORY="$WORK/hypothesis"
 
 # -- 5. run ---------------------------------------------------------------------------------
-RUN="$WORK/run"
-rm -rf "$RUN" && mkdir -p "$RUN"
-cp -r "$ROOT/tests" "$ROOT/pyproject.toml" "$RUN/"
-cd "$RUN" || die "cd $RUN"
+cd "$WORK" || die "cd $WORK"
 "$WORK/bin/python" -c '
 import platform, sys, binrec
 assert binrec.backend == "compiled", binrec.backend
@@ -180,9 +189,21 @@ print(f"{platform.machine()} {sys.byteorder}-endian CPython {platform.python_ver
       __import__("numpy").__version__, "binrec", binrec.__version__, binrec.backend, "from", binrec.__file__)
 ' >&2 || die "binrec.backend is not \"compiled\" on the target"
 
+# the golden files first, then the copy of tests/: the run decodes the
+# folder it has just written
 if [[ $GOLDEN == 1 ]]; then
   "$WORK/bin/python" "$ROOT/tests/golden/foreign/make_foreign_golden.py" >&2 || die "writing the golden files"
 fi
+# tests/ from the snapshot the wheel was built from, plus the golden folder
+# just written
+RUN="$WORK/run"
+rm -rf "$RUN" && mkdir -p "$RUN"
+cp -r "$WORK/src/tests" "$WORK/src/pyproject.toml" "$RUN/" || die "copy of tests/"
+if [[ $GOLDEN == 1 ]]; then
+  rm -rf "$RUN/tests/golden/foreign/$ARCH"
+  cp -r "$ROOT/tests/golden/foreign/$ARCH" "$RUN/tests/golden/foreign/" || die "copy of the golden files"
+fi
+cd "$RUN" || die "cd $RUN"
 
 deselect_args=()
 for t in "${DESELECT[@]}"; do deselect_args+=(--deselect "$t"); done
@@ -193,3 +214,6 @@ summary=$(grep -E '^=* ?[0-9]+ (passed|failed)' "$WORK/pytest.log" | tail -1 | s
 log "$((SECONDS - START)) s in all (build and run); pytest exit status $rc"
 echo "$ARCH: ${summary:-no pytest summary (exit $rc)}"
 exit "$rc"
+}
+
+main "$@"
