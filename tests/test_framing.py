@@ -526,6 +526,16 @@ def test_body_shorter_than_its_format():
         ITCH_FRAMING.unpack(raw)
 
 
+def test_unpack_names_the_first_bad_frame_in_stream_order():
+    # frame 1's body is too short for its tag and frame 2 runs past the end:
+    # the error is frame 1's (the oracle: the offsets, by struct.calcsize)
+    raw = struct.pack(">Hc", 19, b"D") + bytes(18) + struct.pack(">Hc", 10, b"D") + bytes(9)
+    raw += struct.pack(">Hc", 19, b"D") + bytes(5)
+    offset = struct.calcsize(">Hc") + 18
+    with pytest.raises(Error, match=rf"frame 1 at byte offset {offset}: body of 9 bytes is shorter"):
+        ITCH_FRAMING.unpack(raw)
+
+
 def test_body_longer_than_its_format_with_extra_error():
     raw = struct.pack("<B", 6) + bytes(6)
     with pytest.raises(Error, match=r"frame 0 at byte offset 0: body of 6 bytes is longer"):

@@ -853,7 +853,8 @@ class Framing:
         binrec.Error
             Anything :meth:`scan` refuses; an unknown tag (``unknown="error"``);
             a body shorter than its format, or longer with
-            ``extra="error"``.  Messages name the frame and byte offset.
+            ``extra="error"``.  The first bad frame in stream order is the
+            one reported; messages name the frame and byte offset.
 
         Examples
         --------
