@@ -547,6 +547,14 @@ def test_tag_value_of_the_wrong_type_in_formats():
         Framing(">Hc", length=0, tag=1, formats={"A": ">Q"})
 
 
+def test_tag_value_outside_the_tag_fields_range():
+    # the oracle: struct.pack refuses 300 for a 'B' field too
+    with pytest.raises(struct.error):
+        struct.pack("B", 300)
+    with pytest.raises(Error, match=r"tag value 300 does not fit the tag field 'f1' \('B': 0\.\.255\)"):
+        Framing(">HB", length=0, tag=1, formats={300: ">Q"})
+
+
 def test_unpack_without_formats():
     with pytest.raises(Error, match=r"no formats"):
         Framing("<B", length=0).unpack(b"\x00")
@@ -568,6 +576,31 @@ def test_fuzz_scan_only_raises_clean_errors(prefix, counts_from, adjust, max_len
         return
     assert index.end == len(data)
     assert all(0 <= n and s + n <= len(data) for s, n in zip(index.offsets.tolist(), index.lengths.tolist()))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    prefix=st.sampled_from([">HB", "<IB", "<Bb", ">Hc", "<BH"]),
+    counts_from=st.sampled_from([None, 0, 1]),
+    extra=st.sampled_from(["error", "ignore"]),
+    unknown=st.sampled_from(["error", "skip"]),
+    data=st.binary(max_size=200),
+)
+def test_fuzz_unpack_only_raises_clean_errors(prefix, counts_from, extra, unknown, data):
+    # random bytes through the tally and decode walks: a binrec.Error or
+    # tables whose rows add up to at most the frames (the oracle: scan)
+    tag_values = [b"A", b"\x00"] if prefix.endswith("c") else [0, 1, 2, 7]
+    formats = dict(zip(tag_values, ["<h", "?", ">I", "B"]))
+    framing = Framing(prefix, length=0, tag=1, counts_from=counts_from, formats=formats, extra=extra)
+    try:
+        tables = framing.unpack(data, unknown=unknown)
+    except Error:
+        return
+    frames = len(framing.scan(data))
+    rows = sorted(int(f) for t in tables.values() for f in t["_frame"])
+    assert len(rows) == len(set(rows)) and all(0 <= f < frames for f in rows)
+    if unknown == "error":
+        assert len(rows) == frames
 
 
 def test_scan_accepts_a_file_like_buffer_copy():

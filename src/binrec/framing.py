@@ -484,6 +484,12 @@ class Framing:
             return key
         if isinstance(key, bool) or not isinstance(key, int):
             raise Error(f"tag field {self._tag.name!r} is an integer field: its values are int, not {key!r}")
+        bits = 8 * self._tag.size
+        low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if self._tag.code.islower() else (0, (1 << bits) - 1)
+        if not low <= key <= high:
+            raise Error(
+                f"tag value {key} does not fit the tag field {self._tag.name!r} ({self._tag.code!r}: {low}..{high})"
+            )
         return key
 
     def _check_fits(self, body: Struct, key: Any) -> None:
