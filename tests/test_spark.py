@@ -242,6 +242,12 @@ def test_a_bad_format_option_is_an_error_naming_it(spark, files):
     assert "'y'" in message
 
 
+def test_a_bad_blocksize_option_is_an_error_naming_it(spark, files):
+    folder, paths, s = files
+    message = error_of(lambda: read(spark, str(paths[0]), blocksize="lots").collect())
+    assert "option blocksize='lots' is not a size" in message
+
+
 def test_a_missing_format_option_is_an_error_saying_so(spark, files):
     folder, paths, s = files
     message = error_of(lambda: spark.read.format("binrec").load(str(paths[0])).collect())
