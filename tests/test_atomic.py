@@ -11,11 +11,10 @@ import errno
 import os
 import signal
 import stat
-import tempfile
 
 import pytest
 
-from binrec._atomic import atomic_writer
+from binrec._atomic import TEMP_PREFIX, atomic_writer
 
 
 def tagged(final_name: str) -> str:
@@ -104,19 +103,23 @@ def test_a_signal_right_after_the_temp_file_is_made_leaves_no_temp_file(tmp_path
     def on_term(signum, frame):
         raise Terminated
 
-    real_mkstemp = tempfile.mkstemp
+    real_open = os.open
+    sent = []
 
-    def mkstemp_then_signal(*args, **kwargs):
-        made = real_mkstemp(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGTERM)
-        return made
+    def open_then_signal(path, *args, **kwargs):
+        fd = real_open(path, *args, **kwargs)
+        if TEMP_PREFIX in os.path.basename(path) and not sent:
+            sent.append(path)
+            os.kill(os.getpid(), signal.SIGTERM)  # numpy's BLAS threads may take it: the handler runs at once
+        return fd
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_signal)
+        monkeypatch.setattr(os, "open", open_then_signal)
         with pytest.raises(Terminated):
             with atomic_writer(tmp_path / "out.bin") as fh:
                 fh.write(b"data")
     finally:
         signal.signal(signal.SIGTERM, previous)
+    assert sent  # the signal came right after the temporary file was made
     assert os.listdir(tmp_path) == []

@@ -20,10 +20,8 @@ import contextlib
 import errno
 import io
 import os
-import signal
+import secrets
 import stat
-import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -47,7 +45,7 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
 
     Examples
     --------
-    >>> import tempfile
+    >>> import secrets
     >>> from binrec._atomic import fsync_dir
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     fsync_dir(folder)  # returns nothing; on Windows does nothing
@@ -126,7 +124,8 @@ def atomic_writer(
         folder) for a caller whose crash cleanup reads its own names, such
         as the checkpoint store's pid-tagged ones; it is created (or
         truncated) as ``open(..., "wb")`` would.  By default a unique name
-        starting with :data:`TEMP_PREFIX` is made with :func:`tempfile.mkstemp`.
+        starting with :data:`TEMP_PREFIX` is created exclusively, mode 0o600,
+        as :func:`tempfile.mkstemp` does.
     follow : bool
         ``False`` puts a new file at ``path`` itself, as ``os.replace``
         does: whatever entry is there (a symlink, a FIFO) is replaced,
@@ -183,14 +182,25 @@ def atomic_writer(
     folder = target.parent
     tmp: str | None = None
     try:
-        # SIGTERM/SIGINT wait until the temp file's name is known here, so the
-        # cleanup below always sees it (a signal between creating the file
-        # and naming it would otherwise leave it behind).
-        with _signals_deferred():
-            try:
-                raw, tmp = _create_temp(folder, target.name, temp_name)
-            except OSError as exc:
-                raise _named(exc, shown) from exc
+        # The name is chosen before the file exists, so the cleanup below
+        # knows it whenever an exception lands (a SIGTERM or Ctrl-C right
+        # after the file is made included).  Holding signals back with a
+        # mask cannot do this: numpy's BLAS threads leave them unblocked, the
+        # kernel delivers them there, and Python runs the handler at once.
+        try:
+            for _attempt in range(100):
+                tmp = os.path.join(folder, temp_name(target.name) if temp_name else _temp_name(target.name))
+                try:
+                    raw = _create_temp(tmp, exclusive=temp_name is None)
+                    break
+                except FileExistsError:
+                    tmp = None  # someone else's file: never ours to remove
+                    if temp_name is not None:
+                        raise
+            else:
+                raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(folder))
+        except OSError as exc:
+            raise _named(exc, shown) from exc
         with _Writer(raw, shown) as fh:
             yield fh
             fh.flush()
@@ -201,7 +211,7 @@ def atomic_writer(
             elif st is not None:
                 with contextlib.suppress(OSError):
                     os.chmod(tmp, st.st_mode & 0o7777)
-            elif temp_name is None:  # mkstemp made it 0o600: give it what open() would
+            elif temp_name is None:  # created 0o600: give it what open() would
                 umask = os.umask(0)
                 os.umask(umask)
                 os.chmod(tmp, 0o666 & ~umask)
@@ -210,34 +220,32 @@ def atomic_writer(
             raise _named(exc, shown) from exc
     except BaseException:
         if tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
+            # not there (the error came before it was made) or not a file
+            # (a directory in the hook's name's way): nothing of ours to remove
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 os.unlink(tmp)
         raise
     fsync_dir(folder)
 
 
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGTERM and SIGINT back (main thread, POSIX) for the block: a
-    signal that arrives meanwhile is delivered when it ends."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGTERM, signal.SIGINT}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+def _temp_name(final_name: str) -> str:
+    """A fresh temporary name beside ``final_name`` (64 random bits)."""
+    return f"{TEMP_PREFIX}{final_name}.{secrets.token_hex(8)}"
+
+
+def _create_temp(path: str, exclusive: bool) -> io.FileIO:
+    """Create ``path`` for writing: a new file (``exclusive``, mode 0o600
+    as mkstemp makes it), or as ``open(path, "wb")`` does."""
+    if not exclusive:
+        return io.FileIO(path, "wb")
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0), 0o600
+    )
     try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _create_temp(folder: Path, final_name: str, temp_name: Callable[[str], str] | None) -> tuple[io.FileIO, str]:
-    """The temporary file, open for writing, and its path."""
-    if temp_name is None:
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + final_name + ".", dir=folder)
-        return io.FileIO(fd, "wb"), tmp
-    tmp = os.path.join(folder, temp_name(final_name))
-    return io.FileIO(tmp, "wb"), tmp
+        return io.FileIO(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _write_through(target: Path, shown: str) -> Iterator[BinaryIO]:
