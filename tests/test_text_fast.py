@@ -491,3 +491,86 @@ def test_cli_text_output_does_not_import_pandas(tmp_path, out_name):
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.split() == ["True", "False"]
+
+
+# -- unpack(text=) in one pass (_kernels.unpack_text_rows) ----------------------
+
+MIXED_FMT = ">?3pH5sxq0scd4s"
+MIXED_NAMES = "flag pas h name big empty ch d tail"
+
+
+@SETTINGS
+@given(
+    names=st.lists(st.tuples(values_st.map(lambda v: v[0]), values_st.map(lambda v: v[0])), min_size=1, max_size=6),
+    encoding=st.sampled_from(ENCODINGS),
+)
+def test_unpack_text_rows_of_every_field_kind_match_struct(backend, names, encoding):
+    """Oracle: struct.iter_unpack of each record, bytes.rstrip + bytes.decode
+    of the text fields (name, ch, tail); the other fields (bool, Pascal,
+    big-endian ints and floats, a zero-width field, padding) are struct's."""
+    rows = [(i % 2 == 0, b"pq", 300 + i, n, -(2**40) + i, b"", b"c", i / 8, t) for i, (n, t) in enumerate(names)]
+    raw = records(MIXED_FMT, rows)
+    unpacked = list(struct.iter_unpack(MIXED_FMT, raw))
+    s = binrec.Struct(MIXED_FMT, names=MIXED_NAMES)
+    bads = []
+    expected = {}
+    for col, width in ((3, 5), (6, 1), (8, 4)):
+        column, bad = oracle([row[col] for row in unpacked], encoding, b"\x00 ", width)
+        expected[col] = column
+        if bad >= 0:
+            bads.append(bad)
+    if bads:
+        with pytest.raises(binrec.Error, match=rf"\(row {min(bads)}\)"):
+            s.unpack(raw, text=["name", "ch", "tail"], encoding=encoding)
+        return
+    got = s.unpack(raw, text=["name", "ch", "tail"], encoding=encoding)
+    assert [got.dtype[k] for k in ("name", "ch", "tail")] == [np.dtype("U5"), np.dtype("U1"), np.dtype("U4")]
+    for col, key in ((3, "name"), (6, "ch"), (8, "tail")):
+        assert got[key].tolist() == expected[col].tolist()
+    for col, key in ((0, "flag"), (1, "pas"), (2, "h"), (4, "big"), (5, "empty"), (7, "d")):
+        assert got[key].tolist() == [row[col] for row in unpacked]
+
+
+def test_unpack_text_error_names_the_first_bad_row_of_any_field(backend):
+    """Two text fields, each with a value bytes.decode refuses as ASCII: the
+    error names the lower row (2, in the second field), not the first
+    field's bad row (5)."""
+    rows = [(b"ok", b"ok")] * 8
+    rows[5] = (b"\xff", b"ok")
+    rows[2] = (b"ok", b"\xfe")
+    raw = records("<2s2s", rows)
+    with pytest.raises(binrec.Error, match=r"field 'b' \(row 2\): cannot decode b'\\xfe' as ascii"):
+        binrec.Struct("<2s2s", names="a b").unpack(raw, text=["a", "b"])
+
+
+@SETTINGS
+@given(values=values_st, codec=st.sampled_from(list(TextCodec)))
+def test_both_kernels_unpack_text_rows_alike(values, codec):
+    """unpack_text_rows of the two backends: the same bytes in the result,
+    or the same (row, field) refused (oracle: each other; the tests above
+    hold each to struct and bytes.decode)."""
+    from binrec import _kernels_c, _text
+
+    s = binrec.Struct("<h6s?", names="n t b")
+    raw = records("<h6s?", [(i, v, i % 3 == 0) for i, v in enumerate(values)])
+    dtype = _text._text_dtype(s._layout, frozenset({"t"}))
+    answers = []
+    for kernels in (_kernels_py, _kernels_c):
+        out = np.zeros(len(values), dtype=dtype)
+        bad = kernels.unpack_text_rows(s._layout, raw, 0, len(values), out, frozenset({"t"}), codec, b"\x00 ")
+        answers.append((bad, out.tobytes() if bad is None else None))
+    assert answers[0] == answers[1]
+
+
+def test_unpack_columns_text_reads_in_place_beside_out_arrays(backend):
+    """unpack_columns with text= and out= for another field: the caller's
+    array is filled (struct's numbers) and the text is bytes.decode's; a
+    text field given its own out= array keeps the bytes-column route."""
+    raw = records("<I4s", [(7, b"ab"), (9, "é".encode())])
+    s = binrec.Struct("<I4s", names="id t")
+    ids = np.zeros(2, dtype=np.uint32)
+    got = s.unpack_columns(raw, text="t", encoding="utf-8", out={"id": ids})
+    assert got["id"] is ids and ids.tolist() == [7, 9]
+    assert got["t"].tolist() == ["ab", "é"]
+    spare = np.zeros(2, dtype="S4")
+    assert s.unpack_columns(raw, text="t", encoding="utf-8", out={"t": spare})["t"].tolist() == ["ab", "é"]

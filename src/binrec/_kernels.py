@@ -157,6 +157,26 @@ class Kernels(Protocol):
         (``out`` is then partly written)."""
         ...
 
+    def unpack_text_rows(
+        self,
+        layout: Layout,
+        buf: Any,
+        offset: int,
+        count: int,
+        out: np.ndarray,
+        text: frozenset[str] | set[str],
+        codec: int,
+        strip: bytes,
+    ) -> tuple[int, str] | None:
+        """Decode ``count`` records from ``buf`` at ``offset`` straight into
+        the C-contiguous structured array ``out``: ``layout``'s fields,
+        packed, each named in ``text`` (``c`` or ``s`` fields) as ``U`` of
+        its byte width and decoded as by :meth:`decode_text`, the others in
+        their native dtype as :meth:`unpack_columns` writes them.  Answers
+        None, or ``(row, field name)`` of the first value (the lowest row,
+        then the first field in format order) that does not decode."""
+        ...
+
     def text_to_utf8(
         self, src: np.ndarray, codec: int, strip: bytes, offsets: np.ndarray, data: np.ndarray
     ) -> tuple[int, int]:

@@ -42,6 +42,16 @@ def pack_columns(layout: Layout, specs: Sequence[PackSpec], threads: int = 1) ->
 TEXT_CODECS: dict[str, int]
 
 def decode_text(src: np.ndarray, out: np.ndarray, codec: int, strip: bytes) -> int: ...
+def unpack_text_rows(
+    layout: Layout,
+    buf: Any,
+    offset: int,
+    count: int,
+    out: np.ndarray,
+    text: frozenset[str] | set[str],
+    codec: int,
+    strip: bytes,
+) -> tuple[int, str] | None: ...
 def text_to_utf8(
     src: np.ndarray, codec: int, strip: bytes, offsets: np.ndarray, data: np.ndarray
 ) -> tuple[int, int]: ...

@@ -802,8 +802,27 @@ cdef extern from *:
     #include <stdint.h>
     /* a UCS-4 code unit at any alignment (a 'U' field of a packed record) */
     static inline void br_put_u32(unsigned char *d, uint32_t v) { memcpy(d, &v, 4); }
+    /* w bytes widened to w UCS-4 units, four at a time (one 16-byte store
+       each, which the compiler turns into a few vector instructions); the
+       OR of all the bytes comes back, to tell ASCII rows apart. */
+    static inline unsigned char br_widen(const unsigned char *p, unsigned char *o, Py_ssize_t w) {
+        Py_ssize_t k = 0;
+        unsigned char high = 0;
+        for (; k + 4 <= w; k += 4) {
+            uint32_t u[4] = {p[k], p[k + 1], p[k + 2], p[k + 3]};
+            high |= p[k] | p[k + 1] | p[k + 2] | p[k + 3];
+            memcpy(o + 4 * k, u, 16);
+        }
+        for (; k < w; k++) {
+            uint32_t c = p[k];
+            high |= p[k];
+            memcpy(o + 4 * k, &c, 4);
+        }
+        return high;
+    }
     """
     void br_put_u32(unsigned char *d, uint32_t v) nogil
+    unsigned char br_widen(const unsigned char *p, unsigned char *o, Py_ssize_t w) nogil
 
 
 cdef inline Py_ssize_t _text_len(const unsigned char *p, Py_ssize_t w, const unsigned char *strip) noexcept nogil:
@@ -852,50 +871,58 @@ cdef inline Py_ssize_t _utf8_step(const unsigned char *p, Py_ssize_t k, Py_ssize
     return 0
 
 
+cdef inline bint _decode_text_row(const unsigned char *p, unsigned char *o, Py_ssize_t w, int codec,
+                                  const unsigned char *strip) noexcept nogil:
+    """One row of ``w`` bytes into ``w`` UCS-4 units, NUL-filled: false when
+    it does not decode."""
+    cdef Py_ssize_t k, m, step, n
+    cdef uint32_t cp
+    cdef unsigned char high = 0
+    # every byte widened, then the stripped tail cleared: a loop with no
+    # branch on the data (the compiler vectorises it), and all a row needs
+    # when it has no byte >= 0x80 (nearly every row) or for Latin-1
+    high = br_widen(p, o, w)
+    n = _text_len(p, w, strip)
+    if n < w:
+        memset(o + 4 * n, 0, <size_t> (4 * (w - n)))
+    if high >= 0x80 and n < w:
+        # the high byte may lie in the stripped tail
+        high = 0
+        for k in range(n):
+            high |= p[k]
+    if high < 0x80 or codec == TEXT_LATIN1:
+        return True
+    if codec == TEXT_ASCII:
+        return False
+    k = 0
+    while p[k] < 0x80:  # this ASCII run is in place already
+        k += 1
+    m = k
+    while k < n:
+        if p[k] < 0x80:
+            cp = p[k]
+            step = 1
+        else:
+            step = _utf8_step(p, k, n, &cp)
+            if step == 0:
+                return False
+        br_put_u32(o + 4 * m, cp)
+        m += 1
+        k += step
+    if m < w:
+        memset(o + 4 * m, 0, <size_t> (4 * (w - m)))
+    return True
+
+
 cdef Py_ssize_t _decode_text_loop(const unsigned char *src, Py_ssize_t sstride, unsigned char *dst,
                                   Py_ssize_t dstride, Py_ssize_t w, Py_ssize_t count, int codec,
                                   const unsigned char *strip) noexcept nogil:
     """Rows of ``w`` bytes into rows of ``w`` UCS-4 units, NUL-filled: -1,
     or the first row that does not decode."""
-    cdef Py_ssize_t i, k, m, n, step
-    cdef const unsigned char *p
-    cdef unsigned char *o
-    cdef uint32_t cp
-    cdef unsigned char high, c
+    cdef Py_ssize_t i
     for i in range(count):
-        p = src + i * sstride
-        o = dst + i * dstride
-        n = _text_len(p, w, strip)
-        # every byte widened and the stripped tail as NULs, in one pass over
-        # the whole width with no branch on the data: all a row needs when
-        # it has no byte >= 0x80 (nearly every row) or for Latin-1
-        high = 0
-        for k in range(w):
-            c = p[k] if k < n else 0
-            high |= c
-            br_put_u32(o + 4 * k, c)
-        if high < 0x80 or codec == TEXT_LATIN1:
-            pass
-        elif codec == TEXT_ASCII:
+        if not _decode_text_row(src + i * sstride, dst + i * dstride, w, codec, strip):
             return i
-        else:
-            k = 0
-            while p[k] < 0x80:  # this ASCII run is in place already
-                k += 1
-            m = k
-            while k < n:
-                if p[k] < 0x80:
-                    cp = p[k]
-                    step = 1
-                else:
-                    step = _utf8_step(p, k, n, &cp)
-                    if step == 0:
-                        return i
-                br_put_u32(o + 4 * m, cp)
-                m += 1
-                k += step
-            if m < w:
-                memset(o + 4 * m, 0, <size_t> (4 * (w - m)))
     return -1
 
 
@@ -1037,6 +1064,126 @@ def text_to_utf8(src, int codec, strip, offsets, data):
     if bad >= 0:
         return (0, bad)
     return (total, -1)
+
+ctypedef struct TextRowOp:
+    int64_t op       # an OP_* of the column kernels, TEXT_OP or OP_ZERO
+    int64_t src      # byte offset in the record
+    int64_t dst      # byte offset in the output row
+    int64_t n        # as in Op; the byte width for TEXT_OP, bytes to clear for OP_ZERO
+
+
+cdef enum:
+    TEXT_OP = -1
+
+
+_text_row_plans = {}
+
+
+def _text_row_plan(layout, text, out_dtype):
+    """int64 (nfields, 4): how each field of ``layout`` reaches its place in
+    a row of ``out_dtype`` (the packed dtype with ``text`` fields as ``U``)."""
+    key = (layout, text, out_dtype)
+    plan = _text_row_plans.get(key)
+    if plan is not None:
+        return plan
+    rows = []
+    for f in layout.fields:
+        kind, dst = out_dtype.fields[f.name][:2]
+        if f.name in text:
+            if f.code == "p":
+                raise ValueError(f"unpack_text_rows: text field {f.name!r} is a Pascal string")
+            w = f.native.itemsize
+            if kind != np.dtype(f"=U{max(1, w)}"):
+                raise ValueError(f"unpack_text_rows: field {f.name!r} is {kind}, not U{max(1, w)}")
+            rows.append((TEXT_OP, f.offset, dst, w) if w else (OP_ZERO, 0, dst, 4))
+            continue
+        spec = _column_spec(f)
+        if spec is None:
+            rows.append((OP_ZERO, 0, dst, kind.itemsize))
+            continue
+        if spec[3] != kind.itemsize or f.offset + spec[2] > layout.size:
+            raise ValueError(f"unpack_text_rows: field {f.name!r} does not fit {kind}")
+        rows.append((spec[0], f.offset, dst, spec[1]))
+    for r in rows:
+        if r[0] == OP_ZERO and r[2] + r[3] > out_dtype.itemsize:
+            raise ValueError("unpack_text_rows: a field lies outside the output row")
+    plan = np.array(rows, dtype=np.int64).reshape(-1, 4)
+    if len(_text_row_plans) > 256:
+        _text_row_plans.clear()
+    _text_row_plans[key] = plan
+    return plan
+
+
+cdef Py_ssize_t _text_rows_loop(const TextRowOp *ops, Py_ssize_t nops, const unsigned char *src, Py_ssize_t size,
+                                unsigned char *dst, Py_ssize_t osize, Py_ssize_t count, int codec,
+                                const unsigned char *strip, Py_ssize_t *bad_field) noexcept nogil:
+    """Each record straight into its output row, field by field: -1, or
+    the first row (and in ``bad_field`` the op) whose text does not decode."""
+    cdef Py_ssize_t i, j
+    cdef const unsigned char *s
+    cdef unsigned char *d
+    cdef const TextRowOp *o
+    cdef Op single
+    single.src = 0
+    single.dst = 0
+    for i in range(count):
+        s = src + i * size
+        d = dst + i * osize
+        for j in range(nops):
+            o = &ops[j]
+            if o.op == TEXT_OP:
+                if not _decode_text_row(s + o.src, d + o.dst, o.n, codec, strip):
+                    bad_field[0] = j
+                    return i
+            elif o.op == OP_ZERO:
+                memset(d + o.dst, 0, <size_t> o.n)
+            elif o.op == OP_SWAP4 and o.n == 1:
+                br_swap4(s + o.src, d + o.dst)
+            elif o.op == OP_COPY and o.n == 4:
+                memcpy(d + o.dst, s + o.src, 4)
+            elif o.op == OP_SWAP8 and o.n == 1:
+                br_swap8(s + o.src, d + o.dst)
+            elif o.op == OP_COPY and o.n == 8:
+                memcpy(d + o.dst, s + o.src, 8)
+            else:
+                single.op = o.op
+                single.n = o.n
+                _run_op(&single, s + o.src, d + o.dst)
+    return -1
+
+
+def unpack_text_rows(layout, buf, Py_ssize_t offset, Py_ssize_t count, out, text, int codec, strip):
+    """Decode ``count`` records of ``layout`` from ``buf`` at ``offset``
+    into the C-contiguous structured array ``out`` (``layout``'s fields,
+    packed, those named in ``text`` as ``U`` of their byte width), the text
+    decoded with ``codec``: None, or ``(row, field name)`` of the first
+    value (rows first, then fields in format order) that does not decode."""
+    cdef unsigned char table[256]
+    cdef Py_ssize_t size = _record_size(layout), bad, bad_field = -1
+    _check_codec(codec)
+    out_dtype = np.dtype(out.dtype)
+    if out.ndim != 1 or len(out) != count or out_dtype.names != tuple(layout.names):
+        raise ValueError("unpack_text_rows: out does not match the records")
+    if offset < 0:
+        raise ValueError("unpack_text_rows: negative offset")
+    if count <= 0:
+        return None
+    plan = _text_row_plan(layout, frozenset(text), out_dtype)
+    _strip_table(strip, table)
+    cdef Py_ssize_t osize = out_dtype.itemsize
+    cdef const unsigned char *src = (<const unsigned char *> _address(buf, False, _extent(offset, count, size))) + offset
+    cdef unsigned char *dst = <unsigned char *> _address(out, True, _extent(0, count, osize))
+    _check_apart(src, count * size, dst, count * osize, "unpack_text_rows")
+    cdef const int64_t[:, ::1] p = plan
+    cdef const TextRowOp *ops = <const TextRowOp *> &p[0, 0] if p.shape[0] else NULL
+    cdef Py_ssize_t nops = p.shape[0]
+    with nogil:
+        br_hugepage_hint(dst, count * osize)
+        bad = _text_rows_loop(ops, nops, src, size, dst, osize, count, codec, table, &bad_field)
+    if bad < 0:
+        return None
+    return (bad, layout.fields[bad_field].name)
+
 
 include "_pickle_scan.pxi"
 include "_frame_scan.pxi"

@@ -524,6 +524,45 @@ def decode_text(src: np.ndarray, out: np.ndarray, codec: int, strip: bytes) -> i
     return bad
 
 
+def unpack_text_rows(
+    layout: Layout,
+    buf: Any,
+    offset: int,
+    count: int,
+    out: np.ndarray,
+    text: frozenset[str] | set[str],
+    codec: int,
+    strip: bytes,
+) -> tuple[int, str] | None:
+    """Records straight into the structured array ``out`` with the fields
+    in ``text`` decoded: see :meth:`binrec._kernels.Kernels.unpack_text_rows`."""
+    _check_codec(codec)
+    if out.ndim != 1 or len(out) != count or out.dtype.names != tuple(layout.names):
+        raise ValueError("unpack_text_rows: out does not match the records")
+    if count <= 0:
+        return None
+    size = _record_size(layout)
+    whole = np.frombuffer(buf, dtype=np.uint8, count=count * size, offset=offset)
+    if np.may_share_memory(whole, out):
+        raise OverlapError("unpack_text_rows: the output overlaps the source bytes")
+    first: tuple[int, int] | None = None
+    for index, f in enumerate(layout.fields):
+        dest = out[f.name]
+        if f.name not in text:
+            column = np.empty(count, dtype=f.native)
+            unpack_columns(layout, buf, offset, count, [f], [column])
+            dest[...] = column
+        elif f.code == "p":
+            raise ValueError(f"unpack_text_rows: text field {f.name!r} is a Pascal string")
+        elif f.native.itemsize == 0:
+            dest[...] = ""
+        else:
+            bad = decode_text(_field_view(f, buf, offset, count, size), dest, codec, strip)
+            if bad >= 0 and (first is None or bad < first[0]):
+                first = (bad, index)
+    return None if first is None else (first[0], layout.fields[first[1]].name)
+
+
 def text_to_utf8(src: np.ndarray, codec: int, strip: bytes, offsets: np.ndarray, data: np.ndarray) -> tuple[int, int]:
     """The values of ``src`` as UTF-8 in Arrow's string layout: see
     :meth:`binrec._kernels.Kernels.text_to_utf8`."""

@@ -20,7 +20,18 @@ from ._layout import Field, Layout
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-__all__ = ["DEFAULT_STRIP", "NO_TEXT", "text_fields", "decode_field", "with_text", "arrow_strings", "pandas_strings"]
+__all__ = [
+    "DEFAULT_STRIP",
+    "NO_TEXT",
+    "text_fields",
+    "decode_field",
+    "decode_field_at",
+    "reads_in_place",
+    "unpack_text",
+    "with_text",
+    "arrow_strings",
+    "pandas_strings",
+]
 
 #: Trailing bytes removed from a text field before decoding: NUL and space.
 DEFAULT_STRIP = b"\x00 "
@@ -150,6 +161,55 @@ def with_text(
             else:
                 dest[f.name] = part[f.name]
     return result
+
+
+def unpack_text(
+    layout: Layout,
+    buf: Any,
+    offset: int,
+    count: int,
+    text_names: Iterable[str],
+    encoding: str,
+    strip: bytes,
+) -> np.ndarray | None:
+    """``count`` records of ``layout`` from ``buf`` at ``offset`` with the
+    fields in ``text_names`` decoded to ``str``, as :func:`with_text` of
+    their plain decode but in one pass: each record goes straight into its
+    row of the packed result, the text decoded from the input bytes.  None
+    when that pass does not apply (an encoding left to :mod:`codecs`, or a
+    Pascal-string text field): the caller then decodes and calls
+    :func:`with_text`."""
+    text_names = frozenset(text_names)
+    codec = _codec(encoding)
+    if codec is None or any(layout.field(name).code == "p" for name in text_names):
+        return None
+    result = np.empty(count, dtype=_text_dtype(layout, text_names))
+    bad = _backend.kernels.unpack_text_rows(layout, buf, offset, count, result, text_names, codec, _kernel_strip(strip))
+    if bad is not None:
+        row, name = bad
+        f = layout.field(name)
+        raise _decode_error(f, _field_bytes(f, buf, offset, count, layout.size), row, encoding, strip, 0)
+    return result
+
+
+def decode_field_at(f: Field, buf: Any, offset: int, count: int, size: int, encoding: str, strip: bytes) -> np.ndarray:
+    """:func:`decode_field` of field ``f`` of ``count`` records of ``size``
+    bytes in ``buf`` at ``offset``, read in place (no ``S`` column first).
+    Only for a field and count that :func:`reads_in_place` accepts."""
+    return decode_field(f, _field_bytes(f, buf, offset, count, size), encoding, strip)
+
+
+def reads_in_place(f: Field, count: int) -> bool:
+    """Whether :func:`decode_field_at` can read field ``f`` of ``count``
+    records in place: not a Pascal string (its bytes need their length
+    byte first), not zero-width, and at least one record."""
+    return f.code != "p" and f.native.itemsize > 0 and count > 0
+
+
+def _field_bytes(f: Field, buf: Any, offset: int, count: int, size: int) -> np.ndarray:
+    """The ``S`` values of the ``c``/``s`` field ``f`` in ``count`` records
+    of ``size`` bytes: a strided view of ``buf``, no copy."""
+    return np.ndarray((count,), dtype=f"S{f.native.itemsize}", buffer=buf, offset=offset + f.offset, strides=(size,))
 
 
 #: Bytes of the result filled per block by :func:`with_text` (well inside a

@@ -20,7 +20,7 @@ from ._coerce import DEFAULT_ENCODING, byte_view, coerce_column, native_rows, pl
 from ._errors import Error, OverlapError
 from ._kernels import PackKind, PackSpec
 from ._layout import Field, Layout, build_layout, int_range
-from ._text import DEFAULT_STRIP, decode_field, text_fields, with_text
+from ._text import DEFAULT_STRIP, decode_field, decode_field_at, reads_in_place, text_fields, unpack_text, with_text
 
 if TYPE_CHECKING:  # pragma: no cover
     # optional extras: imported for the annotations only
@@ -527,6 +527,11 @@ class Struct:
         buf = byte_view(buffer)
         offset, count = self._span(buf, count, offset)
         text_names = text_fields(self._layout, text, self._layout.fields)
+        if text_names and out is None:
+            # each record straight into its row of the result, when it can
+            direct = unpack_text(self._layout, buf, offset, count, text_names, encoding, strip)
+            if direct is not None:
+                return direct
         if out is None:
             result = np.empty(count, dtype=self.dtype)
         else:
@@ -598,26 +603,37 @@ class Struct:
         offset, count = self._span(buf, count, offset)
         chosen = self._select(fields)
         text_names = text_fields(self._layout, text, chosen)
+        # text fields decoded from the input bytes in place, with no column
+        # of bytes first; the kernels decode the rest
+        in_place = {
+            f.name for f in chosen if f.name in text_names and f.name not in (out or {}) and reads_in_place(f, count)
+        }
+        decoded = [f for f in chosen if f.name not in in_place]
         if out:
-            outs = self._column_outs(chosen, out, count)
+            outs = self._column_outs(decoded, out, count)
         else:
-            outs = _column_arrays([f.native for f in chosen], count)
+            outs = _column_arrays([f.native for f in decoded], count)
         nthreads = _resolve_threads(threads, count * self.size) if threads is not None else 1
         kernels = _backend.kernels
         try:
-            arrays = kernels.unpack_columns(self._layout, buf, offset, count, chosen, outs, nthreads)
+            arrays = kernels.unpack_columns(self._layout, buf, offset, count, decoded, outs, nthreads)
         except OverlapError:  # an out= array shares memory with the input
             buf, offset = _private_copy(buf, offset, count * self.size)
-            arrays = kernels.unpack_columns(self._layout, buf, offset, count, chosen, outs, nthreads)
+            arrays = kernels.unpack_columns(self._layout, buf, offset, count, decoded, outs, nthreads)
         if out:
             # the caller's own objects come back (the kernels wrote through
             # their base-class views)
-            arrays = [out[f.name] if f.name in out else arr for f, arr in zip(chosen, arrays)]
+            arrays = [out[f.name] if f.name in out else arr for f, arr in zip(decoded, arrays)]
+        columns = {f.name: arr for f, arr in zip(decoded, arrays)}
         if not text_names:
-            return {f.name: arr for f, arr in zip(chosen, arrays)}
+            return columns
         return {
-            f.name: decode_field(f, arr, encoding, strip) if f.name in text_names else arr
-            for f, arr in zip(chosen, arrays)
+            f.name: decode_field_at(f, buf, offset, count, self.size, encoding, strip)
+            if f.name in in_place
+            else decode_field(f, columns[f.name], encoding, strip)
+            if f.name in text_names
+            else columns[f.name]
+            for f in chosen
         }
 
     def _column_outs(self, chosen: Sequence[Field], out: Mapping[str, np.ndarray], count: int) -> list[np.ndarray]:
