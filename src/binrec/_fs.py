@@ -19,13 +19,15 @@ modules share is public within the package); not part of the public API.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib
+import io
 import os
 import re
 import stat
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -35,6 +37,7 @@ __all__ = [
     "FileSystem",
     "IN_FLIGHT",
     "RANGE_BYTES",
+    "RangeReader",
     "StrPaths",
     "expand",
     "is_url",
@@ -42,9 +45,12 @@ __all__ = [
     "local_path",
     "open_input",
     "read_range",
+    "named_error",
     "reject_options",
     "stat_entry",
+    "upload",
     "url_to_fs",
+    "write_object",
 ]
 
 #: An fsspec ``AbstractFileSystem`` (fsspec is optional and ships no type
@@ -163,8 +169,11 @@ def reject_options(path: object, storage_options: Mapping[str, Any] | None) -> N
     storage_options are for fsspec URLs (s3://...), not the local path 'data.bin'
     """
     if storage_options and not is_url(path):
-        shown = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else path
-        raise ValueError(f"storage_options are for fsspec URLs (s3://...), not the local path {shown!r}")
+        if isinstance(path, (str, os.PathLike)):
+            shown = f"the local path {os.fsdecode(path)!r}"
+        else:
+            shown = f"a {type(path).__name__}"
+        raise ValueError(f"storage_options are for fsspec URLs (s3://...), not {shown}")
 
 
 def url_to_fs(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[FileSystem, str]:
@@ -230,7 +239,7 @@ class FileEntry:
         return self.fs is None
 
 
-def _named(exc: BaseException, url: str, what: str = "") -> OSError:
+def named_error(exc: BaseException, url: str, what: str = "") -> OSError:
     """An error from a filesystem, as an OSError naming ``url`` (the same
     OSError class when it was one: FileNotFoundError stays one)."""
     cls = type(exc) if isinstance(exc, OSError) else OSError
@@ -287,7 +296,7 @@ def _remote_entries(item: str, storage_options: Mapping[str, Any] | None) -> lis
         except FileNotFoundError:
             found = {}
         except Exception as exc:
-            raise _named(exc, item, "cannot list: ") from exc
+            raise named_error(exc, item, "cannot list: ") from exc
         files = sorted(p for p, info in found.items() if info.get("type") != "directory")
         if not files:
             raise FileNotFoundError(f"no record files match {item!r}")
@@ -297,7 +306,7 @@ def _remote_entries(item: str, storage_options: Mapping[str, Any] | None) -> lis
     except FileNotFoundError:
         raise FileNotFoundError(f"no such record file: {item!r}") from None
     except Exception as exc:
-        raise _named(exc, item) from exc
+        raise named_error(exc, item) from exc
     if info.get("type") == "directory":
         raise _directory_error(item)
     return [FileEntry(item, fs, path, int(info["size"]))]
@@ -332,7 +341,7 @@ def stat_entry(path: str | os.PathLike[str], storage_options: Mapping[str, Any] 
     except FileNotFoundError:
         raise FileNotFoundError(f"no such record file: {shown!r}") from None
     except Exception as exc:
-        raise _named(exc, shown) from exc
+        raise named_error(exc, shown) from exc
     if info.get("type") == "directory":
         raise _directory_error(shown)
     return FileEntry(shown, fs, fspath, int(info["size"]))
@@ -422,7 +431,7 @@ def open_input(path: str | os.PathLike[str], storage_options: Mapping[str, Any] 
     except FileNotFoundError:
         raise FileNotFoundError(f"no such record file: {url!r}") from None
     except Exception as exc:
-        raise _named(exc, url) from exc
+        raise named_error(exc, url) from exc
 
 
 def read_range(entry: FileEntry, start: int, length: int) -> bytes:
@@ -452,7 +461,7 @@ def read_range(entry: FileEntry, start: int, length: int) -> bytes:
         try:
             data = entry.fs.cat_file(entry.path, start=start, end=start + length)
         except Exception as exc:
-            raise _named(exc, entry.url, f"reading bytes {start}-{start + length}: ") from exc
+            raise named_error(exc, entry.url, f"reading bytes {start}-{start + length}: ") from exc
     if len(data) != length:
         raise OSError(
             f"{entry.url}: the file shrank while being read (bytes {start}-{start + length} asked, {len(data)} returned)"
@@ -465,14 +474,15 @@ def iter_ranges(
     start: int,
     stop: int,
     *,
-    piece: int = RANGE_BYTES,
-    in_flight: int = IN_FLIGHT,
+    piece: int | None = None,
+    in_flight: int | None = None,
     align: int = 1,
 ) -> Iterator[bytes]:
     """The bytes ``start:stop`` of ``entry``, as consecutive pieces of about
-    ``piece`` bytes (a multiple of ``align``, so record files can be cut on
-    record boundaries), fetched ``in_flight`` ranged requests at a time and
-    yielded in order.
+    ``piece`` bytes (default :data:`RANGE_BYTES`; a multiple of ``align``,
+    so record files can be cut on record boundaries), fetched ``in_flight``
+    (default :data:`IN_FLIGHT`) ranged requests at a time and yielded in
+    order.
 
     Examples
     --------
@@ -482,6 +492,8 @@ def iter_ranges(
     >>> list(iter_ranges(expand("memory://binrec-doc/i.bin")[0], 1, 10, piece=4, align=3))
     [b'123', b'456', b'789']
     """
+    piece = RANGE_BYTES if piece is None else piece
+    in_flight = IN_FLIGHT if in_flight is None else in_flight
     if align <= 0 or piece <= 0 or in_flight <= 0:
         raise ValueError("iter_ranges: piece, in_flight and align must be positive")
     step = max(align, piece - piece % align)
@@ -508,3 +520,186 @@ def iter_ranges(
         for future in pending:
             future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+class RangeReader(io.RawIOBase):
+    """A read-only, seekable binary file over a remote :class:`FileEntry`,
+    fed by :func:`iter_ranges` (large ranged requests, several in flight,
+    started lazily from the current position by the first read after a
+    seek).  Errors name the entry's URL.
+
+    Examples
+    --------
+    >>> import fsspec
+    >>> from binrec._fs import RangeReader, expand
+    >>> fsspec.filesystem("memory").pipe("/binrec-doc/rr.bin", b"0123456789")
+    >>> fh = RangeReader(expand("memory://binrec-doc/rr.bin")[0], piece=4)
+    >>> _ = fh.seek(3)
+    >>> fh.read(5), fh.read()
+    (b'34567', b'89')
+    """
+
+    def __init__(self, entry: FileEntry, *, piece: int | None = None, in_flight: int | None = None) -> None:
+        super().__init__()
+        self.entry = entry
+        self.name = entry.url
+        self._piece = piece
+        self._in_flight = in_flight
+        self._pos = 0
+        self._pieces: Iterator[bytes] | None = None
+        self._block = memoryview(b"")
+        self._at = 0  # position in _block
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.entry.size}[whence]
+        target = base + pos
+        if target < 0:
+            raise ValueError(f"{self.entry.url}: negative seek position {target}")
+        if target != self._pos:
+            self._stop()
+            self._pos = target
+        return target
+
+    def _stop(self) -> None:
+        if self._pieces is not None:
+            close = getattr(self._pieces, "close", None)
+            if close is not None:
+                close()
+        self._pieces = None
+        self._block = memoryview(b"")
+        self._at = 0
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` as far as the file goes (short only at its end)."""
+        view = memoryview(buffer).cast("B")
+        got = 0
+        while got < len(view) and self._pos < self.entry.size:
+            if self._at >= len(self._block):
+                if self._pieces is None:
+                    self._pieces = iter_ranges(
+                        self.entry, self._pos, self.entry.size, piece=self._piece, in_flight=self._in_flight
+                    )
+                block = next(self._pieces, None)
+                if block is None:  # pragma: no cover - iter_ranges covers pos..size
+                    break
+                self._block = memoryview(block)
+                self._at = 0
+            n = min(len(view) - got, len(self._block) - self._at)
+            view[got : got + n] = self._block[self._at : self._at + n]
+            self._at += n
+            self._pos += n
+            got += n
+        return got
+
+    def close(self) -> None:
+        self._stop()
+        super().close()
+
+
+#: Filesystems whose ``open(..., autocommit=False)`` still commits at once
+#: outside a transaction (fsspec's memory filesystem stores the file when it
+#: is opened): their objects are built in memory and stored in one put.
+_COMMITS_ON_OPEN = {"memory"}
+
+
+def _protocols(fs: FileSystem) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+def _write_then_put(fs: FileSystem, path: str, url: str, write: Callable[[Any], object]) -> None:
+    buffer = io.BytesIO()
+    write(buffer)
+    try:
+        fs.pipe_file(path, buffer.getvalue())
+    except Exception as exc:
+        raise named_error(exc, url, "writing failed, nothing written: ") from exc
+
+
+def write_object(url: str, storage_options: Mapping[str, Any] | None, write: Callable[[Any], object]) -> None:
+    """Write one object through its fsspec filesystem so that it appears
+    only complete: ``write(fh)`` fills a file opened without auto-commit
+    (fsspec's transactional open), which is committed after it returns (on
+    S3: a completed multipart upload) and discarded if anything fails (the
+    upload aborted), leaving nothing under ``url``.  (On fsspec's
+    ``memory://`` filesystem, which stores a file as soon as it is opened,
+    the object is built in memory and stored in one ``pipe_file``.)
+
+    Parameters
+    ----------
+    url : str
+        The object to write (a remote fsspec URL).
+    storage_options : mapping, optional
+        For the filesystem.
+    write : callable
+        Called with the open binary file; writes the bytes.
+
+    Raises
+    ------
+    OSError
+        The store refused (the message names the URL); exceptions from
+        ``write`` itself that are not OSErrors pass through unchanged.
+
+    Examples
+    --------
+    >>> import fsspec
+    >>> from binrec._fs import write_object
+    >>> write_object("memory://binrec-doc/w.bin", None, lambda fh: fh.write(b"whole"))
+    >>> fsspec.filesystem("memory").cat("/binrec-doc/w.bin")
+    b'whole'
+    >>> def fail(fh):
+    ...     fh.write(b"half")
+    ...     raise RuntimeError("disk on fire")
+    >>> try:
+    ...     write_object("memory://binrec-doc/half.bin", None, fail)
+    ... except RuntimeError:
+    ...     print(fsspec.filesystem("memory").exists("/binrec-doc/half.bin"))
+    False
+    """
+    fs, path = url_to_fs(url, storage_options)
+    if set(_protocols(fs)) & _COMMITS_ON_OPEN:
+        _write_then_put(fs, path, url, write)
+        return
+    try:
+        fh = fs.open(path, "wb", autocommit=False)
+    except Exception as exc:
+        raise named_error(exc, url, "cannot write: ") from exc
+    try:
+        write(fh)
+        fh.close()
+        fh.commit()
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # a store that went away never completed the upload either
+            fh.discard()
+        if isinstance(exc, OSError):
+            raise named_error(exc, url, "writing failed, nothing written: ") from exc
+        raise
+
+
+def upload(source: Any, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+    """Copy a binary file object (from its current position) to ``url``
+    with :func:`write_object`: the object appears only complete.
+
+    Examples
+    --------
+    >>> import io, fsspec
+    >>> from binrec._fs import upload
+    >>> upload(io.BytesIO(b"abc"), "memory://binrec-doc/u.bin")
+    >>> fsspec.filesystem("memory").cat("/binrec-doc/u.bin")
+    b'abc'
+    """
+
+    def copy(fh: Any) -> None:
+        while block := source.read(RANGE_BYTES):
+            fh.write(block)
+
+    write_object(url, storage_options, copy)

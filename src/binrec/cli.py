@@ -11,18 +11,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import re
 import signal
 import struct
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _fs
 from ._atomic import TEMP_PREFIX, atomic_writer
 from ._coerce import field_error
 from ._errors import Error
@@ -115,14 +117,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
         code = f"{f.count}{f.code}" if f.code in "sp" else f.code
         print(f"{f.name:<16} {code:<6} {f.offset:>6} {f.size:>5}  {f.native.str}")
     if args.file is not None:
-        _file_info(s, args.file, args.offset)
+        _file_info(s, args.file, args.offset, _storage_options(args))
     return 0
 
 
-def _file_info(s: Struct, path: str, offset: int) -> None:
+def _file_info(s: Struct, path: str, offset: int, storage_options: dict[str, Any] | None = None) -> None:
     """How many records ``path`` holds after ``offset``, and whether it ends
     on a record boundary (and if not, how many bytes are left over)."""
-    src, where, size = _open_input(path)
+    src, where, size = _open_input(path, storage_options)
     try:
         if size is None:  # a pipe: count what it holds
             size = sum(len(block) for block in iter(lambda: src.read(1 << 20), b""))
@@ -191,26 +193,82 @@ _PROGRESS_MIN_BYTES = 4 << 20
 _CHUNK = 65536
 
 
-def _open_input(path: str) -> tuple[BinaryIO, str, int | None]:
+def _open_input(path: str, storage_options: dict[str, Any] | None = None) -> tuple[BinaryIO, str, int | None]:
     """(binary file, name for messages, bytes left in it or None for a
     pipe).  An input that cannot be opened is a data error (exit 1), in
-    decode and encode alike; ``-`` is standard input."""
+    decode and encode alike; ``-`` is standard input.  A remote fsspec URL
+    is sized with one ``info`` and read with large ranged requests; a
+    ``file://`` URL is the local file it names."""
     fh: BinaryIO
+    if _fs.is_url(path) and _fs.local_path(path) is None:
+        try:
+            entry = _fs.stat_entry(path, storage_options)
+        except (ImportError, OSError, ValueError) as exc:
+            raise Error(f"cannot open {path}: {_url_reason(exc, path)}") from None
+        # buffered: CSV input is read line by line
+        return io.BufferedReader(_fs.RangeReader(entry), buffer_size=1 << 20), path, entry.size
     if path == "-":
         fh = sys.stdin.buffer
     else:
         try:
-            fh = open(path, "rb")
+            fh = open(_fs.local_path(path) or path, "rb")
         except OSError as exc:
             raise Error(f"cannot open {path}: {exc.strerror or exc}") from None
     remaining = remaining_bytes(fh)  # None for a pipe, even one named by a path
     return fh, source_name(fh) if path == "-" else path, None if remaining is None else remaining()
 
 
+def _url_reason(exc: BaseException, url: str) -> str:
+    """What went wrong with ``url``, without naming it twice."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such file or object"
+    reason = str(exc)
+    for shown in (url, repr(url)):
+        if reason.startswith(shown + ": "):
+            return reason[len(shown) + 2 :]
+    return reason
+
+
+def _storage_option(text: str) -> tuple[str, Any]:
+    """``--storage-option KEY=VALUE``: VALUE is JSON when it parses as JSON
+    (``true``, ``5``, ``{"endpoint_url": "..."}``), else the string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def _storage_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    pairs = getattr(args, "storage_option", None)
+    return dict(pairs) if pairs else None
+
+
+def _add_storage_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage-option",
+        type=_storage_option,
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="for fsspec URLs (s3://...; needs binrec[cloud]): an option of the filesystem, repeatable; "
+        'VALUE is JSON when it parses (client_kwargs={"endpoint_url": "http://..."}), else a string',
+    )
+
+
 @contextlib.contextmanager
-def _output_file(path: str) -> Iterator[BinaryIO]:
+def _output_file(path: str, storage_options: dict[str, Any] | None = None) -> Iterator[BinaryIO]:
     """atomic_writer, with errors that name the user's path, not the
-    temporary file next to it."""
+    temporary file next to it.  A remote fsspec URL is written to a local
+    temporary file first and uploaded only once the output is complete
+    (committed as one object), so a failed run leaves no object."""
+    if _fs.is_url(path) and _fs.local_path(path) is None:
+        with _remote_output(path, storage_options) as remote_fh:
+            yield remote_fh
+        return
+    path = _fs.local_path(path) or path
     try:
         with atomic_writer(path) as fh:
             yield fh
@@ -222,6 +280,23 @@ def _output_file(path: str) -> Iterator[BinaryIO]:
         if exc.filename == path or TEMP_PREFIX in os.path.basename(str(exc.filename or "")):
             raise Error(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
+
+
+@contextlib.contextmanager
+def _remote_output(url: str, storage_options: dict[str, Any] | None) -> Iterator[BinaryIO]:
+    try:
+        _fs.url_to_fs(url, storage_options)  # a missing fsspec or protocol package: before any work
+    except (ImportError, ValueError) as exc:
+        raise Error(f"cannot write {url}: {_url_reason(exc, url)}") from None
+    with tempfile.TemporaryFile(prefix=TEMP_PREFIX) as tmp:
+        yield tmp
+        if _signalled:
+            raise KeyboardInterrupt if _signalled == _SIGINT else _Terminated
+        tmp.seek(0)
+        try:
+            _fs.upload(tmp, url, storage_options)
+        except (ImportError, OSError, ValueError) as exc:
+            raise Error(f"cannot write {url}: {_url_reason(exc, url)}") from None
 
 
 def _progress(total: int | None, quiet: bool, desc: str) -> tqdm[NoReturn] | None:
@@ -461,7 +536,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         for f in s.layout.fields:
             if f.kind == "complex":  # the same error as unpack_table gives, before any output
                 raise Error(f"field {f.name!r}: Arrow has no complex type")
-    src, where, size = _open_input(args.input)
+    src, where, size = _open_input(args.input, _storage_options(args))
     try:
         if size is not None:
             _check_file_span(s, size, args, where)
@@ -472,10 +547,10 @@ def _cmd_decode(args: argparse.Namespace) -> int:
                 _decode_into(s, src, where, sys.stdout.buffer, kind, text, args, bar)
                 sys.stdout.buffer.flush()
             else:
-                with _output_file(args.output) as out_fh:
+                with _output_file(args.output, _storage_options(args)) as out_fh:
                     _decode_into(s, src, where, out_fh, kind, text, args, bar)
             if header is not None:  # only once the records decoded: no header file left by a failed decode
-                with _output_file(args.save_header) as header_fh:
+                with _output_file(args.save_header, _storage_options(args)) as header_fh:
                     header_fh.write(header)
         finally:
             if bar is not None:
@@ -1083,11 +1158,15 @@ def _cmd_encode(args: argparse.Namespace) -> int:
             raise _Usage("parquet input needs pyarrow: pip install 'binrec[arrow]'") from None
     header = _read_header_file(args)
     state = _EncodeInput(s, args.names is not None, text)
-    src, name, size = _open_input(args.input)
+    src, name, size = _open_input(args.input, _storage_options(args))
     to_stdout = args.output == "-"
     bar = _progress(size, args.quiet, "encode")
     try:
-        with contextlib.nullcontext(sys.stdout.buffer) if to_stdout else _output_file(args.output) as out_fh:
+        with (
+            contextlib.nullcontext(sys.stdout.buffer)
+            if to_stdout
+            else _output_file(args.output, _storage_options(args)) as out_fh
+        ):
             out_fh.write(header)
             total = 0
             fast = None
@@ -1293,6 +1372,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("file", nargs="?", default=None, help="a record file (or - for standard input) to count records in")
     i.add_argument("--names", default=None, help="field names, comma or space separated")
     i.add_argument("--offset", type=int, default=0, help="header bytes before the first record of FILE")
+    _add_storage_option(i)
     i.set_defaults(func=_cmd_info, usage_parser=i)  # usage errors print this parser's usage
     dec = sub.add_parser(
         "decode",
@@ -1301,8 +1381,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     dec.add_argument("format", help=_FORMAT_HELP)
-    dec.add_argument("input", help="record file, or - for standard input")
-    dec.add_argument("-o", "--output", default=None, help="output file; its extension picks the format")
+    dec.add_argument("input", help="record file or fsspec URL (s3://bucket/key.bin), or - for standard input")
+    dec.add_argument("-o", "--output", default=None, help="output file or fsspec URL; its extension picks the format")
     dec.add_argument("--names", default=None, help="field names, comma or space separated")
     dec.add_argument("--offset", type=int, default=0, help="header bytes to skip")
     dec.add_argument(
@@ -1338,6 +1418,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows per Parquet row group (default %(default)s, as pyarrow); memory holds about this many rows",
     )
     dec.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_storage_option(dec)
     dec.set_defaults(func=_cmd_decode, usage_parser=dec)  # usage errors print this parser's usage
     fr = sub.add_parser(
         "frames",
@@ -1406,6 +1487,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the input's format (default: from its extension; CSV for -)",
     )
     enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary line")
+    _add_storage_option(enc)
     enc.set_defaults(func=_cmd_encode, usage_parser=enc)  # usage errors print this parser's usage
     pk = sub.add_parser("pickle", help="pickle tools")
     pk_sub = pk.add_subparsers(dest="pickle_command", required=True)

@@ -840,12 +840,21 @@ class Struct:
         offset: int = ...,
         trailing: Literal["error", "ignore"] = ...,
         mmap: bool = ...,
+        storage_options: Mapping[str, Any] | None = ...,
         **kw: Any,
     ) -> Iterator[np.ndarray]: ...
 
     @overload
     def iter_unpack(
-        self, source: Any, *, chunk_size: int = ..., offset: int = ..., trailing: str, mmap: bool = ..., **kw: Any
+        self,
+        source: Any,
+        *,
+        chunk_size: int = ...,
+        offset: int = ...,
+        trailing: str,
+        mmap: bool = ...,
+        storage_options: Mapping[str, Any] | None = ...,
+        **kw: Any,
     ) -> Iterator[np.ndarray | bytes]: ...
 
     def iter_unpack(
@@ -856,9 +865,10 @@ class Struct:
         offset: int = 0,
         trailing: str = "error",
         mmap: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
         **kw: Any,
     ) -> Iterator[np.ndarray | bytes]:
-        """Stream records in chunks from a path, binary file (pipes too) or buffer.
+        """Stream records in chunks from a path, fsspec URL, binary file (pipes too) or buffer.
 
         Yields structured arrays of up to ``chunk_size`` records, read with
         ``readinto`` into one reused buffer; each owns its memory.  See
@@ -866,8 +876,10 @@ class Struct:
 
         Parameters
         ----------
-        source : path, binary file object or bytes-like
-            What to read.  A file object is read from its current position.
+        source : path, URL, binary file object or bytes-like
+            What to read.  A file object is read from its current position;
+            a remote URL (``s3://...``, needs ``binrec[cloud]``) with large
+            ranged requests.
         chunk_size : int
             Most records per yielded array.
         offset : int
@@ -880,6 +892,8 @@ class Struct:
         mmap : bool
             Paths only: decode from a memory map instead of copying with
             ``readinto``.
+        storage_options : mapping, optional
+            URLs only: passed to the fsspec filesystem (credentials...).
         **kw
             Passed to :meth:`unpack` (``text=``, ``threads=``...).
 
@@ -910,17 +924,35 @@ class Struct:
         """
         from .files import iter_unpack
 
-        return iter_unpack(self, source, chunk_size=chunk_size, offset=offset, trailing=trailing, mmap=mmap, **kw)
+        return iter_unpack(
+            self,
+            source,
+            chunk_size=chunk_size,
+            offset=offset,
+            trailing=trailing,
+            mmap=mmap,
+            storage_options=storage_options,
+            **kw,
+        )
 
     def read_file(
-        self, path: Any, *, offset: int = 0, count: int | None = None, mmap: bool = False, **kw: Any
+        self,
+        path: Any,
+        *,
+        offset: int = 0,
+        count: int | None = None,
+        mmap: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
+        **kw: Any,
     ) -> np.ndarray:
         """Decode a record file (a thin wrapper over :func:`binrec.files.read_file`).
 
         Parameters
         ----------
-        path : path or binary file object
-            The record file; a file object is read from its current position.
+        path : path, URL or binary file object
+            The record file; a file object is read from its current position,
+            a remote URL (``s3://...``, needs ``binrec[cloud]``) with large
+            ranged requests.
         offset : int
             Header bytes to skip (never negative).
         count : int, optional
@@ -929,6 +961,8 @@ class Struct:
         mmap : bool
             Paths only: decode from a read-only memory map, without reading
             the file into a bytes object first.
+        storage_options : mapping, optional
+            URLs only: passed to the fsspec filesystem (credentials...).
         **kw
             Passed to :meth:`unpack` (``text=``, ``threads=``...).
 
@@ -960,21 +994,26 @@ class Struct:
         """
         from .files import read_file
 
-        return read_file(self, path, offset=offset, count=count, mmap=mmap, **kw)
+        return read_file(self, path, offset=offset, count=count, mmap=mmap, storage_options=storage_options, **kw)
 
-    def read_record(self, file: Any, index: int, *, offset: int = 0) -> np.void:
+    def read_record(
+        self, file: Any, index: int, *, offset: int = 0, storage_options: Mapping[str, Any] | None = None
+    ) -> np.void:
         """One record of a file, by seeking straight to it (O(1) for fixed-size records).
 
         A thin wrapper over :func:`binrec.files.read_record`.
 
         Parameters
         ----------
-        file : path or seekable binary file object
-            The record file.
+        file : path, URL or seekable binary file object
+            The record file (a remote URL costs one ``info`` and one ranged
+            read).
         index : int
             Record number; negative indices count from the end.
         offset : int
             Header size, counted from the start of the file.
+        storage_options : mapping, optional
+            URLs only: passed to the fsspec filesystem.
 
         Returns
         -------
@@ -1003,7 +1042,7 @@ class Struct:
         """
         from .files import read_record
 
-        return read_record(self, file, index, offset=offset)
+        return read_record(self, file, index, offset=offset, storage_options=storage_options)
 
     def write_file(
         self,
@@ -1013,6 +1052,7 @@ class Struct:
         append: bool = False,
         header: bytes | None = None,
         encoding: str = DEFAULT_ENCODING,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> int:
         """Write records to a file (a thin wrapper over :func:`binrec.files.write_file`).
 
@@ -1021,8 +1061,9 @@ class Struct:
 
         Parameters
         ----------
-        path : path
-            The record file.
+        path : path or URL
+            The record file.  A remote URL is written by its filesystem and
+            appears only complete (no ``append``).
         values : structured ndarray, mapping, DataFrame, Arrow table or sequence of tuples
             As for :meth:`pack`; every value is checked before the first byte
             is written.
@@ -1032,6 +1073,8 @@ class Struct:
             Bytes written before the first record; not with ``append``.
         encoding : str
             Codec for ``str`` values of string fields, as for :meth:`pack`.
+        storage_options : mapping, optional
+            URLs only: passed to the fsspec filesystem.
 
         Returns
         -------
@@ -1058,7 +1101,9 @@ class Struct:
         """
         from .files import write_file
 
-        return write_file(self, path, values, append=append, header=header, encoding=encoding)
+        return write_file(
+            self, path, values, append=append, header=header, encoding=encoding, storage_options=storage_options
+        )
 
     def unpack_frame(self, buffer: Any, **kw: Any) -> pd.DataFrame:
         """:meth:`unpack_columns` as a pandas DataFrame (needs ``binrec[pandas]``).
