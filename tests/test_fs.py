@@ -171,22 +171,48 @@ def test_expand_directory_named_outright(store):
         _fs.expand(url_of("d"))
 
 
+def _dask_expand(paths):
+    """binrec.dask._expand as it was before binrec._fs (commit 151250c): the
+    local rules and messages _fs.expand keeps, copied here as the oracle."""
+    import glob
+
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    out = []
+    for item in items:
+        item = os.fspath(item)
+        if glob.has_magic(item):
+            matched = [m for m in sorted(glob.glob(item)) if not os.path.isdir(m)]
+            if not matched:
+                raise FileNotFoundError(f"no record files match {item!r}")
+            out.extend(matched)
+        elif os.path.isdir(item):
+            raise IsADirectoryError(
+                f"{item!r} is a directory, not a record file (to read the files in it, pass a glob such as "
+                f"{os.path.join(item, '*.bin')!r})"
+            )
+        elif not os.path.exists(item):
+            raise FileNotFoundError(f"no such record file: {item!r}")
+        else:
+            out.append(item)
+    if not out:
+        raise ValueError("no record files given")
+    return out
+
+
 def test_expand_keeps_binrec_dask_local_rules(tmp_path):
-    # oracle: binrec.dask._expand, whose behaviour and messages _fs.expand keeps
-    dask_mod = pytest.importorskip("binrec.dask")
+    # oracle: binrec.dask's expansion before _fs existed (_dask_expand above)
     for name in ("b.bin", "a.bin"):
         (tmp_path / name).write_bytes(b"12")
     (tmp_path / "sub.bin").mkdir()
     pattern = str(tmp_path / "*.bin")
-    assert [e.url for e in _fs.expand(pattern)] == dask_mod._expand(pattern)
-    assert [e.url for e in _fs.expand([str(tmp_path / "b.bin"), tmp_path / "a.bin"])] == dask_mod._expand(
-        [str(tmp_path / "b.bin"), tmp_path / "a.bin"]
-    )
+    assert [e.url for e in _fs.expand(pattern)] == _dask_expand(pattern)
+    both = [str(tmp_path / "b.bin"), tmp_path / "a.bin"]
+    assert [e.url for e in _fs.expand(both)] == _dask_expand(both)
     for bad in (str(tmp_path / "missing.bin"), str(tmp_path / "none*.bin"), str(tmp_path / "sub.bin"), []):
         with pytest.raises(Exception) as ours:
             _fs.expand(bad)
         with pytest.raises(Exception) as theirs:
-            dask_mod._expand(bad)
+            _dask_expand(bad)
         assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
 
 
