@@ -20,9 +20,7 @@ Dask is imported lazily: ``import binrec`` never needs it.
 
 from __future__ import annotations
 
-import glob
 import importlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -76,34 +74,6 @@ def _import_dask(module: str = "dask.utils") -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(f'binrec.dask needs {module}: pip install "binrec[dask]" ({exc})') from exc
-
-
-def _expand(paths: StrPaths) -> list[str]:
-    """The local rules binrec.dask had before it read through binrec._fs: no
-    longer used here, kept only as the oracle of tests/test_fs.py (which
-    checks that _fs.expand keeps these rules and messages) until that test
-    holds its own copy."""
-    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    out: list[str] = []
-    for item in items:
-        item = os.fspath(item)
-        if glob.has_magic(item):
-            matched = [m for m in sorted(glob.glob(item)) if not os.path.isdir(m)]
-            if not matched:
-                raise FileNotFoundError(f"no record files match {item!r}")
-            out.extend(matched)
-        elif os.path.isdir(item):
-            raise IsADirectoryError(
-                f"{item!r} is a directory, not a record file (to read the files in it, pass a glob such as "
-                f"{os.path.join(item, '*.bin')!r})"
-            )
-        elif not os.path.exists(item):
-            raise FileNotFoundError(f"no such record file: {item!r}")
-        else:
-            out.append(item)
-    if not out:
-        raise ValueError("no record files given")
-    return out
 
 
 def _parse_blocksize(blocksize: int | str) -> int:
