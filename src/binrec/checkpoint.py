@@ -3,7 +3,8 @@
 One file per checkpoint (format: ``docs/checkpoint-format.md``): a JSON
 header that ``list()`` reads without touching the payload, a pickle
 skeleton, numpy arrays written out of band (pickle protocol 5) as raw
-64-byte-aligned sections each with a checksum (zlib CRC32, or XXH3 with
+(or, with ``compress=``, zstd-compressed) 64-byte-aligned sections each
+with a checksum of the stored bytes (zlib CRC32, or XXH3 with
 ``checksum="xxh3"``), and a footer with SHA-256 digests (XXH3-128 with
 ``checksum="xxh3"``; with ``key=``,
 HMAC-SHA256 or keyed BLAKE3, as the header's ``digest`` field records).  Writes are atomic and durable (``binrec._atomic``: a
@@ -56,6 +57,7 @@ __all__ = [
     "BadSignature",
     "UnsupportedAlgorithm",
     "CHECKSUMS",
+    "CODECS",
     "FORMAT_VERSION",
 ]
 
@@ -83,6 +85,115 @@ _DEFAULT_CHECKSUM = "crc32"
 #: CRC32 (as in every older file), XXH3-128 with XXH3.
 _UNKEYED_DIGESTS = {"crc32": _UNKEYED_DIGEST, "xxh3": "xxh3-128"}
 _BOUNCE = 256 << 10
+
+
+#: Codecs ``compress=`` takes: zstd (the standard library's
+#: ``compression.zstd`` on Python 3.14+, the ``zstandard`` package before,
+#: ``binrec[compress]``), after a byte-shuffle of each array's elements.
+CODECS = ("zstd",)
+_DEFAULT_LEVEL = 1
+_ZSTD_LEVELS = range(1, 23)
+#: Sections smaller than this are stored raw (and stay mappable).
+_COMPRESS_MIN = 64 << 10
+_COMPRESS_EXTRA = 'pip install "binrec[compress]"'
+
+
+def _check_compress(compress: Any) -> tuple[str, int] | None:
+    """``compress=`` as ``(codec, level)``, or None (no compression)."""
+    if compress is None or compress is False:
+        return None
+    if isinstance(compress, str):
+        codec, level = compress, _DEFAULT_LEVEL
+    elif isinstance(compress, tuple) and len(compress) == 2:
+        codec, level = compress
+    else:
+        raise ValueError(f"compress={compress!r}: use None, a codec name ('zstd') or (name, level)")
+    if codec not in CODECS:
+        raise ValueError(f"compress={compress!r}: unknown codec {codec!r} (binrec compresses with {', '.join(CODECS)})")
+    if not isinstance(level, int) or isinstance(level, bool) or level not in _ZSTD_LEVELS:
+        raise ValueError(f"compress={compress!r}: a zstd level is an int from 1 to 22")
+    _zstd()
+    return codec, level
+
+
+class _Zstd:
+    """zstd frames (with their content checksum) through whichever module
+    this Python has."""
+
+    def __init__(self, module: Any, stdlib: bool) -> None:
+        self._m = module
+        self._stdlib = stdlib
+
+    def compress(self, data: Any, level: int) -> bytes:
+        if self._stdlib:
+            opts = {
+                self._m.CompressionParameter.compression_level: level,
+                self._m.CompressionParameter.checksum_flag: 1,
+            }
+            return bytes(self._m.compress(data, options=opts))
+        return bytes(self._m.ZstdCompressor(level=level, write_checksum=True).compress(data))
+
+    def decompress(self, data: Any, raw_length: int) -> bytes:
+        if self._stdlib:
+            return bytes(self._m.decompress(data))
+        return bytes(self._m.ZstdDecompressor().decompress(data, max_output_size=raw_length))
+
+    @property
+    def error(self) -> type[Exception]:
+        return self._m.ZstdError  # type: ignore[no-any-return]
+
+
+def _zstd() -> _Zstd:
+    """The zstd codec, or UnsupportedAlgorithm naming the extra."""
+    try:
+        return _Zstd(importlib.import_module("compression.zstd"), True)
+    except ImportError:
+        pass
+    try:
+        return _Zstd(importlib.import_module("zstandard"), False)
+    except ImportError:
+        raise UnsupportedAlgorithm(
+            f"zstd compression needs the zstandard package (or Python 3.14's compression.zstd): {_COMPRESS_EXTRA}"
+        ) from None
+
+
+def _shuffle(view: memoryview, itemsize: int) -> Any:
+    """Byte i of every element, then byte i+1...: what makes float arrays
+    compress (their sign/exponent bytes repeat)."""
+    if itemsize <= 1:
+        return view
+    return np.ascontiguousarray(np.frombuffer(view, dtype=np.uint8).reshape(-1, itemsize).T)
+
+
+def _unshuffle(data: Any, itemsize: int, out: np.ndarray[Any, Any]) -> None:
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if itemsize <= 1:
+        out[:] = raw
+    else:
+        out.reshape(-1, itemsize).T[:] = raw.reshape(itemsize, -1)
+
+
+def _compress_sections(
+    views: list[memoryview], itemsizes: list[int], compress: tuple[str, int] | None
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """What each section stores, and the table fields saying how: a
+    section is kept compressed only when large and smaller for it."""
+    if compress is None:
+        return list(views), [{} for _ in views]
+    zstd = _zstd()
+    codec, level = compress
+    stored: list[Any] = []
+    fields: list[dict[str, Any]] = []
+    for view, itemsize in zip(views, itemsizes):
+        shuffle = itemsize if itemsize > 1 and view.nbytes % itemsize == 0 else 1
+        data = zstd.compress(_shuffle(view, shuffle), level) if view.nbytes >= _COMPRESS_MIN else None
+        if data is None or len(data) >= view.nbytes:
+            stored.append(view)
+            fields.append({})
+            continue
+        stored.append(data)
+        fields.append({"codec": codec, "raw_length": view.nbytes, "shuffle": shuffle})
+    return stored, fields
 
 
 class CheckpointError(Exception):
@@ -213,6 +324,9 @@ class CheckpointInfo:
         (unsigned), ``"hmac-sha256"`` or ``"blake3"`` (signed, keyed BLAKE3).
     checksum : str
         The per-section checksum: ``"crc32"`` or ``"xxh3"`` (XXH3-64).
+    compression : tuple or None
+        ``(codec, level)`` the checkpoint was saved with (``compress=``),
+        or None.
 
     Examples
     --------
@@ -236,6 +350,7 @@ class CheckpointInfo:
     buffers: int = 0
     digest: str = _UNKEYED_DIGEST
     checksum: str = _DEFAULT_CHECKSUM
+    compression: tuple[str, int] | None = None
 
 
 def _pad(n: int) -> int:
@@ -261,6 +376,43 @@ def _checksum_of(header: dict[str, Any], where: str) -> str:
             f"{where}: unknown section checksum {checksum!r} (this binrec reads {', '.join(CHECKSUMS)})"
         )
     return str(checksum)
+
+
+def _compression_of(header: dict[str, Any]) -> tuple[str, int] | None:
+    c = header.get("compression")
+    if isinstance(c, list) and len(c) == 2 and isinstance(c[0], str) and isinstance(c[1], int):
+        return c[0], c[1]
+    return None
+
+
+def _check_codec_fields(b: dict[str, Any], where: str, bad: Callable[[str], CheckpointCorrupted]) -> None:
+    """A compressed section's fields: a known codec (its package missing:
+    UnsupportedAlgorithm naming the extra), a raw length and shuffle width."""
+    if b["codec"] not in CODECS:
+        raise CheckpointCorrupted(
+            f"{where}: unknown compression codec {b['codec']!r} (this binrec reads {', '.join(CODECS)})"
+        )
+    raw, shuffle = b["raw_length"], b["shuffle"]
+    if not (isinstance(raw, int) and isinstance(shuffle, int)) or raw < 0 or shuffle < 1 or raw % shuffle:
+        raise bad("compressed section's raw_length/shuffle")
+
+
+def _decompressed(b: dict[str, Any], stored: np.ndarray[Any, Any], path: Path, i: int) -> np.ndarray[Any, Any]:
+    """Section ``i`` as the array bytes it holds (``stored`` itself when it
+    was not compressed; its checksum was verified before this is called)."""
+    if "codec" not in b:
+        return stored
+    zstd = _zstd()
+    where = f"{path}: buffer {i} (bytes {b['offset']}..{b['offset'] + b['length']})"
+    try:
+        data = zstd.decompress(stored, b["raw_length"])
+    except zstd.error as exc:
+        raise CheckpointCorrupted(f"{where} does not decompress: {exc}") from None
+    if len(data) != b["raw_length"]:
+        raise CheckpointCorrupted(f"{where} decompresses to {len(data)} bytes, the header says {b['raw_length']}")
+    out = np.empty(b["raw_length"], dtype=np.uint8)
+    _unshuffle(data, b["shuffle"], out)
+    return out
 
 
 def _check_name(name: Any) -> str:
@@ -428,6 +580,16 @@ class CheckpointStore:
         with an XXH3-128 footer digest, several times faster (the
         ``xxhash`` package, ``pip install "binrec[fast]"``).  Loads read
         the checksum from each file.
+    compress : str or (str, int), optional
+        Compress the arrays of every save (``save(..., compress=)``
+        overrides it per checkpoint): ``"zstd"`` (level 1) or
+        ``("zstd", level)`` with a level from 1 to 22.  Each array of at
+        least 64 KiB is byte-shuffled by its element size and stored as one
+        zstd frame, if that is smaller; other arrays are stored raw.  Needs
+        ``compression.zstd`` (Python 3.14+) or the ``zstandard`` package
+        (``pip install "binrec[compress]"``).  Loads read the codec from
+        each file; compressed arrays cannot be memory-mapped, so
+        ``load(mmap=True)`` maps the raw ones and decompresses the rest.
     keep_last : int, optional
         After each successful save, delete the oldest checkpoints beyond this many.
 
@@ -441,10 +603,12 @@ class CheckpointStore:
     ValueError
         ``keep_last`` is not a positive int, a key is shorter than 32
         bytes, an unknown ``alg``, ``alg`` without ``key``, or a signing
-        key of the wrong length for ``alg``, or an unknown ``checksum``.
+        key of the wrong length for ``alg``, an unknown ``checksum``, or a
+        ``compress`` that names no known codec or level.
     UnsupportedAlgorithm
-        ``alg="blake3"`` without the ``blake3`` package, or
-        ``checksum="xxh3"`` without the ``xxhash`` package.
+        ``alg="blake3"`` without the ``blake3`` package,
+        ``checksum="xxh3"`` without the ``xxhash`` package, or
+        ``compress="zstd"`` without a zstd module.
 
     Examples
     --------
@@ -468,6 +632,7 @@ class CheckpointStore:
         key: bytes | list[bytes] | None = None,
         alg: str = signing.DEFAULT_ALG,
         checksum: str = _DEFAULT_CHECKSUM,
+        compress: str | tuple[str, int] | None = None,
         keep_last: int | None = None,
     ) -> None:
         if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 1):
@@ -480,6 +645,7 @@ class CheckpointStore:
         else:
             self._keys = signing.check_keys(key, self._alg)
         self._checksum = _check_checksum(checksum)
+        self._compress = _check_compress(compress)
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.keep_last = keep_last
@@ -535,6 +701,7 @@ class CheckpointStore:
         *,
         version: int | None = None,
         checksum: str | None = None,
+        compress: str | tuple[str, int] | bool | None = None,
     ) -> CheckpointInfo:
         """Write ``state`` as checkpoint ``name`` (replacing one of that name).
 
@@ -557,6 +724,9 @@ class CheckpointStore:
         checksum : {'crc32', 'xxh3'}, optional
             The per-section checksum for this checkpoint (default: the
             store's, see :class:`CheckpointStore`).
+        compress : str, (str, int) or False, optional
+            Compression for this checkpoint, as for :class:`CheckpointStore`
+            (default: the store's; ``False``: none).
 
         Returns
         -------
@@ -569,9 +739,10 @@ class CheckpointStore:
             ``metadata`` is not JSON-serialisable.
         ValueError
             ``version`` is not a non-negative int, the header would exceed
-            64 MiB, or an unknown ``checksum``.
+            64 MiB, an unknown ``checksum``, or a bad ``compress``.
         UnsupportedAlgorithm
-            ``checksum="xxh3"`` without the ``xxhash`` package.
+            ``checksum="xxh3"`` without the ``xxhash`` package, or
+            ``compress="zstd"`` without a zstd module.
         InvalidCheckpointName
             A bad ``name``.
 
@@ -598,14 +769,20 @@ class CheckpointStore:
         if version is not None:
             check_version(version)
         checksum = self._checksum if checksum is None else _check_checksum(checksum)
+        if compress is True:
+            raise ValueError("compress=True: name the codec, compress='zstd' or ('zstd', level)")
+        codec = self._compress if compress is None else _check_compress(compress)
         buffers: list[pickle.PickleBuffer] = []
         skeleton = pickle.dumps(state, protocol=5, buffer_callback=buffers.append)
-        views = [b.raw() for b in buffers]
-        crcs = _checksum_each(checksum, [memoryview(skeleton)] + views)
+        raw_views = [b.raw() for b in buffers]
+        # checksums cover the stored (compressed) bytes: a flipped byte is
+        # found before anything is decompressed
+        views, codecs = _compress_sections(raw_views, [memoryview(b).itemsize for b in buffers], codec)
+        crcs = _checksum_each(checksum, [memoryview(skeleton)] + [memoryview(v) for v in views])
         created = time.time()
         key = self._keys[0] if self._keys else None
         header, offsets, footer_at = self._layout(
-            name, meta, version, created, skeleton, crcs, buffers, views, key, self._alg, checksum
+            name, meta, version, created, skeleton, crcs, buffers, views, key, self._alg, checksum, codecs, codec
         )
         problem = _header_length_problem(len(header), footer_at + _FOOTER.size)
         if problem:  # no reader would open it: refuse before writing (or retention deletes anything)
@@ -649,10 +826,12 @@ class CheckpointStore:
         skeleton: bytes,
         crcs: list[int],
         buffers: list[pickle.PickleBuffer],
-        views: list[memoryview],
+        views: list[Any],
         key: bytes | None,
         alg: str,
         checksum: str,
+        codecs: list[dict[str, Any]],
+        compress: tuple[str, int] | None,
     ) -> tuple[bytes, list[int], int]:
         """Header JSON bytes, buffer offsets and footer offset.  Offsets
         depend on the header's length, so settle it by iterating."""
@@ -664,21 +843,23 @@ class CheckpointStore:
             pos += len(skeleton)
             table = []
             offsets = []
-            for pb, view, crc in zip(buffers, views, crcs[1:]):
+            for pb, view, crc, how in zip(buffers, views, crcs[1:], codecs):
                 pos += _pad(pos)
                 mv = memoryview(pb)
                 offsets.append(pos)
+                stored = memoryview(view).nbytes
                 table.append(
                     {
                         "offset": pos,
-                        "length": view.nbytes,
+                        "length": stored,
                         checksum: crc,
                         "format": mv.format,
                         "shape": list(mv.shape) if mv.shape is not None else None,
                         "readonly": mv.readonly,
+                        **how,
                     }
                 )
-                pos += view.nbytes
+                pos += stored
             pos += _pad(pos)
             footer_at = pos
             header_obj = {
@@ -696,6 +877,8 @@ class CheckpointStore:
             }
             if checksum != _DEFAULT_CHECKSUM:  # CRC32 files keep the layout (and bytes) of older ones
                 header_obj["checksum"] = checksum
+            if compress is not None:  # so do files saved without compression
+                header_obj["compression"] = list(compress)
             header = json.dumps(header_obj, separators=(",", ":"), sort_keys=True).encode("utf-8")
             if len(header) == header_len:
                 return header, offsets, footer_at
@@ -767,6 +950,9 @@ class CheckpointStore:
             for section in [sk, *h["buffers"]]:
                 if not isinstance(section[field], int):
                     raise bad(f"{field} checksum is not an integer")
+            for b in h["buffers"]:
+                if "codec" in b:
+                    _check_codec_fields(b, where, bad)
             sections = [(sk["offset"], sk["length"])] + [(b["offset"], b["length"]) for b in h["buffers"]]
             end = _PREFIX.size + hlen  # sections follow the header, in order, without overlapping
             for off, length in sections:
@@ -793,6 +979,7 @@ class CheckpointStore:
             buffers=len(h["buffers"]),
             digest=self._digest_of(h, signed, str(path)),
             checksum=_checksum_of(h, str(path)),
+            compression=_compression_of(h),
         )
 
     def info(self, name: str) -> CheckpointInfo:
@@ -942,6 +1129,8 @@ class CheckpointStore:
         if signed:
             signing.check_alg(digest)  # its package missing: UnsupportedAlgorithm, before any key question
         _check_checksum(_checksum_of(header, where))  # xxh3 without xxhash: UnsupportedAlgorithm
+        if any("codec" in b for b in header["buffers"]):
+            _zstd()  # compressed sections without a zstd module: UnsupportedAlgorithm naming the extra
         if self._keys is None:
             if signed:
                 raise BadSignature(f"{where}: checkpoint is signed; open the store with key=")
@@ -1002,7 +1191,8 @@ class CheckpointStore:
         HMAC too).  Arrays are read with ``readinto`` into fresh arrays, or
         with ``mmap=True`` returned as read-only views of a memory map (no
         copy; header and footer are checked, :meth:`verify` does the full
-        pass).  The skeleton is unpickled with the restricted loader:
+        pass).  Compressed arrays are checked (their stored bytes), then
+        decompressed into fresh writable arrays, with or without ``mmap``.  The skeleton is unpickled with the restricted loader:
         numpy, plain data and ``datetime`` by default; ``allow=`` extends.
 
         Parameters
@@ -1036,6 +1226,10 @@ class CheckpointStore:
         BadSignature
             A signed checkpoint that does not verify, or a signed checkpoint
             opened without a key (or the reverse).
+        UnsupportedAlgorithm
+            The file needs a package that is not installed (``blake3``,
+            ``xxhash``, or a zstd module for compressed arrays), naming the
+            extra to install.
         binrec.pickling.PickleSecurityError
             The skeleton names a global outside the allowlist.
         CheckpointError
@@ -1068,10 +1262,18 @@ class CheckpointStore:
             if mmap:
                 if table:
                     mm = _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ)
-                    for b in table:
-                        buffers.append(np.frombuffer(mm, dtype=np.uint8, count=b["length"], offset=b["offset"]))
+                    for i, b in enumerate(table):
+                        section = np.frombuffer(mm, dtype=np.uint8, count=b["length"], offset=b["offset"])
+                        if "codec" in b:  # cannot be mapped: checked, then decompressed into memory
+                            if _checksum_each(checksum, [section.data])[0] != b[checksum]:
+                                raise CheckpointCorrupted(
+                                    f"{path}: checksum mismatch in buffer {i}"
+                                    f" (bytes {b['offset']}..{b['offset'] + b['length']})"
+                                )
+                        buffers.append(section)
                 if key:  # authenticity of array data needs the full pass
                     self._full_digest(checked)
+                buffers = [_decompressed(b, buf, path, i) for i, (b, buf) in enumerate(zip(table, buffers))]
             else:
                 arrays = [np.empty(b["length"], dtype=np.uint8) for b in table]
                 # Reads go through a small bounce buffer (copies out of the
@@ -1108,7 +1310,7 @@ class CheckpointStore:
                         )
                 if key:
                     self._full_digest(checked)
-                buffers = arrays
+                buffers = [_decompressed(b, arr, path, i) for i, (b, arr) in enumerate(zip(table, arrays))]
         finally:
             fh.close()
         try:
