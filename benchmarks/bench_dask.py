@@ -8,7 +8,7 @@ its own process; s3fs talks to it over HTTP on 127.0.0.1).
 
 Both frames are computed whole (every row and column materialised: binrec
 keeps the ``10s`` field as a numpy bytes column, Parquet's reader makes a
-Python ``bytes`` object per value, which is most of its time), then
+Python ``bytes`` object per value, about half of its time), then
 ``["temp"].sum()`` is computed (Parquet reads that one column; binrec reads
 every record's bytes and decodes them all), on Dask's threaded scheduler, with the same blocksize for both (the Parquet file is
 written with row groups of about that many records, so both get about the
