@@ -155,6 +155,7 @@ from libc.stdint cimport int16_t
 # output row (body fields, then the int64 frame number), without the GIL.
 
 cdef enum:
+    FIX_EVERY = 256        # frames between batched fix-ups (a power of two)
     FS_UNKNOWN_TAG = 6
     FS_BODY_SHORT = 7
     FS_BODY_LONG = 8
@@ -182,6 +183,7 @@ ctypedef struct FrameSlot:
     Py_ssize_t size        # the body format's size
     Py_ssize_t cap         # rows the output holds
     Py_ssize_t used
+    Py_ssize_t fixed       # rows whose fix-ups have run (the rest are raw copies)
     const Op *ops          # the body's row plan
     Py_ssize_t nops
 
@@ -373,30 +375,59 @@ cdef inline void _decode_row(const FrameSlot *sl, const unsigned char *src, unsi
         _fix_row(&sl.ops[j], row)
 
 
+cdef void _fix_slots(FrameSlot *slots, Py_ssize_t nslots) noexcept nogil:
+    """Run each slot's fix-ups over the rows copied since the last call, one
+    op over many rows (while they are still in cache)."""
+    cdef Py_ssize_t i, j
+    cdef FrameSlot *sl
+    for i in range(nslots):
+        sl = &slots[i]
+        if sl.used > sl.fixed:
+            for j in range(sl.nops):
+                _fix_block(&sl.ops[j], sl.out + sl.fixed * sl.stride, sl.stride, sl.used - sl.fixed)
+            sl.fixed = sl.used
+
+
 cdef int _unpack_loop(const unsigned char *buf, Py_ssize_t total, Py_ssize_t pos, Py_ssize_t count,
-                      int64_t first, const FrameWalk *w, const SlotTable *t, FrameSlot *slots) noexcept nogil:
+                      int64_t first, const FrameWalk *w, const SlotTable *t, FrameSlot *slots,
+                      Py_ssize_t nslots) noexcept nogil:
+    # With few types, bodies are copied raw and fixed up per type every
+    # FIX_EVERY frames (one op over many rows: predictable branches); with
+    # many, each row is fixed up as it is copied.
     cdef Py_ssize_t n = 0, s
     cdef int64_t body = 0, frame
-    cdef int status
+    cdef int status = FS_DONE
     cdef FrameSlot *sl
     cdef unsigned char *row
+    cdef bint batched = nslots <= 64
     while n < count:
         status = _frame_at(buf, total, pos, w, &body)
         if status != FS_DONE:
-            return status
+            break
         s = _slot_of(buf + pos, w, t)
         if s >= 0:
             sl = &slots[s]
             if sl.used >= sl.cap or body < sl.size:
-                return FS_FULL
+                status = FS_FULL
+                break
             row = sl.out + sl.used * sl.stride
-            _decode_row(sl, buf + pos + w.psize, row)
+            if batched:
+                if sl.size <= 64:
+                    br_copy_small(buf + pos + w.psize, row, sl.size)
+                else:
+                    memcpy(row, buf + pos + w.psize, sl.size)
+            else:
+                _decode_row(sl, buf + pos + w.psize, row)
+                sl.fixed = sl.used + 1
             frame = first + n
             memcpy(row + sl.size, &frame, 8)
             sl.used += 1
         pos += w.psize + <Py_ssize_t>body + w.ssize
         n += 1
-    return FS_DONE
+        if batched and (n & (FIX_EVERY - 1)) == 0:
+            _fix_slots(slots, nslots)
+    _fix_slots(slots, nslots)
+    return status
 
 
 def unpack_frames(buf, Py_ssize_t start, Py_ssize_t count, int64_t first, spec, keys, layouts, outs):
@@ -430,6 +461,7 @@ def unpack_frames(buf, Py_ssize_t start, Py_ssize_t count, int64_t first, spec, 
             slots[i].stride = out.dtype.itemsize
             slots[i].cap = len(out)
             slots[i].used = 0
+            slots[i].fixed = 0
             if slots[i].size < 0 or slots[i].stride != slots[i].size + 8 or out.ndim != 1:
                 raise ValueError("each out must be 1-D with rows of the body's size plus 8 bytes")
             dst = out.view(np.uint8).reshape(-1)  # C-contiguous and writable, or refused here
@@ -439,7 +471,7 @@ def unpack_frames(buf, Py_ssize_t start, Py_ssize_t count, int64_t first, spec, 
             slots[i].ops = <const Op *> &plan[0, 0] if plan.shape[0] else NULL
             refs.append((dst, plan))
         with nogil:
-            status = _unpack_loop(p, total, start, count, first, &w, &t, slots)
+            status = _unpack_loop(p, total, start, count, first, &w, &t, slots, nslots)
         if status == FS_DONE:
             for i in range(nslots):
                 if slots[i].used != slots[i].cap:
