@@ -847,6 +847,28 @@ def test_both_unpack_frame_kernels_decode_as_struct(frames, extra):
     assert outs[0] == outs[1]
 
 
+@pytest.mark.parametrize("types", [3, 100])
+def test_many_types_match_a_struct_loop(types):
+    # up to 64 types the compiled decode fixes rows up in batches, past that
+    # row by row: both against struct.unpack_from, frame by frame
+    rng = random.Random(types)
+    formats = {t: (">hI", "<qH", ">d")[t % 3] for t in range(types)}
+    raw, expected = bytearray(), {}
+    for frame in range(1000):
+        tag = rng.randrange(types)
+        body = bytes(rng.randrange(256) for _ in range(struct.calcsize(formats[tag])))
+        raw += struct.pack(">HH", len(body), tag) + body
+        expected.setdefault(tag, []).append((*struct.unpack(formats[tag], body), frame))
+    tables = Framing(">HH", length=0, tag=1, formats=formats).unpack(bytes(raw))
+    assert set(tables) == set(expected)
+    for tag, rows in tables.items():
+        got = rows.tolist()
+        assert [r[:-1] for r in got if tag % 3 != 2] == [e[:-1] for e in expected[tag] if tag % 3 != 2]
+        assert [r[-1] for r in got] == [e[-1] for e in expected[tag]]
+        if tag % 3 == 2:  # floats: compare the bits (NaN payloads included)
+            assert [struct.pack("<d", r[0]) for r in got] == [struct.pack("<d", e[0]) for e in expected[tag]]
+
+
 def test_unpack_frame_kernels_refuse_outputs_of_the_wrong_size(backend):
     # the tally sizes the outputs; a mismatch is refused, never written past
     from binrec import _backend
