@@ -7,7 +7,9 @@ tests below
 * decode the stored file and compare with the stated values (and, where the
   format is documented, with an encoder written here from the spec: struct
   for record files, hmac/hashlib/json for envelopes, tags and checkpoints,
-  plain pickle for payloads);
+  plain pickle for payloads; the blake3 and xxhash packages and the zstd
+  library's own decoder for the BLAKE3, XXH3 and compressed files that
+  binrec 0.2.0 added, which skip, naming the package, where it is missing);
 * re-encode the stated values and compare byte for byte where the format is
   deterministic;
 * fail when the code writes a format version that has no golden file yet.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib.metadata
 import importlib.util
 import json
 import pickle
@@ -382,6 +385,212 @@ def test_checkpoint_reencodes_byte_for_byte(signed, tmp_path):
     store = checkpoint.CheckpointStore(tmp_path, key=gv.KEY if signed else None)
     with mock.patch.object(checkpoint, "time", _FrozenClock(gv.CHECKPOINT_CREATED)):
         info = store.save(name, gv.checkpoint_state(), gv.CHECKPOINT_METADATA, version=gv.CHECKPOINT_VERSION)
+    assert Path(info.path).read_bytes() == golden
+
+
+# -- BLAKE3, XXH3 and compressed files (golden since 0.2.0) ---------------------------------------------------
+
+_BLAKE3_DERIVE = "binrec 2026-11-28 signing subkey v1"  # docs/envelope-format.md
+
+
+def _need(module: str):
+    """The module, or a skip naming it (these files need an optional extra)."""
+    return pytest.importorskip(module, reason=f"{module} is not installed (binrec[fast] / binrec[compress])")
+
+
+def _blake3_subkey(blake3, context: bytes) -> bytes:
+    return blake3.blake3(gv.KEY + context, derive_key_context=_BLAKE3_DERIVE).digest()
+
+
+@by_name(goldens("envelope-blake3-v*.bin"))
+def test_blake3_envelope_decodes(path):
+    blake3 = _need("blake3")
+    env = path.read_bytes()
+    assert signing.verify(env, gv.KEY, context=gv.ENVELOPE_CONTEXT) == gv.ENVELOPE_PAYLOAD
+    magic, version, alg, kid, clen = struct.unpack_from("<4sBB8sH", env, 0)
+    assert (magic, alg, kid.hex(), clen) == (b"BRSG", 2, gv.KEY_ID_HEX, len(gv.ENVELOPE_CONTEXT))
+    assert path.name == f"envelope-blake3-v{version}.bin"
+    body_end = 32 + clen + len(gv.ENVELOPE_PAYLOAD)
+    assert env[32 + clen : body_end] == gv.ENVELOPE_PAYLOAD
+    sub = _blake3_subkey(blake3, gv.ENVELOPE_CONTEXT)
+    assert env[body_end:] == blake3.blake3(env[:body_end], key=sub).digest()
+
+
+def test_blake3_envelope_reencodes_byte_for_byte():
+    _need("blake3")
+    golden = golden_file(f"envelope-blake3-v{signing.VERSION}.bin").read_bytes()
+    made = signing.sign(
+        gv.ENVELOPE_PAYLOAD, gv.KEY, context=gv.ENVELOPE_CONTEXT, created_ns=gv.ENVELOPE_CREATED_NS, alg="blake3"
+    )
+    assert made == golden
+
+
+@by_name(goldens("detached-tag-blake3-v*.bin"))
+def test_blake3_detached_tag_decodes(path):
+    blake3 = _need("blake3")
+    tag = path.read_bytes()
+    assert signing.verify_detached(gv.TAG_PAYLOAD, tag, [gv.KEY], context=gv.TAG_CONTEXT) is True
+    magic, version, alg, kid = struct.unpack_from("<4sBB8s", tag, 0)
+    assert (magic, alg, kid.hex(), len(tag)) == (b"BRDT", 2, gv.KEY_ID_HEX, 46)
+    assert path.name == f"detached-tag-blake3-v{version}.bin"
+    sub = _blake3_subkey(blake3, b"detached\x00" + gv.TAG_CONTEXT)
+    assert tag[14:] == blake3.blake3(tag[:14] + gv.TAG_PAYLOAD, key=sub).digest()
+
+
+def test_blake3_detached_tag_reencodes_byte_for_byte():
+    _need("blake3")
+    golden = golden_file(f"detached-tag-blake3-v{signing.VERSION}.bin").read_bytes()
+    assert signing.sign_detached(gv.TAG_PAYLOAD, gv.KEY, context=gv.TAG_CONTEXT, alg="blake3") == golden
+
+
+def test_blake3_shelf_reads_and_its_rows_are_blake3_envelopes(tmp_path):
+    _need("blake3")
+    path = tmp_path / gv.BLAKE3_SHELF_FILE
+    shutil.copyfile(golden_file(gv.BLAKE3_SHELF_FILE), path)
+    with shelf.open(path, "r", key=gv.KEY) as db:
+        assert dict(db.items()) == gv.SHELF_ITEMS
+    _, rows, _ = _rows(path)
+    for k, value in gv.SHELF_ITEMS.items():
+        context = b"binrec.shelf\x00" + k.encode("utf-8")
+        assert rows[k][5] == 2, k  # the envelope's algorithm id: keyed BLAKE3
+        assert signing.verify(rows[k], gv.KEY, context=context) == pickle.dumps(value, protocol=gv.PICKLE_PROTOCOL)
+
+
+def test_blake3_shelf_accepts_writes(tmp_path):
+    _need("blake3")
+    path = tmp_path / gv.BLAKE3_SHELF_FILE
+    shutil.copyfile(golden_file(gv.BLAKE3_SHELF_FILE), path)
+    with shelf.open(path, "w", key=gv.KEY, alg="blake3") as db:
+        db["new"] = [1]
+    with shelf.open(path, "r", key=gv.KEY) as db:
+        assert dict(db.items()) == {**gv.SHELF_ITEMS, "new": [1]}
+
+
+def _zstd_decompress(data: bytes) -> bytes:
+    """The zstd library's own decoder (the standard library's on 3.14+)."""
+    try:
+        from compression import zstd  # type: ignore[import-not-found]
+
+        return zstd.decompress(data)
+    except ImportError:
+        return _need("zstandard").ZstdDecompressor().decompress(data)
+
+
+def _need_zstd() -> None:
+    try:
+        checkpoint._zstd()
+    except signing.UnsupportedAlgorithm:
+        pytest.skip("no zstd module: zstandard is not installed and this Python has no compression.zstd")
+
+
+#: name -> (what it needs, store options, the state saved in it)
+FAST_CHECKPOINTS = {
+    f"checkpoint-blake3-v{checkpoint.FORMAT_VERSION}": ("blake3", {"key": gv.KEY, "alg": "blake3"}),
+    f"checkpoint-xxh3-v{checkpoint.FORMAT_VERSION}": ("xxhash", {"checksum": "xxh3"}),
+    f"checkpoint-zstd-v{checkpoint.FORMAT_VERSION}": ("zstd", {"compress": gv.CHECKPOINT_COMPRESS}),
+}
+
+
+def _fast_state(name: str) -> dict:
+    return gv.compressed_checkpoint_state() if "-zstd-" in name else gv.checkpoint_state()
+
+
+def _need_for(name: str) -> dict:
+    module, options = FAST_CHECKPOINTS[name]
+    _need_zstd() if module == "zstd" else _need(module)
+    return options
+
+
+@pytest.mark.parametrize("name", FAST_CHECKPOINTS)
+@pytest.mark.parametrize("mmap", [False, True], ids=["read", "mmap"])
+def test_fast_checkpoint_decodes(name, mmap, tmp_path):
+    options = _need_for(name)
+    shutil.copyfile(golden_file(name + checkpoint.SUFFIX), tmp_path / (name + checkpoint.SUFFIX))
+    store = checkpoint.CheckpointStore(tmp_path, key=options.get("key"))
+    _assert_state_equal(store.load(name, mmap=mmap), _fast_state(name))
+    info = store.verify(name)
+    assert (info.created, info.metadata, info.version) == (
+        gv.CHECKPOINT_CREATED,
+        gv.CHECKPOINT_METADATA,
+        gv.CHECKPOINT_VERSION,
+    )
+    assert info.digest == {"checkpoint-blake3": "blake3", "checkpoint-xxh3": "xxh3-128"}.get(name[:-3], "sha256")
+    assert info.checksum == options.get("checksum", "crc32")
+    assert info.compression == options.get("compress")
+
+
+def test_blake3_checkpoint_footer_is_keyed_blake3():
+    blake3 = _need("blake3")
+    raw = golden_file(f"checkpoint-blake3-v{checkpoint.FORMAT_VERSION}.ckpt").read_bytes()
+    header, skeleton, buffers = _parse_checkpoint(raw)
+    assert struct.unpack_from("<I", raw, 12)[0] == 1 and header["digest"] == "blake3"
+    assert header["key_id"] == gv.KEY_ID_HEX
+    assert all(b["crc32"] == zlib.crc32(data) for b, data in zip(header["buffers"], buffers))
+    sub = _blake3_subkey(blake3, b"binrec.checkpoint")
+    fo, head_end = header["footer_offset"], header["skeleton"]["offset"] + len(skeleton)
+    assert raw[fo + 8 : fo + 40] == blake3.blake3(raw[:head_end], key=sub).digest()
+    assert raw[fo + 40 : fo + 72] == blake3.blake3(raw[:fo], key=sub).digest()
+
+
+def test_xxh3_checkpoint_sections_and_footer_are_xxh3():
+    xxh = _need("xxhash")
+    raw = golden_file(f"checkpoint-xxh3-v{checkpoint.FORMAT_VERSION}.ckpt").read_bytes()
+    header, skeleton, buffers = _parse_checkpoint(raw)
+    assert (header["checksum"], header["digest"]) == ("xxh3", "xxh3-128")
+    assert header["skeleton"]["xxh3"] == xxh.xxh3_64_intdigest(skeleton)
+    assert all(b["xxh3"] == xxh.xxh3_64_intdigest(data) for b, data in zip(header["buffers"], buffers))
+    fo, head_end = header["footer_offset"], header["skeleton"]["offset"] + len(skeleton)
+    assert raw[fo + 8 : fo + 40] == xxh.xxh3_128_digest(raw[:head_end]) + bytes(16)
+    assert raw[fo + 40 : fo + 72] == xxh.xxh3_128_digest(raw[:fo]) + bytes(16)
+
+
+def test_zstd_checkpoint_sections_decompress_to_the_arrays():
+    """Each compressed section, decompressed by the zstd library itself and
+    unshuffled with numpy, is the array's bytes; the CRC32 is of the stored
+    bytes; small arrays are stored raw."""
+    _need_zstd()
+    raw = golden_file(f"checkpoint-zstd-v{checkpoint.FORMAT_VERSION}.ckpt").read_bytes()
+    header, _, buffers = _parse_checkpoint(raw)
+    assert header["compression"] == list(gv.CHECKPOINT_COMPRESS)
+    arrays = gv.compressed_checkpoint_state()["arrays"]
+    out_of_band = [a for a in arrays.values() if a.flags.c_contiguous or a.flags.f_contiguous]
+    assert len(out_of_band) == len(buffers)
+    compressed = 0
+    for b, data, want in zip(header["buffers"], buffers, out_of_band):
+        assert b["crc32"] == zlib.crc32(data)
+        want_bytes = want.tobytes(order="A")
+        if "codec" not in b:
+            assert data == want_bytes
+            continue
+        compressed += 1
+        assert (b["codec"], b["raw_length"], b["shuffle"]) == ("zstd", want.nbytes, want.itemsize)
+        plain = np.frombuffer(_zstd_decompress(data), np.uint8)
+        assert plain.reshape(want.itemsize, -1).T.tobytes() == want_bytes
+    assert compressed == 2
+
+
+@pytest.mark.parametrize("name", FAST_CHECKPOINTS)
+def test_fast_checkpoint_reencodes_byte_for_byte(name, tmp_path):
+    """As test_checkpoint_reencodes_byte_for_byte; the compressed one only
+    under the zstandard version that made it (zstd's output may change)."""
+    options = _need_for(name)
+    golden = golden_file(name + checkpoint.SUFFIX).read_bytes()
+    header, skeleton, _ = _parse_checkpoint(golden)
+    made = MADE_WITH[name + checkpoint.SUFFIX]
+    buffers: list[pickle.PickleBuffer] = []
+    here = pickle.dumps(_fast_state(name), protocol=5, buffer_callback=buffers.append)
+    if here != skeleton or [memoryview(b).format for b in buffers] != [b["format"] for b in header["buffers"]]:
+        pytest.skip(f"numpy {np.__version__} pickles the state differently from numpy {made['numpy']}")
+    if "zstandard" in made:
+        try:
+            here_zstd = importlib.metadata.version("zstandard")
+        except importlib.metadata.PackageNotFoundError:
+            here_zstd = None
+        if here_zstd != made["zstandard"]:
+            pytest.skip(f"zstandard {here_zstd} here, {made['zstandard']} made the file: zstd output may differ")
+    store = checkpoint.CheckpointStore(tmp_path, **options)
+    with mock.patch.object(checkpoint, "time", _FrozenClock(gv.CHECKPOINT_CREATED)):
+        info = store.save(name, _fast_state(name), gv.CHECKPOINT_METADATA, version=gv.CHECKPOINT_VERSION)
     assert Path(info.path).read_bytes() == golden
 
 

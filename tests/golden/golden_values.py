@@ -106,6 +106,24 @@ def checkpoint_state() -> dict:
     }
 
 
+#: ``compress=`` of the compressed golden checkpoint.
+CHECKPOINT_COMPRESS = ("zstd", 3)
+
+
+def compressed_checkpoint_state() -> dict:
+    """checkpoint_state() plus arrays large enough to be compressed (64 KiB
+    and more), from integer arithmetic only (exact on every platform):
+    float32 weights with 8 significant bits (bfloat16 precision) and int64
+    step counters."""
+    state = checkpoint_state()
+    k = np.arange(1 << 15, dtype=np.int64)
+    # a small-integer pattern times a power of two: exact in float32
+    weights = (((k * 2654435761) % 511) - 255).astype(np.float32) * np.float32(2.0**-12)
+    state["arrays"]["weights_bf16"] = weights  # 128 KiB: compressed
+    state["arrays"]["steps"] = k * 3  # int64, 256 KiB: compressed
+    return state
+
+
 # -- shelves ----------------------------------------------------------------------------------
 
 SHELF_ITEMS = {
@@ -115,3 +133,6 @@ SHELF_ITEMS = {
 }
 #: Golden shelves made by binrec 0.1.0 (the shelf has no format version field).
 SHELF_FILES = {"unsigned": "shelf-0.1.0.sqlite", "signed": "shelf-signed-0.1.0.sqlite"}
+#: A shelf whose rows are signed with keyed BLAKE3 (``alg="blake3"``), first
+#: written by binrec 0.2.0.dev0 (BLAKE3 rows are new in 0.2.0).
+BLAKE3_SHELF_FILE = "shelf-signed-blake3-0.2.0.sqlite"

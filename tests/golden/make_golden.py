@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -110,6 +111,71 @@ def checkpoint_files() -> dict[str, bytes]:
     return out
 
 
+def _saved_checkpoint(name: str, state: dict, **options: object) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = checkpoint.CheckpointStore(tmp, **options)  # type: ignore[arg-type]
+        with mock.patch.object(checkpoint, "time", _FrozenClock(gv.CHECKPOINT_CREATED)):
+            store.save(name, state, gv.CHECKPOINT_METADATA, version=gv.CHECKPOINT_VERSION)
+        return store.path(name).read_bytes()
+
+
+def _have(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        print(f"skip the files that need {module}: it is not installed")
+        return False
+    return True
+
+
+def fast_alg_files() -> dict[str, bytes]:
+    """Keyed BLAKE3 (envelope, tag, checkpoint) and XXH3 checkpoints:
+    deterministic, like the HMAC-SHA256 ones."""
+    out = {}
+    v = checkpoint.FORMAT_VERSION
+    if _have("blake3"):
+        env = signing.sign(
+            gv.ENVELOPE_PAYLOAD, gv.KEY, context=gv.ENVELOPE_CONTEXT, created_ns=gv.ENVELOPE_CREATED_NS, alg="blake3"
+        )
+        tag = signing.sign_detached(gv.TAG_PAYLOAD, gv.KEY, context=gv.TAG_CONTEXT, alg="blake3")
+        out[f"envelope-blake3-v{env[4]}.bin"] = env
+        out[f"detached-tag-blake3-v{tag[4]}.bin"] = tag
+        name = f"checkpoint-blake3-v{v}"
+        out[name + checkpoint.SUFFIX] = _saved_checkpoint(name, gv.checkpoint_state(), key=gv.KEY, alg="blake3")
+    if _have("xxhash"):
+        name = f"checkpoint-xxh3-v{v}"
+        out[name + checkpoint.SUFFIX] = _saved_checkpoint(name, gv.checkpoint_state(), checksum="xxh3")
+    return out
+
+
+def compressed_checkpoint_files() -> dict[str, bytes]:
+    """A zstd-compressed checkpoint: its sections are the zstd library's
+    output, which a newer zstd may make differently (so, like a shelf, an
+    existing file is kept, and the test re-encodes it byte for byte only
+    under the zstandard version recorded for it)."""
+    if not _have("zstandard"):
+        return {}
+    name = f"checkpoint-zstd-v{checkpoint.FORMAT_VERSION}"
+    data = _saved_checkpoint(name, gv.compressed_checkpoint_state(), compress=gv.CHECKPOINT_COMPRESS)
+    return {name + checkpoint.SUFFIX: data}
+
+
+def blake3_shelf_files() -> dict[str, bytes]:
+    """A shelf signed with keyed BLAKE3 (not reproducible: SQLite's header
+    and each row's signing time)."""
+    if not _have("blake3"):
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / gv.BLAKE3_SHELF_FILE
+        with shelf.open(path, "n", key=gv.KEY, alg="blake3", protocol=gv.PICKLE_PROTOCOL) as db:
+            for k, v in gv.SHELF_ITEMS.items():
+                db[k] = v
+        leftovers = sorted(p.name for p in Path(tmp).iterdir() if p.name != path.name)
+        if leftovers:
+            raise SystemExit(f"{path.name}: SQLite left {leftovers} beside the shelf")
+        return {path.name: path.read_bytes()}
+
+
 def shelf_files() -> dict[str, bytes]:
     out = {}
     for kind, name in gv.SHELF_FILES.items():
@@ -131,7 +197,18 @@ def shelf_files() -> dict[str, bytes]:
     return out
 
 
-DETERMINISTIC = (record_files, envelope_files, versioned_pickle_files, checkpoint_files)
+DETERMINISTIC = (record_files, envelope_files, versioned_pickle_files, checkpoint_files, fast_alg_files)
+NOT_REPRODUCIBLE = (shelf_files, blake3_shelf_files, compressed_checkpoint_files)
+
+
+def _package_versions(name: str) -> dict[str, str]:
+    """What else made a file, beyond ``made_with``: the packages whose
+    output or algorithm it holds."""
+    versions = {}
+    for module, marker in (("blake3", "blake3"), ("xxhash", "xxh3"), ("zstandard", "zstd")):
+        if marker in name:
+            versions[module] = importlib.metadata.version(module)
+    return versions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     record_path = args.out / "generated-with.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     failed = False
-    produced = [(fn, True) for fn in DETERMINISTIC] + [(shelf_files, False)]
+    produced = [(fn, True) for fn in DETERMINISTIC] + [(fn, False) for fn in NOT_REPRODUCIBLE]
     for make, deterministic in produced:
         for name, data in make().items():
             target = args.out / name
@@ -169,7 +246,12 @@ def main(argv: list[str] | None = None) -> int:
             tmp = target.with_suffix(target.suffix + ".tmp")
             tmp.write_bytes(data)
             os.replace(tmp, target)
-            record[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), **made_with}
+            record[name] = {
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+                **made_with,
+                **_package_versions(name),
+            }
             print(f"wrote     {name} ({len(data)} bytes)")
     record_path.write_text(json.dumps(dict(sorted(record.items())), indent=1, ensure_ascii=False) + "\n")
     shutil.rmtree(HERE / "__pycache__", ignore_errors=True)
