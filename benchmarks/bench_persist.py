@@ -7,7 +7,13 @@
   with globals, which pay for the opcode scan: a list of 100,000
   datetimes, an 8 MB float64 array, 20,000 loads of a tiny dict with a date;
 * (with --shelf / --checkpoint, when those modules exist) shelf and
-  checkpoint figures.
+  checkpoint figures;
+* state_dict: save/load of a ~200 MB training state (bfloat16-rounded
+  float32 weights, Adam moments, int64 step counters) with each
+  CheckpointStore checksum and compression option, against pickle + fsync,
+  joblib.dump/load (plain and compress=3) and safetensors.numpy
+  save_file/load_file, with the file size of each (a missing library is
+  skipped with a printed line).
 
 Prints Markdown tables and writes ``benchmarks/results/persist.json`` (a
 run with ``--only`` replaces only its parts of an existing file) and, when
@@ -315,6 +321,104 @@ def bench_checkpoint(mib: int, list_n: int) -> dict:
     return out
 
 
+def realistic_state(mib: int) -> dict:
+    """A training state of about ``mib`` MiB from a fixed seed: per layer,
+    float32 weights rounded to bfloat16 precision, Adam's first moment
+    (small float32 noise) and second moment (its squares), and an int64
+    step counter per layer; one int64 token-count table."""
+    rng = np.random.default_rng(20261128)
+    layers = 8
+    n = mib * (1 << 20) // (layers * 3 * 4 + 8)  # float32 x3 per layer, plus the table
+    state: dict = {"model": {}, "optim": {}, "step": 12_345}
+    for i in range(layers):
+        w = rng.normal(0, 0.02, n).astype(np.float32)
+        w = ((w.view(np.uint32) + 0x8000) & 0xFFFF0000).view(np.float32)
+        m = rng.normal(0, 1e-3, n).astype(np.float32)
+        state["model"][f"layer{i}.weight"] = w
+        state["optim"][f"layer{i}.exp_avg"] = m
+        state["optim"][f"layer{i}.exp_avg_sq"] = m * m
+        state["optim"][f"layer{i}.step"] = np.array(12_345, dtype=np.int64)
+    state["model"]["token_counts"] = np.sort(rng.integers(0, 1 << 40, n // layers)).astype(np.int64)
+    return state
+
+
+def _flat(state: dict) -> dict[str, np.ndarray]:
+    """The state as safetensors takes it: one flat dict of arrays."""
+    out = {f"{part}.{k}": v for part in ("model", "optim") for k, v in state[part].items()}
+    out["step"] = np.array(state["step"], dtype=np.int64)
+    return out
+
+
+def bench_state_dict(mib: int, reps: int = 3) -> dict:
+    from binrec.checkpoint import CheckpointStore
+    from binrec.signing import UnsupportedAlgorithm
+
+    state = realistic_state(mib)
+    raw = sum(a.nbytes for a in _flat(state).values())
+    out: dict = {"mib": mib, "raw bytes": raw, "tools": {}}
+
+    def record(label: str, save, load, path: str) -> None:
+        t_save = median_time(save, reps)
+        t_load = median_time(load, reps)
+        size = os.path.getsize(path)
+        out["tools"][label] = {"save": t_save, "load": t_load, "bytes": size}
+        print(f"  {label}: save {t_save:.3f} s, load {t_load:.3f} s, {raw / size:.2f}x smaller", file=sys.stderr)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ppath = os.path.join(tmp, "state.pkl")
+
+        def pickle_save_fsync():
+            with open(ppath, "wb") as fh:
+                pickle.dump(state, fh, protocol=5)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+        def pickle_load():
+            with open(ppath, "rb") as fh:
+                return pickle.load(fh)
+
+        record("pickle + fsync", pickle_save_fsync, pickle_load, ppath)
+        options = [
+            ("checksum='crc32'", {"checksum": "crc32"}),
+            ("checksum='xxh3'", {"checksum": "xxh3"}),
+            ("crc32, compress='zstd' (level 1)", {"checksum": "crc32", "compress": "zstd"}),
+            ("xxh3, compress='zstd' (level 1)", {"checksum": "xxh3", "compress": "zstd"}),
+            ("xxh3, compress=('zstd', 3)", {"checksum": "xxh3", "compress": ("zstd", 3)}),
+        ]
+        for label, opts in options:
+            try:
+                store = CheckpointStore(os.path.join(tmp, f"ck{len(out['tools'])}"), **opts)
+            except UnsupportedAlgorithm as exc:
+                print(f"skip binrec {label}: {exc}")
+                continue
+            record(
+                f"binrec {label}",
+                lambda store=store: store.save("s", state),
+                lambda store=store: store.load("s"),
+                str(store.path("s")),
+            )
+        try:
+            import joblib
+        except ImportError:
+            print("skip joblib: not installed")
+        else:
+            jpath = os.path.join(tmp, "state.joblib")
+            record("joblib.dump/load", lambda: joblib.dump(state, jpath), lambda: joblib.load(jpath), jpath)
+            zpath = os.path.join(tmp, "state3.joblib")
+            record(
+                "joblib compress=3", lambda: joblib.dump(state, zpath, compress=3), lambda: joblib.load(zpath), zpath
+            )
+        try:
+            from safetensors.numpy import load_file, save_file
+        except ImportError:
+            print("skip safetensors: not installed")
+        else:
+            flat = _flat(state)
+            spath = os.path.join(tmp, "state.safetensors")
+            record("safetensors.numpy", lambda: save_file(flat, spath), lambda: load_file(spath), spath)
+    return out
+
+
 def _grouped(ax, groups: list[str], series: dict[str, list], ylabel: str, title: str) -> None:
     """Bars per group, one colour per series; missing values (None, NaN) are left out."""
     width = 0.8 / max(1, len(series))
@@ -384,7 +488,7 @@ def chart(results: dict, path: Path) -> bool:
     return True
 
 
-PARTS = ("streams", "signing", "safe_loads", "shelf", "checkpoint")
+PARTS = ("streams", "signing", "safe_loads", "shelf", "checkpoint", "state_dict")
 
 
 def main(argv=None) -> int:
@@ -461,6 +565,22 @@ def main(argv=None) -> int:
         print(
             f"\nlist() of {c['list_n']} checkpoints: {c['list'] * 1e3:.2f} ms; verify() of one: {c['verify'] * 1e3:.1f} ms"
         )
+    if "state_dict" in args.only:
+        print("state_dict ...", file=sys.stderr)
+        results["state_dict"] = sd = bench_state_dict(32 if args.quick else 200)
+        base = sd["tools"]["pickle + fsync"]
+        print(
+            f"\nstate dict of {sd['raw bytes'] / 1e6:.0f} MB (bfloat16-rounded float32 weights, Adam moments, int64 counters),"
+            " median of 3:\n"
+        )
+        print(
+            "| tool | save (s) | / pickle+fsync | load (s) | / pickle | file (MB) | smaller by |\n|---|---:|---:|---:|---:|---:|---:|"
+        )
+        for name, r in sd["tools"].items():
+            print(
+                f"| {name} | {r['save']:.3f} | {r['save'] / base['save']:.2f} | {r['load']:.3f} | {r['load'] / base['load']:.2f} "
+                f"| {r['bytes'] / 1e6:.1f} | {sd['raw bytes'] / r['bytes']:.2f}x |"
+            )
     out = Path(args.out)
     merged = write_results(out, "persist", results, merge=set(args.only) != set(PARTS))
     if chart(load_results(merged), out / "persist.png"):

@@ -182,18 +182,22 @@ def _compress_sections(
         return list(views), [{} for _ in views]
     zstd = _zstd()
     codec, level = compress
-    stored: list[Any] = []
-    fields: list[dict[str, Any]] = []
-    for view, itemsize in zip(views, itemsizes):
+
+    def one(view: memoryview, itemsize: int) -> tuple[Any, dict[str, Any]]:
         shuffle = itemsize if itemsize > 1 and view.nbytes % itemsize == 0 else 1
         data = zstd.compress(_shuffle(view, shuffle), level) if view.nbytes >= _COMPRESS_MIN else None
         if data is None or len(data) >= view.nbytes:
-            stored.append(view)
-            fields.append({})
-            continue
-        stored.append(data)
-        fields.append({"codec": codec, "raw_length": view.nbytes, "shuffle": shuffle})
-    return stored, fields
+            return view, {}
+        return data, {"codec": codec, "raw_length": view.nbytes, "shuffle": shuffle}
+
+    # zstd and numpy's copies release the GIL: sections compress in parallel
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        done = list(pool.map(one, views, itemsizes))
+    return [d for d, _ in done], [f for _, f in done]
+
+
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 class CheckpointError(Exception):
@@ -413,6 +417,15 @@ def _decompressed(b: dict[str, Any], stored: np.ndarray[Any, Any], path: Path, i
     out = np.empty(b["raw_length"], dtype=np.uint8)
     _unshuffle(data, b["shuffle"], out)
     return out
+
+
+def _decompressed_all(table: list[dict[str, Any]], stored: list[Any], path: Path) -> list[Any]:
+    """Every section as array bytes, the compressed ones decompressed in
+    parallel (each already checked)."""
+    if not any("codec" in b for b in table):
+        return stored
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        return list(pool.map(lambda i: _decompressed(table[i], stored[i], path, i), range(len(table))))
 
 
 def _check_name(name: Any) -> str:
@@ -1273,7 +1286,7 @@ class CheckpointStore:
                         buffers.append(section)
                 if key:  # authenticity of array data needs the full pass
                     self._full_digest(checked)
-                buffers = [_decompressed(b, buf, path, i) for i, (b, buf) in enumerate(zip(table, buffers))]
+                buffers = _decompressed_all(table, buffers, path)
             else:
                 arrays = [np.empty(b["length"], dtype=np.uint8) for b in table]
                 # Reads go through a small bounce buffer (copies out of the
@@ -1310,7 +1323,7 @@ class CheckpointStore:
                         )
                 if key:
                     self._full_digest(checked)
-                buffers = [_decompressed(b, arr, path, i) for i, (b, arr) in enumerate(zip(table, arrays))]
+                buffers = _decompressed_all(table, arrays, path)
         finally:
             fh.close()
         try:
