@@ -45,7 +45,7 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
 
     Examples
     --------
-    >>> import secrets
+    >>> import tempfile
     >>> from binrec._atomic import fsync_dir
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     fsync_dir(folder)  # returns nothing; on Windows does nothing
