@@ -11,6 +11,7 @@ missing-package path blocks the imports (``sys.modules[...] = None``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 import sys
@@ -260,3 +261,75 @@ def test_uncompressed_checkpoint_loads_without_zstd(tmp_path, no_zstd):
     store = CheckpointStore(tmp_path)
     store.save("c", STATE)
     _assert_state(store.load("c"))
+
+
+@needs_zstd
+@pytest.mark.parametrize(
+    "dtype", ["<f2", "<f4", ">f8", "<i2", "<u8", "<c16", "?", "i1", [("a", "<i4"), ("b", "<f8")]], ids=str
+)
+def test_every_element_type_round_trips_compressed(tmp_path, dtype):
+    """Shuffled by the element size, whatever it is (2, 4, 8, 16, 1, 12)."""
+    n = 80_000  # 80 KB and up: large enough to be compressed
+    codes = np.arange(n) % 97
+    array = np.zeros(n, dtype=dtype)
+    for name in array.dtype.names or [None]:
+        target = array if name is None else array[name]
+        target[...] = codes.astype(target.dtype)
+    store = CheckpointStore(tmp_path, compress="zstd")
+    store.save("c", {"a": array})
+    entry = _header(store.path("c").read_bytes())["buffers"][0]
+    assert entry["codec"] == "zstd" and entry["shuffle"] == max(array.dtype.itemsize, 1)
+    got = store.load("c")["a"]
+    assert got.dtype == array.dtype and np.array_equal(got, array)
+
+
+def _resealed(raw: bytes, header: dict, sections: dict[int, bytes] | None = None) -> bytes:
+    """The file with its header replaced (same length) and sections
+    overwritten, and the footer's SHA-256 digests and CRC made anew: a
+    file whose every checksum holds (a buggy or hostile writer), by
+    docs/checkpoint-format.md."""
+    hlen = struct.unpack_from("<8sIIQ", raw)[3]
+    head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    assert len(head) == hlen, "the test must keep the header's length"
+    out = bytearray(raw)
+    out[24 : 24 + hlen] = head
+    for offset, data in (sections or {}).items():
+        out[offset : offset + len(data)] = data
+    head_end = header["skeleton"]["offset"] + header["skeleton"]["length"]
+    fo = header["footer_offset"]
+    footer = b"BRCKFOOT" + hashlib.sha256(out[:head_end]).digest() + hashlib.sha256(out[:fo]).digest()
+    out[fo:] = footer + struct.pack("<I", zlib.crc32(footer))
+    return bytes(out)
+
+
+@needs_zstd
+def test_frame_that_does_not_decompress_is_corrupted_not_a_zstd_error(tmp_path):
+    store = CheckpointStore(tmp_path, compress="zstd")
+    store.save("c", {"w": BF16})
+    raw = store.path("c").read_bytes()
+    header = _header(raw)
+    entry = header["buffers"][0]
+    frame = bytearray(raw[entry["offset"] : entry["offset"] + entry["length"]])
+    for pos in range(len(frame) // 2, len(frame)):  # a flip whose new CRC32 has as many digits
+        frame[pos] ^= 0xFF
+        if len(str(zlib.crc32(frame))) == len(str(entry["crc32"])):
+            break
+        frame[pos] ^= 0xFF
+    entry["crc32"] = zlib.crc32(frame)
+    store.path("c").write_bytes(_resealed(raw, header, {entry["offset"]: bytes(frame)}))
+    with pytest.raises(CheckpointCorrupted, match=r"buffer 0 .* does not decompress"):
+        store.load("c")
+
+
+@needs_zstd
+def test_frame_of_another_length_than_the_header_says_is_corrupted(tmp_path):
+    store = CheckpointStore(tmp_path, compress="zstd")
+    store.save("c", {"w": BF16})
+    raw = store.path("c").read_bytes()
+    header = _header(raw)
+    header["buffers"][0]["raw_length"] = BF16.nbytes - 64  # as many digits
+    header["buffers"][0]["shape"] = [BF16.size - 16]
+    store.path("c").write_bytes(_resealed(raw, header))
+    store.verify("c")  # every checksum holds
+    with pytest.raises(CheckpointCorrupted, match=f"decompresses to {BF16.nbytes} bytes, the header says"):
+        store.load("c")
