@@ -133,6 +133,14 @@ class _Zstd:
             return bytes(self._m.compress(data, options=opts))
         return bytes(self._m.ZstdCompressor(level=level, write_checksum=True).compress(data))
 
+    def content_size(self, data: Any) -> int | None:
+        """The decompressed size the frame's header declares (None: unstated)."""
+        if self._stdlib:
+            size = self._m.get_frame_info(data).decompressed_size
+        else:
+            size = self._m.frame_content_size(data)
+        return None if size is None or size < 0 else int(size)
+
     def decompress(self, data: Any, raw_length: int) -> bytes:
         if self._stdlib:
             return bytes(self._m.decompress(data))
@@ -390,8 +398,8 @@ def _compression_of(header: dict[str, Any]) -> tuple[str, int] | None:
 
 
 def _check_codec_fields(b: dict[str, Any], where: str, bad: Callable[[str], CheckpointCorrupted]) -> None:
-    """A compressed section's fields: a known codec (its package missing:
-    UnsupportedAlgorithm naming the extra), a raw length and shuffle width."""
+    """A compressed section's fields: a known codec, a raw length and a
+    shuffle width that divides it."""
     if b["codec"] not in CODECS:
         raise CheckpointCorrupted(
             f"{where}: unknown compression codec {b['codec']!r} (this binrec reads {', '.join(CODECS)})"
@@ -409,6 +417,11 @@ def _decompressed(b: dict[str, Any], stored: np.ndarray[Any, Any], path: Path, i
     zstd = _zstd()
     where = f"{path}: buffer {i} (bytes {b['offset']}..{b['offset'] + b['length']})"
     try:
+        declared = zstd.content_size(stored)
+        if declared != b["raw_length"]:  # refused before any allocation of that size
+            raise CheckpointCorrupted(
+                f"{where}: its zstd frame declares {declared} bytes, the header says {b['raw_length']}"
+            )
         data = zstd.decompress(stored, b["raw_length"])
     except zstd.error as exc:
         raise CheckpointCorrupted(f"{where} does not decompress: {exc}") from None
