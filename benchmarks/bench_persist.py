@@ -13,7 +13,13 @@
   CheckpointStore checksum and compression option, against pickle + fsync,
   joblib.dump/load (plain and compress=3) and safetensors.numpy
   save_file/load_file, with the file size of each (a missing library is
-  skipped with a printed line).
+  skipped with a printed line);
+* codecs: ratio and compress/decompress GB/s of each compression candidate
+  and level (zstd alone, zstd after binrec's numpy byte-shuffle, Blosc2
+  zstd + shuffle when installed, zlib-3 as in joblib's compress=3) on data
+  from fixed-seed generators: float32 weights, the same rounded to
+  bfloat16 precision, sorted int64 indices, Adam's second moment, random
+  bytes; one thread, best of 3.
 
 Prints Markdown tables and writes ``benchmarks/results/persist.json`` (a
 run with ``--only`` replaces only its parts of an existing file) and, when
@@ -419,6 +425,103 @@ def bench_state_dict(mib: int, reps: int = 3) -> dict:
     return out
 
 
+def codec_data(mib: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(20261128)
+    n = mib * (1 << 20) // 4
+    w = rng.normal(0, 0.02, n).astype(np.float32)
+    m = rng.normal(0, 1e-3, n).astype(np.float32)
+    return {
+        "float32 weights N(0, 0.02)": w,
+        "float32 rounded to bfloat16": ((w.view(np.uint32) + 0x8000) & 0xFFFF0000).view(np.float32),
+        "sorted int64 indices": np.sort(rng.integers(0, 1 << 40, n // 2)).astype(np.int64),
+        "Adam second moment (float32)": m * m,
+        "random bytes": rng.integers(0, 256, n * 4, dtype=np.uint8),
+    }
+
+
+def _best(fn, reps: int = 3):
+    out, best = None, float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return out, best
+
+
+def _shuffled(a: np.ndarray) -> np.ndarray:
+    from binrec.checkpoint import _shuffle  # binrec's own, as a save runs it
+
+    return _shuffle(memoryview(a).cast("B"), a.dtype.itemsize)
+
+
+def _unshuffled(data: bytes, itemsize: int) -> np.ndarray:
+    from binrec.checkpoint import _unshuffle
+
+    out = np.empty(len(data), np.uint8)
+    _unshuffle(data, itemsize, out)
+    return out
+
+
+def codec_candidates() -> dict:
+    """name -> (compress(array) -> bytes, decompress(bytes, array) -> bytes-like)."""
+    import zlib
+
+    cands: dict = {}
+    try:
+        import zstandard
+    except ImportError:
+        print("skip zstd candidates: zstandard is not installed")
+    else:
+        for level in (1, 3):
+            c = zstandard.ZstdCompressor(level=level)
+            d = zstandard.ZstdDecompressor()
+            cands[f"zstd-{level}"] = (lambda a, c=c: c.compress(a), lambda z, a, d=d: d.decompress(z))
+            cands[f"shuffle + zstd-{level} (binrec)"] = (
+                lambda a, c=c: c.compress(_shuffled(a)),
+                lambda z, a, d=d: _unshuffled(d.decompress(z), a.dtype.itemsize),
+            )
+    try:
+        import blosc2
+    except ImportError:
+        print("skip Blosc2: not installed")
+    else:
+        for level in (1, 3):
+            cands[f"Blosc2 zstd-{level} + shuffle"] = (
+                lambda a, level=level: blosc2.compress2(
+                    a,
+                    codec=blosc2.Codec.ZSTD,
+                    clevel=level,
+                    filters=[blosc2.Filter.SHUFFLE],
+                    typesize=a.dtype.itemsize,
+                    nthreads=1,
+                ),
+                lambda z, a: blosc2.decompress2(z),
+            )
+    cands["zlib-3 (joblib compress=3)"] = (lambda a: zlib.compress(a, 3), lambda z, a: zlib.decompress(z))
+    return cands
+
+
+def bench_codecs(mib: int) -> list[dict]:
+    rows = []
+    cands = codec_candidates()
+    for kind, a in codec_data(mib).items():
+        for name, (comp, decomp) in cands.items():
+            z, t_c = _best(lambda: comp(a))
+            back, t_d = _best(lambda: decomp(z, a))
+            assert bytes(memoryview(back).cast("B")) == a.tobytes(), (kind, name)
+            rows.append(
+                {
+                    "data": kind,
+                    "codec": name,
+                    "ratio": a.nbytes / len(z),
+                    "comp GB/s": a.nbytes / t_c / 1e9,
+                    "decomp GB/s": a.nbytes / t_d / 1e9,
+                }
+            )
+            print(f"  {kind}, {name}: {rows[-1]['ratio']:.2f}x", file=sys.stderr)
+    return rows
+
+
 def _grouped(ax, groups: list[str], series: dict[str, list], ylabel: str, title: str) -> None:
     """Bars per group, one colour per series; missing values (None, NaN) are left out."""
     width = 0.8 / max(1, len(series))
@@ -488,7 +591,7 @@ def chart(results: dict, path: Path) -> bool:
     return True
 
 
-PARTS = ("streams", "signing", "safe_loads", "shelf", "checkpoint", "state_dict")
+PARTS = ("streams", "signing", "safe_loads", "shelf", "checkpoint", "state_dict", "codecs")
 
 
 def main(argv=None) -> int:
@@ -581,6 +684,12 @@ def main(argv=None) -> int:
                 f"| {name} | {r['save']:.3f} | {r['save'] / base['save']:.2f} | {r['load']:.3f} | {r['load'] / base['load']:.2f} "
                 f"| {r['bytes'] / 1e6:.1f} | {sd['raw bytes'] / r['bytes']:.2f}x |"
             )
+    if "codecs" in args.only:
+        print("codecs ...", file=sys.stderr)
+        results["codecs"] = bench_codecs(8 if args.quick else 32)
+        print("\n| data | codec | ratio | compress GB/s | decompress GB/s |\n|---|---|---:|---:|---:|")
+        for r in results["codecs"]:
+            print(f"| {r['data']} | {r['codec']} | {r['ratio']:.2f}x | {r['comp GB/s']:.2f} | {r['decomp GB/s']:.2f} |")
     out = Path(args.out)
     merged = write_results(out, "persist", results, merge=set(args.only) != set(PARTS))
     if chart(load_results(merged), out / "persist.png"):
