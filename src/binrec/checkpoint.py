@@ -413,12 +413,13 @@ def _check_codec_fields(b: dict[str, Any], where: str, bad: Callable[[str], Chec
         raise bad("compressed section's raw_length/shuffle")
 
 
-def _decompressed(b: dict[str, Any], stored: np.ndarray[Any, Any], path: Path, i: int) -> np.ndarray[Any, Any]:
+def _decompressed(
+    zstd: _Zstd, b: dict[str, Any], stored: np.ndarray[Any, Any], path: Path, i: int
+) -> np.ndarray[Any, Any]:
     """Section ``i`` as the array bytes it holds (``stored`` itself when it
     was not compressed; its checksum was verified before this is called)."""
     if "codec" not in b:
         return stored
-    zstd = _zstd()
     where = f"{path}: buffer {i} (bytes {b['offset']}..{b['offset'] + b['length']})"
     try:
         declared = zstd.content_size(stored)
@@ -441,8 +442,9 @@ def _decompressed_all(table: list[dict[str, Any]], stored: list[Any], path: Path
     parallel (each already checked)."""
     if not any("codec" in b for b in table):
         return stored
+    zstd = _zstd()
     with ThreadPoolExecutor(max_workers=_workers()) as pool:
-        return list(pool.map(lambda i: _decompressed(table[i], stored[i], path, i), range(len(table))))
+        return list(pool.map(lambda i: _decompressed(zstd, table[i], stored[i], path, i), range(len(table))))
 
 
 def _check_name(name: Any) -> str:
