@@ -574,3 +574,74 @@ def test_unpack_columns_text_reads_in_place_beside_out_arrays(backend):
     assert got["t"].tolist() == ["ab", "é"]
     spare = np.zeros(2, dtype="S4")
     assert s.unpack_columns(raw, text="t", encoding="utf-8", out={"t": spare})["t"].tolist() == ["ab", "é"]
+
+
+# -- binrec encode from JSONL through pyarrow's JSON reader ----------------------
+
+JSONL_FMT = ">I10sf"
+JSONL_CASES = [
+    ('{"id": 1, "name": "north", "temp": 22.62}\n{"id": 2, "name": "Zürich", "temp": -1}\n', True),
+    (
+        '{"id": 7, "name": "ab", "temp": 0.5}\n{"name": "c\\u00fc", "id": 8, "temp": 1e3}',
+        True,
+    ),  # any key order, no final LF
+    ('{"id": 1, "name": "a", "temp": 0.5}\n\n{"id": 2, "name": "b", "temp": 0.5}\n', None),  # blank line
+    ('{"id": 1, "name": "a", "temp": 0.5} {"id": 2, "name": "b", "temp": 0.5}\n', None),  # two on a line
+    ('{"id": 1.0, "name": "a", "temp": 0.5}\n', None),  # a float for an int
+    ('{"id": true, "name": "a", "temp": 0.5}\n', None),  # struct packs True as 1
+    ('{"id": 1, "name": 5, "temp": 0.5}\n', None),
+    ('{"id": 1, "name": "a"}\n', None),  # missing key
+    ('{"id": 1, "name": "a", "temp": 0.5, "x": 1}\n', None),  # unknown key
+    ('{"id": 1, "name": "a", "temp": 0.5}\n{"id": 1, "name": "a", "name": "b", "temp": 0.5}\n', None),
+    ('{"id": 1, "name": "\\ud800", "temp": 0.5}\n', None),  # lone surrogate
+    ('{"id": 1, "name": "a\tb", "temp": 0.5}\n', None),  # raw control character
+    ('{"id": 4294967296, "name": "a", "temp": 0.5}\n', None),  # out of range for I
+    ('{"id": 1, "name": "much too long", "temp": 0.5}\n', None),
+    ('{"id": 1, "name": "a", "temp": NaN}\n', None),
+    ("\ufeff" + '{"id": 1, "name": "a", "temp": 0.5}\n', None),  # BOM
+    ('{"id": 1, "name": "a", "temp": 0.5}\r\n{"id": 2, "name": "b", "temp": 0.5}\r\n', True),
+]
+
+
+@pytest.mark.parametrize("content, arrow", JSONL_CASES)
+@pytest.mark.parametrize("text", [(), ("--text", "name", "--encoding", "utf-8")])
+def test_encode_jsonl_with_pyarrow_writes_what_the_python_reader_writes(
+    tmp_path, monkeypatch, capsys, content, arrow, text
+):
+    """Oracle: encode's own Python JSONL reader (json.loads per line), run
+    with pyarrow's path switched off: the same bytes, the same error (file,
+    line, key) and exit status; pyarrow's path was the one used where the
+    input is plain."""
+    pytest.importorskip("pyarrow.json")
+    from binrec import cli
+
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(content.encode("utf-8"))
+    used = []
+    real = cli._encode_csv_with_arrow
+    monkeypatch.setattr(cli, "_encode_csv_with_arrow", lambda *a, **k: used.append(real(*a, **k)) or used[-1])
+    results = []
+    for fast in (True, False):
+        monkeypatch.setattr(cli, "_arrow_json_ok", lambda fast=fast: fast)
+        out = tmp_path / f"out_{fast}.bin"
+        status = cli.main(["encode", JSONL_FMT, str(src), "-q", "-o", str(out), *text])
+        err = capsys.readouterr().err
+        results.append((status, err, out.read_bytes() if out.exists() else None))
+    assert results[0] == results[1]
+    if arrow is not None:
+        assert (used[0] is not None) == arrow
+
+
+def test_encode_jsonl_with_pyarrow_matches_struct(tmp_path):
+    """Oracle: struct.pack of each object's values (the name as UTF-8)."""
+    pytest.importorskip("pyarrow.json")
+    import json
+
+    from binrec import cli
+
+    rows = [(i, f"Mü-{i}", i / 8) for i in range(5000)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "name": n, "temp": t}) + "\n" for i, n, t in rows))
+    out = tmp_path / "out.bin"
+    assert cli.main(["encode", JSONL_FMT, str(src), "-q", "-o", str(out), "--text", "name", "--encoding", "utf-8"]) == 0
+    assert out.read_bytes() == b"".join(struct.pack(JSONL_FMT, i, n.encode(), t) for i, n, t in rows)

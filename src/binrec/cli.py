@@ -940,13 +940,112 @@ def _arrow_csv_ok() -> bool:
     return True
 
 
+def _arrow_json_ok() -> bool:
+    try:
+        import pyarrow.json  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: Bytes below 0x20 other than LF and CR (tabs too: they only send a line
+#: to the Python path).
+_JSON_CONTROLS = bytes(c for c in range(0x20) if c not in (0x0A, 0x0D))
+
+
+def _arrow_jsonl_blocks(
+    state: _EncodeInput, src: BinaryIO, name: str, encoding: str
+) -> Iterator[tuple[dict[str, Any], int]]:
+    """The JSONL input as ``(columns, rows)`` blocks read by pyarrow's JSON
+    reader with the fields' own types, each the columns :func:`_jsonl_rows`
+    would have produced.
+
+    Only inputs where both readers must agree take this path: valid UTF-8
+    with no BOM, one object on every line (no blank or indented line, no
+    control character or lone CR), fields of int, float, c and s kinds,
+    every key present, no NaN.  Anything else, and any value pyarrow
+    refuses (a float for an int, a number for a string, a repeated key, an
+    escaped lone surrogate...), raises :class:`_NotFast` or pyarrow's error;
+    the caller then starts again with the Python path."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    first = src.readline()
+    try:
+        obj = json.loads(first.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise _NotFast from None
+    if not isinstance(obj, dict) or not obj:
+        raise _NotFast
+    keys = state.adopt(list(obj), f"{name}: line 1", "key")
+    fields = state.s.layout.fields
+    if any(f.kind not in ("int", "float", "char", "bytes") for f in fields):
+        raise _NotFast
+
+    def kind(f: Field) -> pa.DataType:
+        if f.kind == "int":
+            return pa.uint64() if f.native.kind == "u" and f.native.itemsize == 8 else pa.int64()
+        return pa.float64() if f.kind == "float" else pa.string()
+
+    schema = pa.schema([(k, kind(f)) for f, k in zip(fields, keys)])
+    parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+    read = pajson.ReadOptions(use_threads=False, block_size=2 * _ARROW_CSV_BLOCK + 4096)
+    pending = first
+    while True:
+        block = pending + src.read(_ARROW_CSV_BLOCK)
+        pending = b""
+        if not block:
+            return
+        if not block.endswith(b"\n"):
+            block += src.readline()
+        state.consumed += len(block)
+        lines = block.count(b"\n") + (not block.endswith(b"\n"))
+        if (
+            block.startswith((b"\n", b"\r", b" ", b"\t"))
+            or any(gap in block for gap in (b"\n\n", b"\n\r", b"\n "))
+            or block.count(b"\r") != block.count(b"\r\n")
+        ):
+            raise _NotFast  # blank, indented or odd lines: the Python path
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _NotFast from None
+        if len(block.translate(None, _JSON_CONTROLS)) != len(block):
+            raise _NotFast  # a control character json.loads refuses in a string
+        table = pajson.read_json(pa.py_buffer(block), read_options=read, parse_options=parse)
+        if table.num_rows != lines:
+            raise _NotFast  # e.g. two objects on one line, which json.loads refuses
+        columns: dict[str, Any] = {}
+        for f, k in zip(fields, keys):
+            col = table.column(k)
+            if col.null_count:
+                raise _NotFast  # a missing key or null: the Python path's error
+            if f.kind in ("int", "float"):
+                values = col.to_numpy()
+                if f.kind == "float" and np.isnan(values).any():
+                    raise _NotFast
+                columns[f.name] = values
+            else:
+                columns[f.name] = _arrow_csv_column(f, col, f.name in state.text, encoding)
+        yield columns, table.num_rows
+
+
 def _encode_csv_with_arrow(
-    state: _EncodeInput, src: BinaryIO, name: str, out: BinaryIO, encoding: str, bar: tqdm[NoReturn] | None
+    state: _EncodeInput,
+    src: BinaryIO,
+    name: str,
+    out: BinaryIO,
+    encoding: str,
+    bar: tqdm[NoReturn] | None,
+    blocks: Callable[[_EncodeInput, BinaryIO, str, str], Iterator[tuple[dict[str, Any], int]]] = _arrow_csv_blocks,
 ) -> int | None:
     """Encode a CSV file with pyarrow's reader (:func:`_arrow_csv_blocks`):
     the records written, or None when it gave up, its output undone and the
     input rewound for the Python path (which then names the bad cell's file,
-    line and key as always)."""
+    line and key as always).  ``blocks`` reads the input (JSONL:
+    :func:`_arrow_jsonl_blocks`)."""
     import codecs
 
     import pyarrow as pa
@@ -954,7 +1053,7 @@ def _encode_csv_with_arrow(
     start = out.tell()
     total = 0
     try:
-        for columns, rows in _arrow_csv_blocks(state, src, name, codecs.lookup(encoding).name):
+        for columns, rows in blocks(state, src, name, codecs.lookup(encoding).name):
             out.write(state.s.pack(columns, encoding=encoding))
             total += rows
             if bar is not None:
@@ -1174,6 +1273,11 @@ def _cmd_encode(args: argparse.Namespace) -> int:
                 # its output is undone when it gives up: a file it can seek in
                 fast_state = _EncodeInput(s, args.names is not None, text)
                 fast = _encode_csv_with_arrow(fast_state, src, name, out_fh, args.encoding, bar)
+            elif kind == "jsonl" and not to_stdout and size is not None and out_fh.seekable() and _arrow_json_ok():
+                fast_state = _EncodeInput(s, args.names is not None, text)
+                fast = _encode_csv_with_arrow(
+                    fast_state, src, name, out_fh, args.encoding, bar, blocks=_arrow_jsonl_blocks
+                )
             for unit, numbers, rows in () if fast is not None else _encode_batches(state, src, name, kind):
                 try:
                     out_fh.write(state.s.pack(rows, encoding=args.encoding))
