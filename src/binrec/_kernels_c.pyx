@@ -802,27 +802,8 @@ cdef extern from *:
     #include <stdint.h>
     /* a UCS-4 code unit at any alignment (a 'U' field of a packed record) */
     static inline void br_put_u32(unsigned char *d, uint32_t v) { memcpy(d, &v, 4); }
-    /* w bytes widened to w UCS-4 units, four at a time (one 16-byte store
-       each, which the compiler turns into a few vector instructions); the
-       OR of all the bytes comes back, to tell ASCII rows apart. */
-    static inline unsigned char br_widen(const unsigned char *p, unsigned char *o, Py_ssize_t w) {
-        Py_ssize_t k = 0;
-        unsigned char high = 0;
-        for (; k + 4 <= w; k += 4) {
-            uint32_t u[4] = {p[k], p[k + 1], p[k + 2], p[k + 3]};
-            high |= p[k] | p[k + 1] | p[k + 2] | p[k + 3];
-            memcpy(o + 4 * k, u, 16);
-        }
-        for (; k < w; k++) {
-            uint32_t c = p[k];
-            high |= p[k];
-            memcpy(o + 4 * k, &c, 4);
-        }
-        return high;
-    }
     """
     void br_put_u32(unsigned char *d, uint32_t v) nogil
-    unsigned char br_widen(const unsigned char *p, unsigned char *o, Py_ssize_t w) nogil
 
 
 cdef inline Py_ssize_t _text_len(const unsigned char *p, Py_ssize_t w, const unsigned char *strip) noexcept nogil:
@@ -875,21 +856,17 @@ cdef inline bint _decode_text_row(const unsigned char *p, unsigned char *o, Py_s
                                   const unsigned char *strip) noexcept nogil:
     """One row of ``w`` bytes into ``w`` UCS-4 units, NUL-filled: false when
     it does not decode."""
-    cdef Py_ssize_t k, m, step, n
+    cdef Py_ssize_t k, m, step
+    cdef Py_ssize_t n = _text_len(p, w, strip)
     cdef uint32_t cp
-    cdef unsigned char high = 0
-    # every byte widened, then the stripped tail cleared: a loop with no
-    # branch on the data (the compiler vectorises it), and all a row needs
-    # when it has no byte >= 0x80 (nearly every row) or for Latin-1
-    high = br_widen(p, o, w)
-    n = _text_len(p, w, strip)
-    if n < w:
-        memset(o + 4 * n, 0, <size_t> (4 * (w - n)))
-    if high >= 0x80 and n < w:
-        # the high byte may lie in the stripped tail
-        high = 0
-        for k in range(n):
-            high |= p[k]
+    cdef unsigned char high = 0, c
+    # every byte widened and the stripped tail as NULs, in one pass over
+    # the whole width with no branch on the data: all a row needs when
+    # it has no byte >= 0x80 (nearly every row) or for Latin-1
+    for k in range(w):
+        c = p[k] if k < n else 0
+        high |= c
+        br_put_u32(o + 4 * k, c)
     if high < 0x80 or codec == TEXT_LATIN1:
         return True
     if codec == TEXT_ASCII:
