@@ -20,7 +20,9 @@ def _swallowing_pack(signum):
 
     def pack(self, values, **kw):
         try:
-            os.kill(os.getpid(), signum)  # the handler runs here ...
+            signal.raise_signal(
+                signum
+            )  # to this thread (os.kill may reach a BLAS thread first): the handler runs here ...
         except BaseException:  # ... and a careless library eats its exception
             pass
         return real(self, values, **kw)
