@@ -48,7 +48,9 @@ def _free_port() -> int:
 class S3Server:
     """A running moto server (a subprocess); ``stop()`` ends it."""
 
-    def __init__(self, *, check_credentials: bool = False, timeout: float = 60.0) -> None:
+    def __init__(
+        self, *, check_credentials: bool = False, timeout: float = 60.0, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
@@ -58,6 +60,7 @@ class S3Server:
             env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
         else:
             env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
+        env.update(extra_env or {})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
@@ -115,9 +118,10 @@ class S3Server:
 
 
 @contextlib.contextmanager
-def start_server(*, check_credentials: bool = False) -> Iterator[S3Server]:
-    """A private moto server for one test, stopped after it."""
-    server = S3Server(check_credentials=check_credentials)
+def start_server(*, check_credentials: bool = False, extra_env: dict[str, str] | None = None) -> Iterator[S3Server]:
+    """A private moto server for one test, stopped after it (``extra_env``:
+    moto settings, such as ``MOTO_S3_DEFAULT_KEY_BUFFER_SIZE``)."""
+    server = S3Server(check_credentials=check_credentials, extra_env=extra_env)
     try:
         yield server
     finally:
