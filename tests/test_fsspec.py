@@ -190,6 +190,7 @@ def test_write_file_replaces_an_object(store):
 
 def test_read_file_is_one_info_and_one_range_per_piece(remote, calls, monkeypatch):
     monkeypatch.setattr(_fs, "RANGE_BYTES", 64 << 10)
+    monkeypatch.setattr(_fs, "MAX_RANGE_BYTES", 64 << 10)
     url = remote.put("data.bin", RAW)
     assert S.read_file(url, storage_options=remote.options).tobytes() == RAW
     piece = (64 << 10) // S.size * S.size
@@ -202,10 +203,28 @@ def test_read_file_is_one_info_and_one_range_per_piece(remote, calls, monkeypatc
 
 def test_iter_unpack_is_one_info_and_one_range_per_piece(remote, calls, monkeypatch):
     monkeypatch.setattr(_fs, "RANGE_BYTES", 64 << 10)
+    monkeypatch.setattr(_fs, "MAX_RANGE_BYTES", 64 << 10)
     url = remote.put("data.bin", RAW)
     assert b"".join(c.tobytes() for c in S.iter_unpack(url, chunk_size=100, storage_options=remote.options)) == RAW
     assert len(calls["info"]) == 1
     assert len(calls["cat_file"]) == math.ceil(len(RAW) / (64 << 10))
+
+
+def test_a_large_object_is_read_in_ranges_of_at_most_max_range_bytes(remote, calls, monkeypatch):
+    monkeypatch.setattr(_fs, "RANGE_BYTES", 16 << 10)
+    monkeypatch.setattr(_fs, "MAX_RANGE_BYTES", 32 << 10)
+    url = remote.put("data.bin", RAW)  # 560,000 bytes: 18 ranges of the largest size
+    assert S.read_file(url, storage_options=remote.options).tobytes() == RAW
+    sizes = sorted(kw["end"] - kw["start"] for _, _, kw in calls["cat_file"])
+    assert len(sizes) == math.ceil(len(RAW) / ((32 << 10) // S.size * S.size))
+    assert sizes[-1] == (32 << 10) // S.size * S.size
+
+
+def test_a_small_object_is_split_across_the_requests_in_flight(remote, calls, monkeypatch):
+    monkeypatch.setattr(_fs, "RANGE_BYTES", 16 << 10)
+    url = remote.put("data.bin", RAW)
+    assert S.read_file(url, storage_options=remote.options).tobytes() == RAW
+    assert len(calls["cat_file"]) == _fs.IN_FLIGHT  # 560,000 bytes in 4 ranges of 140,000
 
 
 def test_read_record_is_one_info_and_one_range(remote, calls):
@@ -317,6 +336,7 @@ def test_refused_credentials_name_the_url():
 
 def test_a_server_that_goes_away_mid_read_names_the_url(monkeypatch):
     monkeypatch.setattr(_fs, "RANGE_BYTES", 16 << 10)
+    monkeypatch.setattr(_fs, "MAX_RANGE_BYTES", 16 << 10)
     monkeypatch.setattr(_fs, "IN_FLIGHT", 1)
     with start_server() as server:
         bucket = server.make_bucket()

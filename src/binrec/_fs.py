@@ -10,8 +10,8 @@ back into a path, so local files keep their fast paths (``readinto``,
 
 fsspec is imported lazily, on the first remote URL: ``import binrec`` and
 every local path work without it.  Remote reads are ranged requests of
-:data:`RANGE_BYTES` each, :data:`IN_FLIGHT` of them at once
-(:func:`iter_ranges`), never one request per record.
+:data:`RANGE_BYTES` to :data:`MAX_RANGE_BYTES` each, :data:`IN_FLIGHT` of
+them at once (:func:`iter_ranges`), never one request per record.
 
 Shared by ``files.py``, ``cli.py``, ``dask.py`` and ``spark.py`` (a name two
 modules share is public within the package); not part of the public API.
@@ -36,6 +36,7 @@ __all__ = [
     "FileEntry",
     "FileSystem",
     "IN_FLIGHT",
+    "MAX_RANGE_BYTES",
     "RANGE_BYTES",
     "RangeReader",
     "StrPaths",
@@ -63,6 +64,10 @@ StrPaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 #: Bytes per ranged request to object storage: large enough that the
 #: request's round trip is a small part of its time.
 RANGE_BYTES = 8 << 20
+#: Ranges grow up to this size for a large object, so that one round of
+#: requests covers objects up to ``IN_FLIGHT * MAX_RANGE_BYTES`` (256 MiB):
+#: fewer requests, and memory in flight stays under 256 MiB.
+MAX_RANGE_BYTES = 64 << 20
 #: Ranged requests kept in flight at once while streaming a remote file.
 IN_FLIGHT = 4
 
@@ -479,7 +484,8 @@ def iter_ranges(
     align: int = 1,
 ) -> Iterator[bytes]:
     """The bytes ``start:stop`` of ``entry``, as consecutive pieces of about
-    ``piece`` bytes (default :data:`RANGE_BYTES`; a multiple of ``align``,
+    ``piece`` bytes (default: the range split across the requests in
+    flight, at least :data:`RANGE_BYTES`, at most :data:`MAX_RANGE_BYTES`; a multiple of ``align``,
     so record files can be cut on record boundaries), fetched ``in_flight``
     (default :data:`IN_FLIGHT`) ranged requests at a time and yielded in
     order.
@@ -492,8 +498,9 @@ def iter_ranges(
     >>> list(iter_ranges(expand("memory://binrec-doc/i.bin")[0], 1, 10, piece=4, align=3))
     [b'123', b'456', b'789']
     """
-    piece = RANGE_BYTES if piece is None else piece
     in_flight = IN_FLIGHT if in_flight is None else in_flight
+    if piece is None:  # the object split across the requests in flight, within the bounds
+        piece = min(MAX_RANGE_BYTES, max(RANGE_BYTES, -(-(stop - start) // in_flight)))
     if align <= 0 or piece <= 0 or in_flight <= 0:
         raise ValueError("iter_ranges: piece, in_flight and align must be positive")
     step = max(align, piece - piece % align)

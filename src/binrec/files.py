@@ -222,8 +222,8 @@ def iter_unpack(
     buffer.
 
     A remote URL (``s3://bucket/key.bin``; ``pip install "binrec[cloud]"``)
-    is sized with one ``info`` and read with ranged requests of 8 MiB, four
-    in flight; a ``file://`` URL is read as the local path it names.
+    is sized with one ``info`` and read with ranged requests of 8 to 64 MiB,
+    four in flight; a ``file://`` URL is read as the local path it names.
 
     Files are read with ``readinto`` into one reused buffer; each yielded
     array owns its memory.  A partial record at the end raises
@@ -534,7 +534,7 @@ def read_file(
     A remote fsspec URL (``s3://bucket/key.bin``; ``pip install
     "binrec[cloud]"``) is sized with one ``info`` (the whole-records check
     comes before any record is read) and read with ranged requests of
-    8 MiB, four in flight, each decoded into the output as it arrives.  A
+    8 to 64 MiB, four in flight, each decoded into the output as it arrives.  A
     ``file://`` URL is read as the local path it names.
 
     Parameters
