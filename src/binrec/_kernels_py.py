@@ -30,6 +30,7 @@ __all__ = [
     "unpack_frames",
     "decode_at",
     "decode_text",
+    "unpack_text_rows",
     "text_to_utf8",
     "NAME",
     "FUSED_PACK",
